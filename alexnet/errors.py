@@ -1,0 +1,18 @@
+"""User-facing errors: the CLI prints their message on one line and exits with code 2."""
+
+
+class UserError(Exception):
+    """Bad input from the user (a path, a config value, a file). The message names the
+    thing and says what to do; no traceback is shown."""
+
+
+class ConfigError(UserError):
+    pass
+
+
+class CheckpointError(UserError):
+    pass
+
+
+class DivergenceError(UserError):
+    """Training produced a non-finite loss or gradient."""

@@ -1,0 +1,194 @@
+"""The networks: the 2012 AlexNet (§3, Figure 2), its ablations, torchvision's "one weird
+trick" variant (state-dict compatible with torchvision), and Figure 1's four-layer CIFAR net.
+
+Public surface as in torchvision: `features` / `avgpool` / `classifier`.
+
+224 vs 227 (§3.5): cuda-convnet computes conv1's output size as 1 + ceil((in - 11) / 4), so a
+224 crop behaves as if zero-padded by 3 pixels on the right and bottom. We pad exactly that
+(ZeroPad2d((0, 3, 0, 3)) is the same rule for every input size): 224 -> 55x55, and a
+Caffe-style 227 input also gives 55x55.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .lrn import LocalResponseNorm
+
+# §3.5 kernels per layer (both columns together) and fully-connected units
+PAPER_CONV = (96, 256, 384, 384, 256)
+PAPER_FC = 4096
+
+
+def _scaled(n: int, width: float) -> int:
+    """Kernel count under the width multiplier, kept even so two columns split evenly."""
+    return max(2, 2 * round(n * width / 2))
+
+
+def _activation(cfg: ModelConfig) -> nn.Module:
+    return nn.ReLU(inplace=True) if cfg.activation == "relu" else nn.Tanh()  # §3.1
+
+
+def _lrn(cfg: ModelConfig) -> nn.Module:
+    return LocalResponseNorm(5, cfg.lrn_alpha, 0.75, 2.0, alpha_per_n=cfg.lrn_alpha_per_n, impl=cfg.lrn_impl)
+
+
+def _pool(cfg: ModelConfig) -> nn.Module:
+    return nn.MaxPool2d(kernel_size=cfg.pool_kernel, stride=2)  # §3.4 z=3, s=2 overlapping
+
+
+def _conv_widths(cfg: ModelConfig) -> list[int]:
+    widths = [_scaled(n, cfg.width) for n in PAPER_CONV]
+    if cfg.columns == 1:  # §3.2 footnote: one column has half the kernels, but conv5 keeps its size
+        widths = [max(1, w // 2) for w in widths[:4]] + [widths[4]]
+    return widths
+
+
+class AlexNet(nn.Module):
+    """The paper's network. With the defaults: 60,965,224 parameters for 1000 classes."""
+
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        cfg = cfg or ModelConfig()
+        self.cfg = cfg
+        c1, c2, c3, c4, c5 = _conv_widths(cfg)
+        groups = cfg.columns  # §3.2 conv2, conv4, conv5 see only their own column's maps
+        layers: list[tuple[str, nn.Module]] = [
+            ("pad1", nn.ZeroPad2d((0, 3, 0, 3))),  # cuda-convnet's output-size rule, see module docstring
+            ("conv1", nn.Conv2d(3, c1, 11, stride=4)),  # (B, 96, 55, 55)
+            ("relu1", _activation(cfg)),
+        ]
+        layers += [("lrn1", _lrn(cfg))] if cfg.lrn else []
+        layers += [("pool1", _pool(cfg))]  # (B, 96, 27, 27)
+        layers += [("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=groups)), ("relu2", _activation(cfg))]
+        layers += [("lrn2", _lrn(cfg))] if cfg.lrn else []
+        layers += [("pool2", _pool(cfg))]  # (B, 256, 13, 13)
+        in_ch = c2
+        if cfg.remove_conv != 3:  # conv3 connects across columns
+            layers += [("conv3", nn.Conv2d(in_ch, c3, 3, padding=1)), ("relu3", _activation(cfg))]
+            in_ch = c3
+        if cfg.remove_conv != 4:
+            layers += [("conv4", nn.Conv2d(in_ch, c4, 3, padding=1, groups=groups)), ("relu4", _activation(cfg))]
+            in_ch = c4
+        layers += [("conv5", nn.Conv2d(in_ch, c5, 3, padding=1, groups=groups)), ("relu5", _activation(cfg))]
+        layers += [("pool5", _pool(cfg))]  # (B, 256, 6, 6)
+        if cfg.extra_conv:  # §6 a sixth conv layer over the last pooling layer (256 3x3 kernels: our choice)
+            layers += [("conv6", nn.Conv2d(c5, c5, 3, padding=1)), ("relu6c", _activation(cfg))]
+        self.features = nn.Sequential(OrderedDict(layers))
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))  # identity for a 224 crop; lets smaller crops through
+        fc = _scaled(PAPER_FC, cfg.width)
+        self.classifier = nn.Sequential(OrderedDict([
+            ("fc6", nn.Linear(c5 * 36, fc)), ("relu6", _activation(cfg)), ("drop6", nn.Dropout(cfg.dropout)),  # §4.2
+            ("fc7", nn.Linear(fc, fc)), ("relu7", _activation(cfg)), ("drop7", nn.Dropout(cfg.dropout)),
+            ("fc8", nn.Linear(fc, cfg.num_classes)),
+        ]))
+        init_paper(self, cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)  # (B, 3, 224, 224) -> (B, 256, 6, 6)
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)  # (B, 9216)
+        return self.classifier(x)  # (B, num_classes) logits; softmax lives in the loss
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer (fc7 after ReLU, 4096-d), used for nearest neighbours (§6.1)."""
+        x = torch.flatten(self.avgpool(self.features(x)), 1)
+        return self.classifier[:5](x)  # fc6, relu6, drop6, fc7, relu7: (B, 4096)
+
+
+BIAS_ONE = ("conv2", "conv4", "conv5", "conv6", "fc6", "fc7")  # §5 (conv6 is ours: same rule as conv4/5)
+
+
+def init_paper(model: nn.Module, cfg: ModelConfig) -> None:
+    """§5: weights ~ N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, else 0.
+    code2012: std 0.03 in conv3-5. kaiming: He-normal weights, zero biases (for short runs:
+    the paper's init sits at chance for ~1500 steps, PAPER.md)."""
+    for seq in (model.features, model.classifier):
+        for name, m in seq.named_children():
+            if not isinstance(m, (nn.Conv2d, nn.Linear)):
+                continue
+            if cfg.init == "kaiming":
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+                continue
+            std = 0.03 if (cfg.init == "code2012" and name in ("conv3", "conv4", "conv5")) else 0.01
+            nn.init.normal_(m.weight, 0.0, std)
+            nn.init.constant_(m.bias, cfg.init_bias if name in BIAS_ONE else 0.0)
+
+
+class AlexNetOWT(nn.Module):
+    """torchvision's `alexnet` ("one weird trick", Krizhevsky 2014): 64-192-384-256-256 kernels, no LRN,
+    no columns, dropout before fc6/fc7. Same state-dict keys as torchvision, so its weight files load."""
+
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        cfg = cfg or ModelConfig(arch="owt")
+        self.cfg = cfg
+        c1, c2, c3, c4, c5 = (_scaled(n, cfg.width) for n in (64, 192, 384, 256, 256))
+        fc = _scaled(PAPER_FC, cfg.width)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, c1, 11, stride=4, padding=2), _activation(cfg), nn.MaxPool2d(3, 2),
+            nn.Conv2d(c1, c2, 5, padding=2), _activation(cfg), nn.MaxPool2d(3, 2),
+            nn.Conv2d(c2, c3, 3, padding=1), _activation(cfg),
+            nn.Conv2d(c3, c4, 3, padding=1), _activation(cfg),
+            nn.Conv2d(c4, c5, 3, padding=1), _activation(cfg), nn.MaxPool2d(3, 2),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(cfg.dropout), nn.Linear(c5 * 36, fc), _activation(cfg),
+            nn.Dropout(cfg.dropout), nn.Linear(fc, fc), _activation(cfg),
+            nn.Linear(fc, cfg.num_classes),
+        )
+        if cfg.init == "kaiming":  # otherwise PyTorch's default init, as torchvision
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(self.features(x)), 1)
+        return self.classifier(x)
+
+
+class Cifar4(nn.Module):
+    """Figure 1's four-weight-layer CNN (cuda-convnet's layers-18pct shape): conv32-5, pool,
+    conv32-5, pool, conv64-5, pool, fc. ReLU or tanh (§3.1); LRN after conv1/conv2 if enabled."""
+
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        cfg = cfg or ModelConfig(arch="cifar4", num_classes=10)
+        self.cfg = cfg
+        c1, c2, c3 = (_scaled(n, cfg.width) for n in (32, 32, 64))
+        layers: list[tuple[str, nn.Module]] = [("conv1", nn.Conv2d(3, c1, 5, padding=2)), ("relu1", _activation(cfg))]
+        layers += [("pool1", nn.MaxPool2d(3, 2, ceil_mode=True))] + ([("lrn1", _lrn(cfg))] if cfg.lrn else [])
+        layers += [("conv2", nn.Conv2d(c1, c2, 5, padding=2)), ("relu2", _activation(cfg))]
+        layers += [("pool2", nn.MaxPool2d(3, 2, ceil_mode=True))] + ([("lrn2", _lrn(cfg))] if cfg.lrn else [])
+        layers += [("conv3", nn.Conv2d(c2, c3, 5, padding=2)), ("relu3", _activation(cfg))]
+        layers += [("pool3", nn.MaxPool2d(3, 2, ceil_mode=True))]
+        self.features = nn.Sequential(OrderedDict(layers))
+        self.avgpool = nn.AdaptiveAvgPool2d((4, 4))  # 32 -> 16 -> 8 -> 4; identity for 32x32 input
+        self.classifier = nn.Sequential(OrderedDict([("fc", nn.Linear(c3 * 16, cfg.num_classes))]))
+        if cfg.init == "kaiming":
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                    nn.init.zeros_(m.bias)
+        else:
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.init.normal_(m.weight, 0.0, 0.01)
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    return {"paper": AlexNet, "owt": AlexNetOWT, "cifar4": Cifar4}[cfg.arch](cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,62 @@
+"""§5 SGD exactly as the paper writes it:
+
+    v <- 0.9 v - 0.0005 * lr * w - lr * grad ;  w <- w + v
+
+torch.optim.SGD keeps lr outside the velocity (v <- m v + g + wd w; w <- w - lr v), so the two
+differ whenever lr changes; `optim.rule=torch` selects torch's for comparison.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import OptimConfig
+
+
+class PaperSGD(torch.optim.Optimizer):
+    def __init__(self, params, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                if "velocity" not in self.state[p]:
+                    self.state[p]["velocity"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            v = [self.state[p]["velocity"] for p in params]
+            grads = [p.grad for p in params]
+            lr, wd = group["lr"], group["weight_decay"]
+            # one fused pass per term over all tensors (foreach) instead of a loop of small kernels
+            torch._foreach_mul_(v, group["momentum"])
+            if wd != 0.0:
+                torch._foreach_add_(v, params, alpha=-wd * lr)
+            torch._foreach_add_(v, grads, alpha=-lr)
+            torch._foreach_add_(params, v)
+        return None
+
+
+def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
+    """Weights and biases apart (selected by shape: biases are 1-d), for the 2012 code's
+    bias options (lr x2, no decay). Each group carries `lr_mult` so schedules set lr = base * mult."""
+    weights = [p for p in model.parameters() if p.ndim > 1]
+    biases = [p for p in model.parameters() if p.ndim <= 1]
+    return [
+        dict(params=weights, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_mult=1.0),
+        dict(params=biases, lr=cfg.lr * cfg.bias_lr_mult, weight_decay=cfg.weight_decay if cfg.bias_decay else 0.0,
+             lr_mult=cfg.bias_lr_mult),
+    ]
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg)
+    if cfg.rule == "paper":
+        return PaperSGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_mult", 1.0)

@@ -1,0 +1,56 @@
+"""The main job: find the bundled Imagenette, prepare a store once, train, evaluate (centre
+and ten patches), and print the numbers. Re-running continues or reuses what is done."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .config import build_config
+from .errors import UserError
+
+ARCHIVE = "imagenette-224.tar.gz"
+
+
+def find_data_dir(explicit: str | None) -> Path:
+    """--data-dir, else $ALEXNET_DATA, else shared/data beside or above the current folder."""
+    candidates = [Path(explicit)] if explicit else []
+    if not explicit:
+        if os.environ.get("ALEXNET_DATA"):
+            candidates.append(Path(os.environ["ALEXNET_DATA"]))
+        cwd = Path.cwd()
+        candidates += [cwd / "shared" / "data", cwd.parent / "shared" / "data"]
+    for c in candidates:
+        if (c / ARCHIVE).is_file():
+            return c
+    looked = ", ".join(str(c) for c in candidates)
+    raise UserError(f"no {ARCHIVE} found (looked in {looked}): pass --data-dir DIR or set ALEXNET_DATA to the folder "
+                    "holding it (Imagenette: fastai's imagenette2, 10 ImageNet classes; see README, 'Data')")
+
+
+def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[str]) -> dict:
+    from .data.prepare import prepare
+    from .data.store import open_store
+    from .evaluate import evaluate_checkpoints
+    from .train import resolve_device, train
+
+    archive = find_data_dir(data_dir) / ARCHIVE
+    cfg = build_config(preset, overrides)
+    store_dir = work / "stores" / f"imagenette-{cfg.data.size}"
+    print(f"[1/3] store {store_dir} from {archive}")
+    print(prepare(archive, store_dir, size=cfg.data.size, progress=cfg.train.progress).line())
+    run = work / "runs" / f"quickstart-{preset}"
+    cfg = build_config(preset, [f"data.store={store_dir}", f"train.out={run}"] + overrides)
+    resume = (run / "last.pt").exists()
+    print(f"[2/3] train into {run}" + (" (continuing)" if resume else ""))
+    print(json.dumps(train(cfg, resume=resume)))
+    print("[3/3] evaluate best.pt on the held-out split")
+    store, device = open_store(store_dir), resolve_device(cfg.train.device)
+    results = {views: evaluate_checkpoints([str(run / "best.pt")], store, cfg.data.val_split, views, device,
+                                           cfg.eval.batch_size) for views in ("center", "10crop")}
+    (run / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    for views, r in results.items():
+        print(f"  {views:>6}: top-1 accuracy {100 * (1 - r['top1_error']):.2f}%  "
+              f"(top-1 error {100 * r['top1_error']:.2f}%, top-5 error {100 * r['top5_error']:.2f}%) on {r['images']} images")
+    print(f"results: {run / 'results.json'}; metrics: {run / 'metrics.jsonl'}; TensorBoard: tensorboard --logdir {run / 'tb'}")
+    return results
