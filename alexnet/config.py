@@ -31,7 +31,7 @@ class ModelConfig:
     lrn: bool = True  # §3.3
     lrn_alpha: float = 1e-4  # §3.3, as in the paper's formula
     lrn_alpha_per_n: bool = False  # 2012 code / Caffe: alpha is divided by n (effective paper alpha 2e-5)
-    lrn_impl: Literal["auto", "reference", "fast"] = "auto"
+    lrn_impl: Literal["auto", "reference", "fast", "triton"] = "auto"  # auto: Triton on CUDA, fused autograd on CPU
     pool_kernel: int = 3  # §3.4 overlapping (z=3, s=2); 2 is the non-overlapping ablation
     columns: Literal[1, 2] = 2  # §3.2; 1 = one column with half the kernels (conv5 and FC full size)
     remove_conv: Literal[0, 3, 4] = 0  # §6: "removing any of the middle layers" (0 keeps all)
@@ -39,6 +39,7 @@ class ModelConfig:
     dropout: float = 0.5  # §4.2, on fc6 and fc7 outputs
     init: Literal["paper", "code2012", "kaiming"] = "paper"  # §5; code2012 uses std 0.03 in conv3-5
     init_bias: float = 1.0  # §5 bias of conv2, conv4, conv5, fc6, fc7 (Caffe used 0.1)
+    input_scale: float = 1.0  # the net multiplies its input (0..255 pixels minus the mean, §2) by this; 1/58 for He init
 
 
 @dataclass
@@ -205,6 +206,7 @@ def validate(cfg: Config) -> Config:
         (0.0 <= cfg.model.dropout < 1.0, "model.dropout must be in [0, 1)"),
         (cfg.model.pool_kernel in (2, 3), "model.pool_kernel must be 3 (overlapping, §3.4) or 2"),
         (cfg.model.lrn_alpha > 0, "model.lrn_alpha must be > 0"),
+        (cfg.model.input_scale > 0, "model.input_scale must be > 0"),
         (cfg.data.crop >= 1, "data.crop must be >= 1"),
         (cfg.data.size >= cfg.data.crop, "data.size must be >= data.crop"),
         (cfg.data.pca_std >= 0, "data.pca_std must be >= 0"),

@@ -9,10 +9,15 @@ Two implementations compute the same function:
 - "reference": torch.nn.functional.local_response_norm (autograd through avg_pool3d).
 - "fast": one autograd.Function with the analytic backward (saves only its input and the
   denominator; on CPU it is about 2x faster than the reference forward+backward).
-Both compute in float32 whatever the input dtype: the sum of squares overflows fp16
+- "triton": alexnet/kernels/lrn_triton.py, one read of the input forward, of input and gradient
+  backward. Opt-in (model.lrn_impl=triton): verified under Triton's interpreter only, not yet
+  on a GPU (benchmarks/lrn_bench.py checks and times it; make it the CUDA default after that).
+All compute in float32 whatever the input dtype: the sum of squares overflows fp16
 and loses the small alpha*sum term in bf16.
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -61,10 +66,29 @@ class _FastLRN(torch.autograd.Function):
         return grad, None, None, None, None
 
 
+@functools.lru_cache(maxsize=1)
+def _triton_lrn():
+    """alexnet.kernels.lrn_triton.lrn_triton, or None where triton is missing (imported lazily:
+    TRITON_INTERPRET is read when triton is first imported)."""
+    try:
+        from .kernels.lrn_triton import lrn_triton
+    except ImportError:
+        return None
+    return lrn_triton
+
+
 def local_response_norm(
     x: torch.Tensor, n: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0, impl: str = "fast"
 ) -> torch.Tensor:
-    """Paper-convention LRN on (B, C, H, W); computed in float32, returned in x's dtype."""
+    """Paper-convention LRN on (B, C, H, W); computed in float32, returned in x's dtype.
+
+    impl="triton" uses the Triton kernels (CUDA; on CPU only under TRITON_INTERPRET=1, for tests).
+    """
+    if impl == "triton":
+        lrn_triton = _triton_lrn()
+        if lrn_triton is None:
+            raise RuntimeError("impl='triton' needs triton (and CUDA, or TRITON_INTERPRET=1 set before import)")
+        return lrn_triton(x, n, alpha, beta, k)  # computes in float32 inside, writes x's dtype
     x32 = x.float()
     if impl == "reference":
         y = F.local_response_norm(x32, n, alpha=alpha * n, beta=beta, k=k)  # torch divides alpha by n
@@ -81,7 +105,7 @@ class LocalResponseNorm(nn.Module):
         super().__init__()
         self.n, self.beta, self.k = n, beta, k
         self.alpha = alpha / n if alpha_per_n else alpha
-        self.impl = "fast" if impl == "auto" else impl
+        self.impl = "fast" if impl == "auto" else impl  # auto stays on the verified path (see module docstring)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         impl = self.impl
