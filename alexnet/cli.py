@@ -102,6 +102,18 @@ def cmd_quickstart(args) -> int:
     return 0
 
 
+def cmd_bench_model(args) -> int:
+    from .bench import bench_model, format_model
+    from .train import resolve_device
+    device = resolve_device(args.device)
+    batch = args.batch_size or (256 if device.type == "cuda" else 16)
+    steps = args.steps or (50 if device.type == "cuda" else 3)
+    compile_ = device.type == "cuda" and not args.no_compile
+    result = bench_model(device, batch, steps, warmup=args.warmup, compile_=compile_)
+    print(json.dumps(result) if args.json else format_model(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alexnet", description="The 2012 AlexNet: train, evaluate, inspect.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -148,6 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, default=None, help="input side (default: data.crop)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("bench", help="measure throughput side by side with a baseline")
+    bench = p.add_subparsers(dest="what", required=True)
+    p = bench.add_parser("model", help="train/inference img/s: paper net (reference, fast) vs torchvision")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=None, help="default 256 on CUDA, 16 on CPU")
+    p.add_argument("--steps", type=int, default=None, help="timed steps (default 50 on CUDA, 3 on CPU)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_model)
 
     p = sub.add_parser("config", help="print the resolved config")
     _add_config_args(p)

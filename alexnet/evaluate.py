@@ -40,11 +40,11 @@ def predict(models: list[nn.Module], reader, mean: torch.Tensor | None, crop: in
     for x, _ in batches:
         v = eval_views(x.to(device, non_blocking=True), crop, mean, views)  # (V, B, 3, crop, crop)
         V, B = v.shape[:2]
-        probs = torch.zeros(B, device=device)
+        probs = 0.0
         for m in models:
             with autocast(device, precision):
                 logits = m(v.flatten(0, 1))  # (V*B, C)
-            probs = probs + F.softmax(logits.float(), dim=-1).view(V, B, -1).mean(0)
+            probs = probs + F.softmax(logits.float(), dim=-1).view(V, B, -1).mean(0)  # (B, C)
         out.append((probs / len(models)).cpu())
     return torch.cat(out)
 

@@ -88,13 +88,14 @@ class AlexNet(nn.Module):
         init_paper(self, cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)  # (B, 3, 224, 224) -> (B, 256, 6, 6)
+        x = self.features(x * self.cfg.input_scale if self.cfg.input_scale != 1.0 else x)  # (B, 3, 224, 224) -> (B, 256, 6, 6)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)  # (B, 9216)
         return self.classifier(x)  # (B, num_classes) logits; softmax lives in the loss
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """The last hidden layer (fc7 after ReLU, 4096-d), used for nearest neighbours (§6.1)."""
+        x = x * self.cfg.input_scale if self.cfg.input_scale != 1.0 else x
         x = torch.flatten(self.avgpool(self.features(x)), 1)
         return self.classifier[:5](x)  # fc6, relu6, drop6, fc7, relu7: (B, 4096)
 
@@ -102,17 +103,24 @@ class AlexNet(nn.Module):
 BIAS_ONE = ("conv2", "conv4", "conv5", "conv6", "fc6", "fc7")  # §5 (conv6 is ours: same rule as conv4/5)
 
 
+def init_kaiming(model: nn.Module) -> None:
+    """He-normal weights and zero biases. He init assumes unit-variance inputs: pair it with
+    model.input_scale = 1/58 (the std of mean-subtracted 0..255 photos); on raw pixels it diverges."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+
 def init_paper(model: nn.Module, cfg: ModelConfig) -> None:
     """§5: weights ~ N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, else 0.
     code2012: std 0.03 in conv3-5. kaiming: He-normal weights, zero biases (for short runs:
     the paper's init sits at chance for ~1500 steps, PAPER.md)."""
+    if cfg.init == "kaiming":
+        return init_kaiming(model)
     for seq in (model.features, model.classifier):
         for name, m in seq.named_children():
             if not isinstance(m, (nn.Conv2d, nn.Linear)):
-                continue
-            if cfg.init == "kaiming":
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                nn.init.zeros_(m.bias)
                 continue
             std = 0.03 if (cfg.init == "code2012" and name in ("conv3", "conv4", "conv5")) else 0.01
             nn.init.normal_(m.weight, 0.0, std)
@@ -143,12 +151,10 @@ class AlexNetOWT(nn.Module):
             nn.Linear(fc, cfg.num_classes),
         )
         if cfg.init == "kaiming":  # otherwise PyTorch's default init, as torchvision
-            for m in self.modules():
-                if isinstance(m, (nn.Conv2d, nn.Linear)):
-                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                    nn.init.zeros_(m.bias)
+            init_kaiming(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * self.cfg.input_scale if self.cfg.input_scale != 1.0 else x
         x = torch.flatten(self.avgpool(self.features(x)), 1)
         return self.classifier(x)
 
@@ -172,17 +178,15 @@ class Cifar4(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((4, 4))  # 32 -> 16 -> 8 -> 4; identity for 32x32 input
         self.classifier = nn.Sequential(OrderedDict([("fc", nn.Linear(c3 * 16, cfg.num_classes))]))
         if cfg.init == "kaiming":
-            for m in self.modules():
-                if isinstance(m, (nn.Conv2d, nn.Linear)):
-                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                    nn.init.zeros_(m.bias)
-        else:
+            init_kaiming(self)
+        else:  # §5 N(0, 0.01) weights, zero biases
             for m in self.modules():
                 if isinstance(m, (nn.Conv2d, nn.Linear)):
                     nn.init.normal_(m.weight, 0.0, 0.01)
                     nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * self.cfg.input_scale if self.cfg.input_scale != 1.0 else x
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 

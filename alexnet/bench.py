@@ -1,0 +1,154 @@
+"""`alexnet bench model`: training and inference throughput of the paper net against
+torchvision's `alexnet` under the pytorch/examples ImageNet settings, side by side in one
+process on synthetic input (random, never zeros: zeros run faster than real data).
+
+Rows:
+  torchvision  torchvision.models.alexnet, fp32, eager, torch.optim.SGD (pytorch/examples)
+  paper-ref    the paper net, fp32, eager, reference LRN (nn.functional.local_response_norm)
+  paper-fast   the paper net on the fast path: fast LRN, PaperSGD (foreach), and on CUDA
+               bf16 autocast + channels-last (+ torch.compile unless --no-compile)
+"""
+from __future__ import annotations
+
+import contextlib
+import platform
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from .config import ModelConfig, OptimConfig
+from .data.augment import eval_views
+from .model import AlexNet
+from .optim import build_optimizer
+
+
+@dataclass
+class Setup:
+    name: str
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    precision: str
+    channels_last: bool
+
+
+def _setups(device: torch.device, compile_: bool) -> list[Setup]:
+    cuda = device.type == "cuda"
+    tv = torchvision.models.alexnet(weights=None).to(device)
+    ref = AlexNet(ModelConfig(lrn_impl="reference")).to(device)
+    fast = AlexNet(ModelConfig(lrn_impl="fast")).to(device)
+    if cuda:
+        fast = fast.to(memory_format=torch.channels_last)
+    setups = [
+        Setup("torchvision", tv, torch.optim.SGD(tv.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4), "fp32", False),
+        Setup("paper-ref", ref, build_optimizer(ref, OptimConfig()), "fp32", False),
+        Setup("paper-fast", fast, build_optimizer(fast, OptimConfig()), "bf16" if cuda else "fp32", cuda),
+    ]
+    if compile_:
+        setups[2].model = torch.compile(setups[2].model)
+    return setups
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+
+def _timed(fn, steps: int, warmup: int, device: torch.device) -> float:
+    """Median seconds per call after warm-up (compilation, cuDNN autotuning, allocator)."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
+def _train_fn(s: Setup, x: torch.Tensor, y: torch.Tensor, device: torch.device):
+    if s.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def step():
+        with _autocast(device, s.precision):
+            loss = F.cross_entropy(s.model(x).float(), y)
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        s.optimizer.step()
+    return step
+
+
+def _infer_fn(s: Setup, x: torch.Tensor, device: torch.device):
+    @torch.no_grad()
+    def run():
+        with _autocast(device, s.precision):
+            s.model(x)
+    return run
+
+
+def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compile_: bool, crop: int = 224) -> dict:
+    torch.manual_seed(0)
+    setups = _setups(device, compile_)
+    x = torch.randn(batch, 3, crop, crop, device=device) * 50  # mean-subtracted 0..255 pixels
+    y = torch.randint(0, 1000, (batch,), device=device)
+    rows = []
+    for s in setups:
+        s.model.train()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        sec = _timed(_train_fn(s, x, y, device), steps, warmup, device)
+        peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+        s.model.eval()
+        inf = _timed(_infer_fn(s, x, device), steps, warmup, device)
+        rows.append({"name": s.name, "precision": s.precision, "channels_last": s.channels_last,
+                     "train_img_s": batch / sec, "train_ms_step": 1000 * sec, "peak_mib": peak,
+                     "infer_img_s": batch / inf})
+    rows[-1]["tencrop_img_s"] = _tencrop_rate(setups[-1], batch, crop, steps, warmup, device)
+    by = {r["name"]: r for r in rows}
+    ratios = {"fast_vs_paper_fp32_eager": by["paper-fast"]["train_img_s"] / by["paper-ref"]["train_img_s"],
+              "fast_vs_torchvision_examples": by["paper-fast"]["train_img_s"] / by["torchvision"]["train_img_s"]}
+    return {"device": _device_name(device), "torch": torch.__version__, "batch": batch, "crop": crop,
+            "steps": steps, "compile": compile_, "rows": rows, "ratios": ratios}
+
+
+def _tencrop_rate(s: Setup, batch: int, crop: int, steps: int, warmup: int, device: torch.device) -> float:
+    """Images per second through §4.1's ten-patch evaluation (10 forward passes per image)."""
+    per = max(1, batch // 10)
+    images = torch.randint(0, 256, (per, 3, crop + 32, crop + 32), dtype=torch.uint8, device=device)
+    mean = torch.rand(3, crop + 32, crop + 32, device=device) * 255
+
+    @torch.no_grad()
+    def run():
+        v = eval_views(images, crop, mean, "10crop").flatten(0, 1)
+        with _autocast(device, s.precision):
+            F.softmax(s.model(v).float(), -1).view(10, per, -1).mean(0)
+    return per / _timed(run, steps, warmup, device)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def format_model(result: dict) -> str:
+    lines = [f"bench model on {result['device']}, torch {result['torch']}, batch {result['batch']}, "
+             f"{result['crop']}px, median of {result['steps']} steps",
+             f"{'setup':<12} {'precision':<9} {'train img/s':>12} {'ms/step':>9} {'peak MiB':>9} {'infer img/s':>12}"]
+    for r in result["rows"]:
+        peak = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "-"
+        lines.append(f"{r['name']:<12} {r['precision']:<9} {r['train_img_s']:>12.1f} {r['train_ms_step']:>9.1f} "
+                     f"{peak:>9} {r['infer_img_s']:>12.1f}")
+    fast = result["rows"][-1]
+    lines.append(f"paper-fast 10-patch eval: {fast['tencrop_img_s']:.1f} img/s")
+    lines.append("ratios: " + ", ".join(f"{k} {v:.2f}x" for k, v in result["ratios"].items()))
+    return "\n".join(lines)

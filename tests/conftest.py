@@ -1,0 +1,28 @@
+"""Shared fixtures: the real data archives in ../shared/data and small stores made from them."""
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ALEXNET_DATA", REPO.parent / "shared" / "data"))
+IMAGENETTE = DATA / "imagenette-224.tar.gz"
+CIFAR = DATA / "cifar10-jpeg.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory):
+    """12 real Imagenette images per class and split, stored at 72px (64px crops)."""
+    from alexnet.data.prepare import prepare
+    if not IMAGENETTE.is_file():
+        pytest.fail(f"{IMAGENETTE} is missing: the tests need ../shared/data (or set ALEXNET_DATA)")
+    out = tmp_path_factory.mktemp("stores") / "imagenette-72"
+    prepare(IMAGENETTE, out, size=72, limit_per_class=12, progress=False, workers=2)
+    return out
+
+
+def tiny_overrides(store: Path, out: Path, *extra: str) -> list[str]:
+    """A paper net small enough to take a step in milliseconds on a CPU, on the tiny store."""
+    return [f"data.store={store}", f"train.out={out}", "model.num_classes=10", "model.width=0.125",
+            "data.size=72", "data.crop=64", "optim.batch_size=16", "eval.batch_size=64", "train.progress=false",
+            "train.log_every_steps=1", "model.init=kaiming", "model.input_scale=0.01724", *extra]
