@@ -1,0 +1,581 @@
+"""Build an image store (see store.py) from an image-folder tree or a tar archive.
+
+Every image is decoded with Pillow, converted to RGB, rescaled so its shorter side is S and
+centre-cropped to S x S (§2: "rescale so the shorter side is 256, crop the central 256x256"),
+the same arithmetic as torchvision's Resize(S) + CenterCrop(S). While storing we accumulate,
+over the train split, the sums needed for the per-pixel mean image (§2) and for the PCA of RGB
+pixel values (§4.1).
+
+Resuming: the work is cut into fixed chunks of files, in sorted order. Worker processes convert
+chunks; the main process appends each finished chunk, in order, to append-only files, fsyncs
+them, then atomically replaces `progress.npz`, which records how many chunks are committed, the
+committed length of every file and the running sums. A rerun truncates every file to its
+committed length and continues with the next chunk, so the result is byte-identical to an
+uninterrupted run. `store.json` with `"complete": true` is written last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import threading
+import time
+import warnings
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from alexnet.data import sources
+from alexnet.data.sources import Entry, SourceError
+from alexnet.data.store import MANIFEST, MEAN, META, PCA, VERSION, check_files, decode_jpeg, image_file, read_meta
+from alexnet.errors import UserError
+
+CHUNK_FILES = 256  # files per unit of work and of commit; recorded in OUT so a resume reuses it
+STATE = "prepare.json"  # arguments and source fingerprint of a store being built
+PROGRESS = "progress.npz"  # the commit marker: see the module docstring
+FORMATS = ("raw", "jpeg")
+
+
+class PrepareError(UserError):
+    """A prepare run cannot go on; the message (one line) names the path and what to do."""
+
+
+@dataclass
+class PrepareSummary:
+    read: int
+    stored: int
+    skipped: int  # read == stored + skipped
+    manifest: Path  # lists every skipped source file with its reason
+    out: Path = field(default=Path("."))
+
+    def line(self) -> str:
+        return f"read {self.read}, stored {self.stored}, skipped {self.skipped} -> {self.out} (manifest: {self.manifest})"
+
+
+# ---- one image ---------------------------------------------------------------------------
+
+
+class _Skip(Exception):
+    """This file cannot be stored; the message is the reason written to the manifest."""
+
+
+def load_image(data: bytes, size: int) -> Image.Image:
+    """Decode `data` into an RGB S x S PIL image (§2 rescale + centre crop), or raise _Skip."""
+    if not data:
+        raise _Skip("empty file")
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; both are bombs to us.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()  # decode now: truncated files fail here (LOAD_TRUNCATED_IMAGES is off)
+                rgb = img.convert("RGB")  # greyscale, CMYK, palette, RGBA... like ImageFolder's loader
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise _Skip(f"decompression bomb: {e}") from None
+    except UnidentifiedImageError:
+        raise _Skip("not an image Pillow can read") from None
+    except Exception as e:  # noqa: BLE001 - any decoder failure (OSError, SyntaxError, ...) is a skip
+        raise _Skip(f"corrupt image: {type(e).__name__}: {e}") from None
+    return resize_crop(rgb, size)
+
+
+def resize_crop(img: Image.Image, size: int) -> Image.Image:
+    """Shorter side -> size (bilinear, antialiased by PIL when shrinking), then central crop."""
+    w, h = img.size
+    short, long = min(w, h), max(w, h)
+    new_long = int(size * long / short)  # torchvision.transforms.Resize(size) arithmetic
+    if new_long > 8 * size:
+        # Extreme aspect ratio: resizing the whole strip first could take gigabytes, so
+        # resample only the central square (same geometry, slightly different edge pixels).
+        x0, y0 = (w - short) / 2, (h - short) / 2
+        return img.resize((size, size), Image.BILINEAR, box=(x0, y0, x0 + short, y0 + short))
+    nw, nh = (size, new_long) if w <= h else (new_long, size)
+    img = img.resize((nw, nh), Image.BILINEAR)
+    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))  # torchvision CenterCrop
+    return img.crop((left, top, left + size, top + size))
+
+
+def to_chw(img: Image.Image) -> np.ndarray:
+    return np.asarray(img).transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S) uint8
+
+
+# ---- one chunk (runs in a worker process) --------------------------------------------------
+
+
+@dataclass
+class Job:
+    index: int  # position in the global chunk order
+    split: str
+    size: int
+    fmt: str
+    quality: int
+    stats: bool  # accumulate mean/PCA sums (the stats split only)
+    items: list[tuple[int, str, bytes | str | None, str]]  # (label, name, bytes or path to read, read error)
+
+
+@dataclass
+class ChunkResult:
+    index: int
+    split: str
+    images: np.ndarray | list[bytes]  # raw: (n, 3, S, S) uint8; jpeg: n encoded files
+    labels: list[int]
+    names: list[str]
+    skips: list[tuple[str, str]]  # (name, reason)
+    pixel_sum: np.ndarray | None  # (3, S, S) int64, sum of the stored images
+    rgb_outer: np.ndarray | None  # (3, 3) int64, sum over pixels of x x^T, x the RGB vector
+
+
+def convert_chunk(job: Job) -> ChunkResult:
+    _die_here("worker", job.index)  # test hook: a worker killed (e.g. by the OOM killer)
+    stored: list[np.ndarray] = []
+    encoded: list[bytes] = []
+    labels, names, skips = [], [], []
+    pixel_sum = np.zeros((3, job.size, job.size), np.int64) if job.stats else None
+    outer = np.zeros((3, 3), np.float64)
+    for label, name, payload, error in job.items:
+        try:
+            if error:
+                raise _Skip(error)
+            data = sources.read_file(payload) if isinstance(payload, str) else payload or b""
+            img = load_image(data, job.size)
+        except OSError as e:
+            skips.append((name, f"cannot read: {e.strerror or e}"))
+            continue
+        except _Skip as e:
+            skips.append((name, str(e)))
+            continue
+        if job.fmt == "jpeg":
+            buf = io.BytesIO()
+            # 4:4:4 chroma: colour edges survive (about 20% larger files than the default 4:2:0).
+            img.save(buf, "JPEG", quality=job.quality, subsampling=0)
+            encoded.append(buf.getvalue())
+            # Statistics describe what the reader will return: the decoded JPEG.
+            pixels = decode_jpeg(encoded[-1]) if job.stats else None
+        else:
+            pixels = to_chw(img)
+            stored.append(pixels)
+        if job.stats:
+            pixel_sum += pixels
+            x = pixels.reshape(3, -1).astype(np.float64)
+            outer += x @ x.T  # integers below 2**53: exact, so sums are order-independent
+        labels.append(label)
+        names.append(name)
+    if job.fmt == "jpeg":
+        images: np.ndarray | list[bytes] = encoded
+    else:
+        images = np.stack(stored) if stored else np.zeros((0, 3, job.size, job.size), np.uint8)
+    rgb_outer = np.rint(outer).astype(np.int64) if job.stats else None
+    return ChunkResult(job.index, job.split, images, labels, names, skips, pixel_sum, rgb_outer)
+
+
+# ---- planning ----------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    splits: list[str]
+    classes: list[str]
+    entries: dict[str, list[tuple[int, Entry]]]  # split -> (label, entry), sorted
+    skips: list[sources.Skip]  # found while listing
+    stats_split: str
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for split in self.splits:
+            for label, e in self.entries[split]:
+                h.update(f"{label}\t{e.name}\t{e.size}\n".encode("utf-8", "backslashreplace"))
+        for s in self.skips:
+            h.update(f"{s.split}\t{s.name}\t{s.reason}\n".encode("utf-8", "backslashreplace"))
+        h.update(json.dumps([self.splits, self.classes]).encode())
+        return h.hexdigest()
+
+
+def make_plan(listing: sources.Listing, src: Path, splits: list[str] | None, limit: int | None) -> Plan:
+    found = list(listing.splits)
+    if not found:
+        raise PrepareError(f"no <split>/<class>/<image> folders found in {src}")
+    if splits:
+        missing = [s for s in splits if s not in listing.splits]
+        if missing:
+            raise PrepareError(f"split(s) {', '.join(missing)} not in {src}; available: {', '.join(found)}")
+        found = [s for s in found if s in splits]
+    classes = sorted({c for s in found for c in listing.splits[s]})
+    if not classes:
+        raise PrepareError(f"no class folders found in {src} (expected {src}/<split>/<class>/<image>)")
+    index = {c: i for i, c in enumerate(classes)}
+    entries = {}
+    for s in found:
+        entries[s] = [(index[c], e) for c, es in listing.splits[s].items() for e in es[:limit]]
+    skips = [k for k in listing.skips if k.split not in listing.splits or k.split in found]  # drop unselected splits
+    # §2: the mean image (and §4.1 PCA) come from the training set; without one, the first split.
+    stats_split = "train" if "train" in found else found[0]
+    return Plan(found, classes, entries, skips, stats_split)
+
+
+def make_jobs(plan: Plan, chunk: int) -> list[tuple[str, list[tuple[int, Entry]]]]:
+    """The fixed cut of the work into chunks (never across splits)."""
+    return [(s, plan.entries[s][i : i + chunk]) for s in plan.splits for i in range(0, len(plan.entries[s]), chunk)]
+
+
+# ---- files and commit state --------------------------------------------------------------
+
+
+def _tsv(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+@dataclass
+class State:
+    """What is committed; saved atomically as progress.npz after every chunk."""
+
+    chunks: int  # chunks committed, in job order
+    lengths: dict[str, int]  # committed byte length of every append-only file
+    counts: dict[str, dict[str, int]]  # split -> {"read", "stored", "skipped"}
+    listing_skipped: int
+    stats_images: int
+    pixel_sum: np.ndarray  # (3, S, S) int64
+    rgb_outer: np.ndarray  # (3, 3) int64
+
+    def save(self, out: Path) -> None:
+        info = {k: getattr(self, k) for k in ("chunks", "lengths", "counts", "listing_skipped", "stats_images")}
+        buf = io.BytesIO()
+        np.savez(buf, info=np.frombuffer(json.dumps(info).encode(), np.uint8),
+                 pixel_sum=self.pixel_sum, rgb_outer=self.rgb_outer)
+        _write_atomic(out / PROGRESS, buf.getvalue())
+
+    @classmethod
+    def load(cls, out: Path) -> State:
+        with np.load(out / PROGRESS) as z:
+            info = json.loads(z["info"].tobytes())
+            return cls(**info, pixel_sum=z["pixel_sum"], rgb_outer=z["rgb_outer"])
+
+
+def _append_files(split: str, fmt: str) -> list[str]:
+    files = [image_file(split, fmt), f"{split}.labels.part", f"{split}.files.txt"]
+    return files + ([f"{split}.offsets.part"] if fmt == "jpeg" else [])
+
+
+def _append(out: Path, state: State, name: str, data: bytes | np.ndarray) -> None:
+    """Write `data` at the committed end of OUT/name and make it durable."""
+    fd = os.open(out / name, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        end = state.lengths[name]
+        os.lseek(fd, end, os.SEEK_SET)
+        view = memoryview(data).cast("B")  # flat bytes, whatever the array shape
+        n = len(view)
+        while view:
+            view = view[os.write(fd, view):]
+        os.ftruncate(fd, end + n)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    state.lengths[name] = end + n
+
+
+def _truncate(out: Path, lengths: dict[str, int]) -> None:
+    """Drop anything written after the last commit (a run killed mid-chunk)."""
+    for name, length in lengths.items():
+        with open(out / name, "ab") as f:
+            f.truncate(length)
+
+
+def _commit(out: Path, state: State, res: ChunkResult, fmt: str) -> None:
+    split = res.split
+    if fmt == "raw":
+        _append(out, state, image_file(split, fmt), np.ascontiguousarray(res.images).reshape(-1))  # flat: a view
+    else:
+        start = state.lengths[image_file(split, fmt)]
+        ends = start + np.cumsum([len(b) for b in res.images], dtype=np.int64)
+        _append(out, state, image_file(split, fmt), b"".join(res.images))
+        _append(out, state, f"{split}.offsets.part", ends.tobytes())
+    _append(out, state, f"{split}.labels.part", np.asarray(res.labels, np.int64).tobytes())
+    names = "".join(_tsv(n) + "\n" for n in res.names)
+    _append(out, state, f"{split}.files.txt", names.encode("utf-8", "backslashreplace"))
+    rows = "".join(f"{split}\t{_tsv(n)}\t{_tsv(r)}\n" for n, r in res.skips)
+    _append(out, state, MANIFEST, rows.encode("utf-8", "backslashreplace"))
+    _die_here("written", res.index)  # test hook: killed with data written but not committed
+    c = state.counts[split]
+    c["read"] += len(res.names) + len(res.skips)
+    c["stored"] += len(res.names)
+    c["skipped"] += len(res.skips)
+    if res.pixel_sum is not None:
+        state.pixel_sum += res.pixel_sum
+        state.rgb_outer += res.rgb_outer
+        state.stats_images += len(res.names)
+    state.chunks += 1
+    state.save(out)  # the commit point
+    _die_here("committed", res.index)
+
+
+def _die_here(point: str, index: int) -> None:
+    """Test hook: ALEXNET_PREPARE_KILL=point:K kills this process (SIGKILL) at `point` of chunk K."""
+    if os.environ.get("ALEXNET_PREPARE_KILL") == f"{point}:{index}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ---- the run -----------------------------------------------------------------------------
+
+
+def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "raw", quality: int = 95,
+            workers: int | None = None, strict: bool = False, splits: list[str] | None = None,
+            limit_per_class: int | None = None, progress: bool = True) -> PrepareSummary:
+    """Convert SRC (folder or .tar/.tar.gz/.tgz of <split>/<class>/<image>) into a store at OUT."""
+    src, out = Path(src).expanduser().resolve(), Path(out).expanduser().resolve()
+    if size < 1 or fmt not in FORMATS or not 1 <= quality <= 100 or (limit_per_class is not None and limit_per_class < 1):
+        raise PrepareError(f"bad arguments: need size >= 1, format in {FORMATS}, quality 1..100, limit >= 1")
+    # What determines the result; workers, strict and progress do not.
+    args = {"source": str(src), "size": size, "format": fmt, "quality": quality if fmt == "jpeg" else None,
+            "splits": sorted(set(splits)) if splits else None, "limit_per_class": limit_per_class}
+    done = _finished(out, args)
+    if done is not None:
+        return done
+    plan, chunk = _begin(src, out, args, strict)
+    state = State.load(out)
+    _truncate(out, state.lengths)
+
+    jobs = make_jobs(plan, chunk)
+    todo = range(state.chunks, len(jobs))
+    total = sum(len(plan.entries[s]) for s in plan.splits)
+    done_files = sum(len(jobs[i][1]) for i in range(state.chunks))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    with tqdm(total=total, initial=done_files, unit="img", disable=not progress, desc="prepare") as bar:
+        for res in _run(src, plan, jobs, todo, size, fmt, quality, workers):
+            if strict and res.skips:
+                name, reason = res.skips[0]
+                raise PrepareError(f"strict: {name} in {src}: {reason}")
+            _commit(out, state, res, fmt)
+            bar.update(len(res.names) + len(res.skips))
+    return _finish(out, plan, state, args, chunk)
+
+
+def _begin(src: Path, out: Path, args: dict[str, Any], strict: bool) -> tuple[Plan, int]:
+    """List SRC and start OUT, or check that OUT was started from the same SRC and arguments."""
+    state_file = out / STATE
+    saved = json.loads(state_file.read_text()) if state_file.is_file() else None
+    if saved is not None and saved["arguments"] != args:
+        raise PrepareError(_different(out, saved["arguments"], args))
+    if saved is None and out.exists() and not _only_ours(out):
+        raise PrepareError(f"{out} exists and is not a store in progress: choose a new OUT or delete it")
+    if src.is_dir() and out.is_relative_to(src):
+        raise PrepareError(f"OUT {out} is inside SRC {src}: choose an OUT outside the source tree")
+    try:
+        plan = make_plan(sources.list_source(src), src, args["splits"], args["limit_per_class"])
+    except SourceError as e:
+        raise PrepareError(str(e)) from None
+    if strict and plan.skips:
+        s = plan.skips[0]
+        raise PrepareError(f"strict: {s.name} in {src}: {s.reason}")
+    if saved is None:
+        chunk = int(os.environ.get("ALEXNET_PREPARE_CHUNK", CHUNK_FILES))
+        _start(out, plan, args, chunk)
+        return plan, chunk
+    if saved["fingerprint"] != plan.fingerprint():
+        raise PrepareError(f"{src} changed since {out} was started: delete {out} or choose a new OUT")
+    return plan, saved["chunk_files"]  # the chunking of the interrupted run, whatever the env says
+
+
+def _run(src: Path, plan: Plan, jobs: list, todo: range, size: int, fmt: str, quality: int,
+         workers: int) -> Iterator[ChunkResult]:
+    """Convert chunks `todo` in parallel, yielding results in job order."""
+    reader = sources.TarReader(src) if not src.is_dir() and todo else None
+
+    def job(i: int) -> Job:
+        split, entries = jobs[i]
+        items = []
+        for label, e in entries:
+            if reader is None:
+                items.append((label, e.name, e.key, ""))  # the worker reads the file itself
+                continue
+            try:  # archives are read here, sequentially: workers only decode
+                items.append((label, e.name, reader.read(e), ""))
+            except (OSError, EOFError, zlib.error) as err:  # e.g. an archive truncated mid-member
+                items.append((label, e.name, None, f"cannot read: {err}"))
+        return Job(i, split, size, fmt, quality, split == plan.stats_split, items)
+
+    try:
+        if workers == 1:
+            for i in todo:
+                yield convert_chunk(job(i))
+            return
+        # spawn: safe next to threads (torch) and the same on every OS.
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(workers, ctx, _watch_parent, (os.getpid(),)) as pool:
+            pending: deque = deque()
+            try:
+                for i in todo:  # keep a few chunks in flight, bounded so memory stays flat
+                    pending.append(pool.submit(convert_chunk, job(i)))
+                    if len(pending) >= workers + 2:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            except BrokenProcessPool:
+                raise PrepareError(f"a worker process died (out of memory?) while converting {src}: "
+                                   "run again to continue from the last committed chunk, or use fewer workers") from None
+            finally:
+                for f in pending:
+                    f.cancel()
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def _only_ours(out: Path) -> bool:
+    """OUT is empty, or holds only files a start that was killed before prepare.json could leave."""
+    ours = (".u8", ".jpg.bin", ".part", ".files.txt", ".tmp", MANIFEST, PROGRESS)
+    return out.is_dir() and all(p.name.endswith(ours) for p in out.iterdir())
+
+
+def _watch_parent(parent: int) -> None:
+    """Pool initializer: exit when the main process dies (kill -9), instead of lingering forever."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _start(out: Path, plan: Plan, args: dict[str, Any], chunk: int) -> None:
+    """Create OUT with its arguments, the listing's skips and an empty commit state."""
+    total = sum(len(plan.entries[s]) for s in plan.splits)
+    if args["format"] == "raw":
+        need = total * 3 * args["size"] ** 2
+        probe = out
+        while not probe.exists():  # the nearest existing folder tells the free space
+            probe = probe.parent
+        free = shutil.disk_usage(probe).free
+        if need > free:
+            raise PrepareError(f"{out}: needs about {need / 2**30:.1f} GiB, only {free / 2**30:.1f} GiB free")
+    out.mkdir(parents=True, exist_ok=True)
+    files = [f for s in plan.splits for f in _append_files(s, args["format"])]
+    for name in files:
+        (out / name).write_bytes(b"")
+    rows = "split\tpath\treason\n" + "".join(f"{s.split}\t{_tsv(s.name)}\t{_tsv(s.reason)}\n" for s in plan.skips)
+    _write_atomic(out / MANIFEST, rows.encode("utf-8", "backslashreplace"))
+    size = args["size"]
+    state = State(0, {**{f: 0 for f in files}, MANIFEST: (out / MANIFEST).stat().st_size},
+                  {s: {"read": 0, "stored": 0, "skipped": 0} for s in plan.splits}, len(plan.skips), 0,
+                  np.zeros((3, size, size), np.int64), np.zeros((3, 3), np.int64))
+    state.save(out)
+    info = {"arguments": args, "fingerprint": plan.fingerprint(), "chunk_files": chunk}
+    _write_atomic(out / STATE, json.dumps(info, indent=1).encode())  # last: OUT is now resumable
+
+
+def _finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: int) -> PrepareSummary:
+    """Write labels, offsets, mean and PCA, verify, then mark the store complete."""
+    fmt, size = args["format"], args["size"]
+    for s in plan.splits:
+        labels = np.fromfile(out / f"{s}.labels.part", np.int64)  # (N,)
+        _write_atomic(out / f"{s}.labels.npy", _npy_bytes(labels))
+        if fmt == "jpeg":
+            ends = np.fromfile(out / f"{s}.offsets.part", np.int64)
+            _write_atomic(out / f"{s}.offsets.npy", _npy_bytes(np.concatenate([[0], ends]).astype(np.int64)))
+    mean, pca = statistics(state.pixel_sum, state.rgb_outer, state.stats_images)
+    _write_atomic(out / MEAN, _npy_bytes(mean))
+    _write_atomic(out / PCA, json.dumps(pca, indent=1).encode())
+    read = sum(c["read"] for c in state.counts.values()) + state.listing_skipped
+    stored = sum(c["stored"] for c in state.counts.values())
+    meta = {
+        "version": VERSION, "size": size, "format": fmt, "quality": args["quality"],
+        "jpeg_subsampling": "4:4:4" if fmt == "jpeg" else None,
+        "classes": plan.classes,
+        "splits": {s: {"count": state.counts[s]["stored"], **state.counts[s]} for s in plan.splits},
+        "stats_split": plan.stats_split, "stats_images": state.stats_images,
+        "stats_note": "mean and PCA over the stored pixels of the stats split"
+                      + ("" if plan.stats_split == "train" else " (no 'train' split: first split used)"),
+        "mean_file": MEAN, "pca_file": PCA, "manifest": MANIFEST,
+        "summary": {"read": read, "stored": stored, "skipped": read - stored},
+        "source": args["source"], "arguments": args, "fingerprint": plan.fingerprint(), "chunk_files": chunk,
+        "layout": "raw: <split>.u8 (N, 3, S, S) uint8; jpeg: <split>.jpg.bin + <split>.offsets.npy (N+1,)",
+        "complete": True,
+    }
+    problem = check_files(out, meta)
+    if problem:
+        raise PrepareError(f"verification of {out} failed: {problem}; delete it and run prepare again")
+    _write_atomic(out / META, json.dumps(meta, indent=1).encode())  # the store is complete from here
+    for name in [PROGRESS, STATE] + [f"{s}.{k}.part" for s in plan.splits for k in ("labels", "offsets")]:
+        (out / name).unlink(missing_ok=True)
+    return _summary(out, meta)
+
+
+def statistics(pixel_sum: np.ndarray, rgb_outer: np.ndarray, n: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Mean image (§2) and PCA of RGB values (§4.1) from exact integer sums over n images."""
+    s = pixel_sum.shape[-1]
+    if n == 0:
+        return np.zeros((3, s, s), np.float32), {"eigvals": [0.0] * 3, "eigvecs": np.eye(3).tolist(),
+                                                  "rgb_mean": [0.0] * 3, "covariance": np.zeros((3, 3)).tolist(), "pixels": 0}
+    mean = (pixel_sum / n).astype(np.float32)  # (3, S, S)
+    pixels = n * s * s
+    mu = pixel_sum.sum(axis=(1, 2)) / pixels  # (3,) float64
+    cov = rgb_outer / pixels - np.outer(mu, mu)  # (3, 3) covariance of RGB over all pixels
+    vals, vecs = np.linalg.eigh(cov)  # ascending
+    vals, vecs = vals[::-1].clip(min=0), vecs[:, ::-1]
+    vecs = vecs * np.where(vecs.sum(axis=0) < 0, -1.0, 1.0)  # fix the arbitrary sign of each axis
+    pca = {"eigvals": vals.tolist(), "eigvecs": vecs.tolist(), "rgb_mean": mu.tolist(),
+           "covariance": cov.tolist(), "pixels": pixels}
+    return mean, pca
+
+
+def _finished(out: Path, args: dict[str, Any]) -> PrepareSummary | None:
+    try:
+        meta = read_meta(out) if out.is_dir() else None
+    except (OSError, ValueError):
+        raise PrepareError(f"{out} has an unreadable {META}: delete it and run prepare again") from None
+    if meta is None:
+        return None
+    if meta.get("arguments") != args:
+        raise PrepareError(_different(out, meta.get("arguments") or {}, args))
+    if not meta.get("complete"):
+        return None
+    problem = check_files(out, meta)  # cheap: sizes and shapes only
+    if problem:
+        raise PrepareError(f"damaged store at {out}: {problem}; delete it and run prepare again")
+    return _summary(out, meta)
+
+
+def _summary(out: Path, meta: dict[str, Any]) -> PrepareSummary:
+    s = meta["summary"]
+    return PrepareSummary(s["read"], s["stored"], s["skipped"], out / MANIFEST, out)
+
+
+def _different(out: Path, old: dict[str, Any], new: dict[str, Any]) -> str:
+    diff = ", ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" for k in new if old.get(k) != new[k])
+    return f"{out} was prepared with different arguments ({diff}): choose a new OUT or delete it"

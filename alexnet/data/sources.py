@@ -1,0 +1,226 @@
+"""List and read the image files of a source tree, from a folder or a tar archive.
+
+A source has the layout ``SRC/<split>/<class>/<file>``, possibly under one top-level
+folder (``imagenette/train/n01440764/x.JPEG``). Archives are read member by member,
+never extracted; members that could escape a folder or are not plain files are
+refused and reported, like every other file that is not read.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+MAX_FILE_BYTES = 256 * 2**20  # no image we want is this large; refuse before reading it into RAM
+
+
+class SourceError(Exception):
+    """The source as a whole cannot be listed (missing, not a folder or archive, corrupt)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One candidate image file, in layout coordinates."""
+
+    split: str
+    cls: str
+    name: str  # path shown to the user: "<split>/<class>/<file>" relative to the layout root
+    key: str  # how to read it: member name (archive) or absolute path (folder)
+    size: int
+    offset: int = -1  # archives: where the member's data starts in the (decompressed) tar stream
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A file or folder found while listing that is not read, with the reason."""
+
+    split: str
+    name: str
+    reason: str
+
+
+@dataclass
+class Listing:
+    splits: dict[str, dict[str, list[Entry]]]  # split -> class -> entries, sorted by name
+    skips: list[Skip]
+
+
+@dataclass(frozen=True)
+class _Item:
+    parts: tuple[str, ...]  # path components, relative to the source root
+    kind: str  # "file", "dir", or the reason it is refused
+    key: str
+    size: int = 0
+    offset: int = -1
+
+
+def is_archive(path: Path) -> bool:
+    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def list_source(src: Path) -> Listing:
+    """Walk a folder or an archive and sort what is found into splits and classes."""
+    if src.is_dir():
+        items = _walk_dir(src)
+    elif src.is_file() and is_archive(src):
+        items = _walk_tar(src)
+    elif src.exists():
+        raise SourceError(f"{src} is neither a folder nor a .tar/.tar.gz/.tgz archive")
+    else:
+        raise SourceError(f"source {src} does not exist")
+    return _layout(items)
+
+
+# ---- folders ---------------------------------------------------------------------------
+
+
+def _walk_dir(root: Path, max_depth: int = 5) -> list[_Item]:
+    # Fixed depth (optional top folder / split / class / file, +1 to report nested folders)
+    # so that a wrong SRC or a symlink loop cannot make us crawl a whole disk.
+    items: list[_Item] = []
+
+    def walk(path: str, parts: tuple[str, ...]) -> None:
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            items.append(_Item(parts, f"cannot list folder: {e.strerror or e}", path))
+            return
+        for e in entries:
+            sub = parts + (e.name,)
+            try:
+                # Symlinks are followed: reading through them cannot write anywhere.
+                if e.is_dir():
+                    items.append(_Item(sub, "dir", e.path))
+                    if len(sub) < max_depth - 1:
+                        walk(e.path, sub)
+                elif e.is_file():
+                    items.append(_Item(sub, "file", e.path, e.stat().st_size))
+                else:
+                    items.append(_Item(sub, "not a regular file (broken link, device or fifo)", e.path))
+            except OSError as err:
+                items.append(_Item(sub, f"cannot stat: {err.strerror or err}", e.path))
+
+    walk(str(root), ())
+    return items
+
+
+# ---- archives --------------------------------------------------------------------------
+
+
+def _walk_tar(path: Path) -> list[_Item]:
+    items = []
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            for m in tf:  # streams through the archive once
+                items.append(_tar_item(m))
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise SourceError(f"cannot read archive {path}: {e}") from e
+    return items
+
+
+def _tar_item(m: tarfile.TarInfo) -> _Item:
+    raw = m.name.replace("\\", "/")
+    parts = tuple(p for p in raw.split("/") if p not in ("", "."))
+    if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
+        return _Item(parts or (raw,), "unsafe member: absolute path", m.name)
+    if ".." in parts:
+        return _Item(parts, "unsafe member: '..' in path", m.name)
+    if m.issym() or m.islnk():
+        return _Item(parts, "unsafe member: symbolic or hard link", m.name)
+    if m.isdir():
+        return _Item(parts, "dir", m.name)
+    if not m.isreg() or m.issparse():
+        return _Item(parts, "not a regular file (device, fifo, sparse or other special member)", m.name)
+    return _Item(parts, "file", m.name, m.size, m.offset_data)
+
+
+class TarReader:
+    """Random access to the listed members of an archive, by their data offset.
+
+    Reading in sorted order seeks forward through a .tar.gz when the archive is sorted (as
+    `tar` writes a sorted tree); backward seeks still work, they only restart decompression.
+    """
+
+    def __init__(self, path: Path):
+        self.tf = tarfile.open(path, "r:*")  # opens the stream; members are not listed again
+
+    def read(self, entry: Entry) -> bytes:
+        if entry.size > MAX_FILE_BYTES:
+            raise OSError(f"file too large ({entry.size} bytes)")
+        f = self.tf.fileobj
+        f.seek(entry.offset)
+        data = f.read(entry.size)
+        if len(data) != entry.size:
+            raise OSError("archive ends inside this member")
+        return data
+
+    def close(self) -> None:
+        self.tf.close()
+
+
+def read_file(path: str) -> bytes:
+    """Read a folder source's file; OSError (permission, vanished, too large) means skip it."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise OSError(f"file too large (> {MAX_FILE_BYTES} bytes)")
+    return data
+
+
+# ---- layout ----------------------------------------------------------------------------
+
+
+def _layout(items: list[_Item]) -> Listing:
+    """Map raw items onto <split>/<class>/<file>, stripping a single top-level folder."""
+    splits: dict[str, dict[str, list[Entry]]] = {}
+    skips: list[Skip] = []
+    for it in _strip_top(items):
+        p, kind = it.parts, it.kind
+        name = "/".join(p)
+        split = p[0] if len(p) > 1 or kind == "dir" else ""
+        if kind not in ("file", "dir"):
+            skips.append(Skip(split, name, kind))  # refused members are always reported
+        elif any(q.startswith(".") for q in p[:-1]):
+            continue  # inside a hidden folder, which is reported once below
+        elif kind == "dir" and p[-1].startswith(".") and len(p) <= 2:
+            skips.append(Skip(split, name, "hidden folder, not read"))
+        elif kind == "dir" and len(p) <= 2:
+            classes = splits.setdefault(p[0], {})
+            if len(p) == 2:
+                classes.setdefault(p[1], [])  # empty class folders still count as classes
+        elif kind == "dir":
+            if len(p) == 3:
+                skips.append(Skip(split, name, "folder inside a class folder, not read"))
+        elif len(p) == 3:
+            entry = Entry(p[0], p[1], name, it.key, it.size, it.offset)
+            splits.setdefault(p[0], {}).setdefault(p[1], []).append(entry)
+        elif len(p) < 3:
+            skips.append(Skip(split, name, "not in a <split>/<class>/ folder"))
+    for classes in splits.values():
+        for entries in classes.values():
+            entries.sort(key=lambda e: e.name)
+    skips.sort(key=lambda s: (s.split, s.name))
+    return Listing({s: dict(sorted(c.items())) for s, c in sorted(splits.items())}, skips)
+
+
+def _strip_top(items: list[_Item]) -> list[_Item]:
+    """Strip one top-level folder if that makes the layout <split>/<class>/<file>."""
+    visible = [it for it in items if it.kind in ("file", "dir") and it.parts and not it.parts[0].startswith(".")]
+    if len({it.parts[0] for it in visible}) != 1:
+        return items
+    top = visible[0].parts[0]
+    files = [it for it in visible if it.kind == "file"]
+    at3 = sum(len(it.parts) == 3 for it in files)
+    at4 = sum(len(it.parts) == 4 for it in files)
+    deep_dirs = any(it.kind == "dir" and len(it.parts) >= 3 for it in visible)
+    if at4 > at3 or (at4 == at3 == 0 and deep_dirs):
+        # Hidden junk next to the top folder (.DS_Store) has no place in the layout: dropped.
+        # Refused members keep their full name in the manifest.
+        inside = [_Item(it.parts[1:], it.kind, it.key, it.size, it.offset) for it in visible if len(it.parts) > 1]
+        refused = [it for it in items if it.kind not in ("file", "dir")]
+        return inside + [_Item(it.parts[1:], it.kind, it.key) if it.parts[0] == top else it for it in refused]
+    return items

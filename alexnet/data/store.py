@@ -1,0 +1,192 @@
+"""The on-disk image store made by `alexnet prepare`, and its reader.
+
+Layout of a store folder OUT (all images already rescaled and centre-cropped to S x S, §2):
+
+    store.json              metadata; `"complete": true` is written last, atomically
+    mean.npy                (3, S, S) float32 per-pixel mean of the train split, 0..255 (§2)
+    pca.json                eigenvalues/vectors of the RGB covariance of train pixels (§4.1)
+    skipped.tsv             every source file not stored, with the reason
+    <split>.labels.npy      (N,) int64 class indices into `classes`
+    <split>.files.txt       source path of each stored image, one per line, in store order
+    raw:  <split>.u8        (N, 3, S, S) uint8, C order, no header (shape is in store.json)
+    jpeg: <split>.jpg.bin   concatenated JPEG files; <split>.offsets.npy (N+1,) int64 byte offsets
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from alexnet.errors import UserError
+
+VERSION = 1
+META = "store.json"
+MEAN = "mean.npy"
+PCA = "pca.json"
+MANIFEST = "skipped.tsv"
+
+
+class StoreError(UserError):
+    """A store is missing, incomplete or damaged; the message names it and says what to do."""
+
+
+def image_file(split: str, fmt: str) -> str:
+    return f"{split}.u8" if fmt == "raw" else f"{split}.jpg.bin"
+
+
+def split_files(split: str, fmt: str) -> list[str]:
+    files = [image_file(split, fmt), f"{split}.labels.npy", f"{split}.files.txt"]
+    return files + ([f"{split}.offsets.npy"] if fmt == "jpeg" else [])
+
+
+def check_files(root: Path, meta: dict[str, Any]) -> str | None:
+    """Cheap consistency checks of the files against the metadata; a problem, or None."""
+    size, fmt = meta["size"], meta["format"]
+    for name in [MEAN, PCA] + [f for s in meta["splits"] for f in split_files(s, fmt)]:
+        if not (root / name).is_file():
+            return f"{name} is missing"
+    for split, info in meta["splits"].items():
+        n = info["count"]
+        data = (root / image_file(split, fmt)).stat().st_size
+        if fmt == "raw" and data != n * 3 * size * size:
+            return f"{image_file(split, fmt)} has {data} bytes, expected {n} images of 3x{size}x{size}"
+        labels = np.load(root / f"{split}.labels.npy", mmap_mode="r")
+        if labels.shape != (n,):
+            return f"{split}.labels.npy has shape {labels.shape}, expected ({n},)"
+        if n and not 0 <= labels.min() <= labels.max() < len(meta["classes"]):
+            return f"{split}.labels.npy has labels outside 0..{len(meta['classes']) - 1}"
+        if fmt == "jpeg":
+            offsets = np.load(root / f"{split}.offsets.npy", mmap_mode="r")
+            if offsets.shape != (n + 1,) or offsets[0] != 0 or offsets[-1] != data:
+                return f"{split}.offsets.npy does not match {image_file(split, fmt)}"
+    mean = np.load(root / MEAN, mmap_mode="r")
+    if mean.shape != (3, size, size):
+        return f"{MEAN} has shape {mean.shape}, expected (3, {size}, {size})"
+    return None
+
+
+class SplitReader:
+    """Random access to one split's images: read(indices) -> (B, 3, S, S) uint8."""
+
+    def __init__(self, root: Path, name: str, count: int, size: int, fmt: str):
+        self.root, self.name, self.size, self.format = root, name, size, fmt
+        self.count = count
+        self.labels: np.ndarray = np.load(root / f"{name}.labels.npy")  # (N,) int64
+        self._data: np.ndarray | None = None  # opened lazily, per process (see __getstate__)
+        self._offsets: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return f"SplitReader({self.name!r}, {self.count} images, {self.format} {self.size}x{self.size})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickling a memmap copies the whole array; let each process map the file itself.
+        return {**self.__dict__, "_data": None, "_offsets": None}
+
+    def _open(self) -> np.ndarray:
+        if self._data is None:
+            path = self.root / image_file(self.name, self.format)
+            if self.count == 0:  # np.memmap refuses empty files
+                self._data = np.zeros((0, 3, self.size, self.size) if self.format == "raw" else 0, np.uint8)
+            elif self.format == "raw":
+                self._data = np.memmap(path, np.uint8, "r", shape=(self.count, 3, self.size, self.size))
+            else:
+                self._data = np.memmap(path, np.uint8, "r")
+                self._offsets = np.load(self.root / f"{self.name}.offsets.npy")  # (N+1,) int64
+        return self._data
+
+    def read(self, indices: np.ndarray) -> torch.Tensor:
+        """Images at `indices`, in that order, as a (B, 3, S, S) uint8 CPU tensor."""
+        data = self._open()
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.count):
+            raise IndexError(f"index out of range for split {self.name!r} of {self.count} images")
+        if self.format == "raw":
+            return torch.from_numpy(np.ascontiguousarray(data[indices]))  # fancy indexing copies
+        out = np.empty((len(indices), 3, self.size, self.size), np.uint8)
+        assert self._offsets is not None
+        for k, i in enumerate(indices):
+            out[k] = decode_jpeg(data[self._offsets[i] : self._offsets[i + 1]])
+        return torch.from_numpy(out)
+
+
+def decode_jpeg(data: np.ndarray | bytes) -> np.ndarray:
+    """Decode one stored JPEG to (3, S, S) uint8 (the same decoder prepare used for the mean)."""
+    with Image.open(io.BytesIO(memoryview(data))) as img:
+        return np.asarray(img.convert("RGB")).transpose(2, 0, 1)
+
+
+class Store:
+    """An opened, complete store. See the module docstring for the files."""
+
+    def __init__(self, path: Path, meta: dict[str, Any]):
+        self.path = path
+        self.meta = meta
+        self.size: int = meta["size"]
+        self.format: str = meta["format"]
+        self.classes: list[str] = list(meta["classes"])
+        self.num_classes = len(self.classes)
+        self.splits: list[str] = list(meta["splits"])
+        self.stats_split: str = meta["stats_split"]
+        self.mean = torch.from_numpy(np.load(path / MEAN).astype(np.float32))  # (3, S, S) float32
+        pca = json.loads((path / PCA).read_text())
+        self.pca_eigvals = torch.tensor(pca["eigvals"], dtype=torch.float32)  # (3,) descending
+        self.pca_eigvecs = torch.tensor(pca["eigvecs"], dtype=torch.float32)  # (3, 3) columns
+        self._readers: dict[str, SplitReader] = {}
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{s}={self.meta['splits'][s]['count']}" for s in self.splits)
+        return f"Store({str(self.path)!r}, {self.format} {self.size}x{self.size}, {self.num_classes} classes, {counts})"
+
+    def split(self, name: str) -> SplitReader:
+        if name not in self.meta["splits"]:
+            raise StoreError(f"store {self.path} has no split {name!r}; available: {', '.join(self.splits) or 'none'}")
+        if name not in self._readers:
+            count = self.meta["splits"][name]["count"]
+            self._readers[name] = SplitReader(self.path, name, count, self.size, self.format)
+        return self._readers[name]
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
+    """The parsed store.json, or None when there is none."""
+    try:
+        return json.loads((path / META).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def open_store(path: str | Path) -> Store:
+    """Open a complete store; StoreError if it is missing, unfinished or damaged."""
+    path = Path(path).expanduser().resolve()
+    redo = "delete it and run `alexnet prepare` again"
+    if not path.is_dir():
+        raise StoreError(f"no store at {path}: run `alexnet prepare SRC {path}` first")
+    try:
+        meta = read_meta(path)
+    except (OSError, ValueError) as e:
+        raise StoreError(f"unreadable {META} in {path} ({e}): {redo}") from e
+    if meta is None:
+        if any(path.glob("*.part")) or (path / "prepare.json").exists():
+            raise StoreError(f"incomplete store at {path}: run `alexnet prepare` again with the same arguments to finish it")
+        raise StoreError(f"no store at {path} ({META} missing): run `alexnet prepare SRC {path}` first")
+    if not meta.get("complete"):
+        raise StoreError(f"incomplete store at {path}: run `alexnet prepare` again with the same arguments to finish it")
+    if meta.get("version") != VERSION:
+        raise StoreError(f"store at {path} has version {meta.get('version')}, this code reads {VERSION}: {redo}")
+    try:
+        problem = check_files(path, meta)
+        store = None if problem else Store(path, meta)
+    except (OSError, ValueError, KeyError) as e:
+        problem = f"{type(e).__name__}: {e}"
+    if problem:
+        raise StoreError(f"damaged store at {path}: {problem}; {redo}")
+    assert store is not None
+    return store
