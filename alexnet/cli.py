@@ -41,9 +41,18 @@ def cmd_summary(args) -> int:
 
 def cmd_prepare(args) -> int:
     from .data.prepare import prepare
+    labels: dict[str, str] = {}
+    for item in args.labels or []:
+        split, sep, path = item.partition("=")
+        if not sep or not split or not path:
+            raise UserError(f"--labels {item!r}: expected SPLIT=FILE, e.g. --labels val=LOC_val_solution.csv")
+        if split in labels:
+            raise UserError(f"--labels: split {split} is given twice ({labels[split]}, {path})")
+        labels[split] = path
     summary = prepare(args.src, args.out, size=args.size, fmt=args.format, quality=args.quality,
                       workers=args.workers, strict=args.strict, splits=args.splits,
-                      limit_per_class=args.limit_per_class, progress=not args.quiet)
+                      limit_per_class=args.limit_per_class, progress=not args.quiet,
+                      labels=labels or None, synsets=args.synsets)
     print(summary.line())
     return 0
 
@@ -91,7 +100,7 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{len(args.checkpoints)} net(s), {args.views}, {result['images']} images of {args.split}: "
+        print(f"{len(args.checkpoints)} net(s), {args.views}, {result['images']} images of {result['split']}: "
               f"top-1 error {100 * result['top1_error']:.2f}%, top-5 error {100 * result['top5_error']:.2f}%")
     return 0
 
@@ -134,6 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--splits", nargs="+", default=None, help="only these splits (default: all)")
     p.add_argument("--limit-per-class", type=int, default=None, help="first K images per class (demos, tests)")
     p.add_argument("--strict", action="store_true", help="any unreadable image is an error instead of a skip")
+    p.add_argument("--labels", action="append", metavar="SPLIT=FILE",
+                   help="split SPLIT is flat (ImageNet's val: SRC/SPLIT/ILSVRC2012_val_*.JPEG, no class folders); "
+                        "FILE gives each image's class, a class folder name of the other splits: 'file,class' "
+                        "lines (Kaggle's LOC_val_solution.csv; comma, tab or space; header and extension optional) "
+                        "or the devkit's ILSVRC2012_validation_ground_truth.txt (needs --synsets). Unknown classes, "
+                        "missing files and unlabelled images are skipped into skipped.tsv. Repeatable")
+    p.add_argument("--synsets", metavar="FILE",
+                   help="for the devkit's ground truth: one wnid per line in ILSVRC2012_ID order (line 1 = ID 1), "
+                        "made from the devkit's meta.mat with: python -c \"import scipy.io; "
+                        "s = scipy.io.loadmat('meta.mat')['synsets'][:1000, 0]; print('\\n'.join(str(x['WNID'][0]) "
+                        "for x in sorted(s, key=lambda x: int(x['ILSVRC2012_ID'][0, 0]))))\" > synsets.txt")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_prepare)
 
@@ -147,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="top-1/top-5 error of one net or an ensemble (§6)")
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="one or more checkpoints; several are averaged")
     p.add_argument("--data", required=True, help="store folder")
-    p.add_argument("--split", default="val")
+    p.add_argument("--split", default=None, help="default: the validation split the checkpoint was trained with")
     p.add_argument("--views", choices=["center", "10crop"], default="center")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto")

@@ -73,24 +73,23 @@ def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, Confi
     return model.to(device).eval(), cfg, state
 
 
-def evaluate_checkpoints(paths: list[str], store, split: str, views: str, device: torch.device,
+def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str, device: torch.device,
                          batch_size: int = 256, precision: str = "fp32", progress: bool = False) -> dict:
-    reader = store.split(split)
-    models, crops, means = [], set(), set()
-    for p in paths:
-        model, cfg, _ = load_model(p, device)
+    """Top-1/top-5 error of the checkpoints' averaged softmax on `split` (default: the first
+    checkpoint's validation split)."""
+    loaded = [load_model(p, device)[:2] for p in paths]
+    for p, (_, cfg) in zip(paths, loaded):
         if cfg.model.num_classes != store.num_classes:
             raise UserError(f"{p} predicts {cfg.model.num_classes} classes but store {store.path} has "
                             f"{store.num_classes}: evaluate it on the data it was trained for")
         if cfg.data.crop > store.size:
             raise UserError(f"{p} uses {cfg.data.crop}px crops but store {store.path} holds {store.size}px images")
-        models.append(model)
-        crops.add(cfg.data.crop)
-        means.add(cfg.data.mean_image)
-    if len(crops) != 1 or len(means) != 1:
+    if len({(cfg.data.crop, cfg.data.mean_image) for _, cfg in loaded}) != 1:
         raise UserError("the checkpoints differ in crop size or mean subtraction: an ensemble needs one input format")
-    mean = store.mean if means.pop() else None
-    probs = predict(models, reader, mean, crops.pop(), views, batch_size, device, precision, progress)
+    first = loaded[0][1].data
+    reader = store.split(split or first.val_split)
+    mean = store.mean if first.mean_image else None
+    probs = predict([m for m, _ in loaded], reader, mean, first.crop, views, batch_size, device, precision, progress)
     labels = torch.as_tensor(reader.labels, dtype=torch.int64)
-    return {"checkpoints": [str(p) for p in paths], "store": str(store.path), "split": split, "views": views,
+    return {"checkpoints": [str(p) for p in paths], "store": str(store.path), "split": reader.name, "views": views,
             "images": len(reader), **topk_errors(probs, labels)}

@@ -12,6 +12,12 @@ them, then atomically replaces `progress.npz`, which records how many chunks are
 committed length of every file and the running sums. A rerun truncates every file to its
 committed length and continues with the next chunk, so the result is byte-identical to an
 uninterrupted run. `store.json` with `"complete": true` is written last.
+
+Flat splits (`labels=`, ImageNet's validation folder): the images of SPLIT sit directly in
+SRC/SPLIT/ and their classes come from a labels file (see `sources.read_labels`); class names
+must be class folders of the other splits. Unknown classes, listed-but-missing files and files
+without a label are skips in the manifest. The labels (and synsets) files' SHA-256 are part of
+the arguments, so a changed labels file is never resumed into the same store.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from alexnet.data import sources
-from alexnet.data.sources import Entry, SourceError
+from alexnet.data.sources import Entry, LabelRow, Labels, LabelsError, SourceError
 from alexnet.data.store import MANIFEST, MEAN, META, PCA, VERSION, check_files, decode_jpeg, image_file, read_meta
 from alexnet.errors import UserError
 
@@ -190,8 +196,9 @@ class Plan:
     splits: list[str]
     classes: list[str]
     entries: dict[str, list[tuple[int, Entry]]]  # split -> (label, entry), sorted
-    skips: list[sources.Skip]  # found while listing
+    skips: list[sources.Skip]  # found while listing (and labelling flat splits)
     stats_split: str
+    label_hashes: dict[str, str] = field(default_factory=dict)  # flat split -> SHA-256 of its labels file
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()
@@ -201,29 +208,132 @@ class Plan:
         for s in self.skips:
             h.update(f"{s.split}\t{s.name}\t{s.reason}\n".encode("utf-8", "backslashreplace"))
         h.update(json.dumps([self.splits, self.classes]).encode())
+        if self.label_hashes:  # only with flat splits: fingerprints of foldered sources are unchanged
+            h.update(json.dumps(self.label_hashes, sort_keys=True).encode())
         return h.hexdigest()
 
 
-def make_plan(listing: sources.Listing, src: Path, splits: list[str] | None, limit: int | None) -> Plan:
-    found = list(listing.splits)
+def make_plan(listing: sources.Listing, src: Path, splits: list[str] | None, limit: int | None,
+              labels: dict[str, Labels] | None = None) -> Plan:
+    labels = labels or {}
+    available = sorted(set(listing.splits) | set(listing.flat))
+    for s in labels:
+        if s not in listing.flat:
+            raise PrepareError(f"split {s} of --labels {s}=FILE is not a folder in {src}; "
+                               f"available: {', '.join(available) or 'none'}")
+    found = available
     if not found:
         raise PrepareError(f"no <split>/<class>/<image> folders found in {src}")
     if splits:
-        missing = [s for s in splits if s not in listing.splits]
+        missing = [s for s in splits if s not in available]
         if missing:
             raise PrepareError(f"split(s) {', '.join(missing)} not in {src}; available: {', '.join(found)}")
         found = [s for s in found if s in splits]
-    classes = sorted({c for s in found for c in listing.splits[s]})
+    flat = [s for s in found if s in listing.flat]
+    for s in flat:
+        if not listing.flat[s] and any(k.split == s and k.reason == sources.FLAT_SUBFOLDER for k in listing.skips):
+            raise PrepareError(f"{s}/ in {src} holds folders, not images: --labels {s}=FILE is for a flat {s}/ "
+                               f"(images directly in it); drop it if {s}/ has class folders")
+    # A flat split's classes are the class folders of the other splits (all of them if none is selected).
+    class_splits = [s for s in found if s in listing.splits] or ([s for s in listing.splits] if flat else [])
+    classes = sorted({c for s in class_splits for c in listing.splits[s]})
     if not classes:
+        if flat:
+            raise PrepareError(f"no class folders in {src}: flat split {flat[0]} takes its class names from the "
+                               "class folders of the other splits (<split>/<class>/<image>)")
         raise PrepareError(f"no class folders found in {src} (expected {src}/<split>/<class>/<image>)")
     index = {c: i for i, c in enumerate(classes)}
     entries = {}
+    skips = [k for k in listing.skips if k.split not in available or k.split in found]  # drop unselected splits
     for s in found:
-        entries[s] = [(index[c], e) for c, es in listing.splits[s].items() for e in es[:limit]]
-    skips = [k for k in listing.skips if k.split not in listing.splits or k.split in found]  # drop unselected splits
+        if s in listing.flat:
+            entries[s], more = _label_flat(s, listing.flat[s], labels[s], index, class_splits, limit)
+            skips += more
+        else:
+            entries[s] = [(index[c], e) for c, es in listing.splits[s].items() for e in es[:limit]]
+    skips.sort(key=lambda k: (k.split, k.name))
     # §2: the mean image (and §4.1 PCA) come from the training set; without one, the first split.
     stats_split = "train" if "train" in found else found[0]
-    return Plan(found, classes, entries, skips, stats_split)
+    return Plan(found, classes, entries, skips, stats_split, {s: labels[s].sha256 for s in flat})
+
+
+def _label_flat(split: str, files: list[Entry], labels: Labels, index: dict[str, int], class_splits: list[str],
+                limit: int | None) -> tuple[list[tuple[int, Entry]], list[sources.Skip]]:
+    """Label the files of a flat split from its labels file; everything not labelled is a skip."""
+    where = labels.path.name
+    base = {e.name: e.name.rsplit("/", 1)[-1] for e in files}
+    assigned: dict[str, LabelRow] = {}
+    conflicts: dict[str, str] = {}
+    missing: list[sources.Skip] = []
+    unlabelled = f"no label in {where}"
+
+    def assign(e: Entry, row: LabelRow) -> None:
+        prev = assigned.setdefault(e.name, row)
+        if prev.cls != row.cls:
+            conflicts[e.name] = f"conflicting labels in {where}: line {prev.line} says {prev.cls}, line {row.line} says {row.cls}"
+
+    def not_found(name: str, row: LabelRow) -> None:
+        missing.append(sources.Skip(split, f"{split}/{name}", f"listed in {where} line {row.line} but not found in {split}/"))
+
+    if labels.by_position:
+        numbered: dict[int, list[Entry]] = {}
+        prefix = ""
+        for e in files:
+            num = sources.ilsvrc_number(base[e.name])
+            if num:
+                prefix = prefix or num[0]
+                numbered.setdefault(num[1], []).append(e)
+        if numbered:  # ILSVRC2012_val_<n>: line n, whatever else is (or is not) in the folder
+            for row in labels.rows:
+                for e in numbered.get(row.line, []):
+                    assign(e, row)
+                if row.line not in numbered:
+                    not_found(f"{prefix}{row.line:08d}", row)
+            unlabelled = f"no label: {where} labels the files {prefix}<line number>"
+        elif len(files) != len(labels.rows):
+            raise PrepareError(f"{labels.path} has {len(labels.rows)} class IDs but {split}/ has {len(files)} files: "
+                               "line i labels the i-th file in sorted order, so the counts must agree")
+        else:
+            for e, row in zip(files, labels.rows):
+                assign(e, row)
+    else:
+        by_name: dict[str, list[Entry]] = {}
+        for e in files:  # a file is named with or without its extension
+            by_name.setdefault(base[e.name], []).append(e)
+        for e in files:
+            stem = base[e.name].rsplit(".", 1)[0]
+            if stem != base[e.name]:
+                by_name.setdefault(stem, []).append(e)
+        rows = labels.rows
+        if rows and rows[0].cls not in index and rows[0].file not in by_name:
+            rows = rows[1:]  # a header line ("ImageId,PredictionString")
+        seen: set[str] = set()
+        for row in rows:
+            targets = by_name.get(row.file, [])
+            for e in targets:
+                assign(e, row)
+            if not targets and row.file not in seen:
+                not_found(row.file, row)
+            seen.add(row.file)
+    known = "the class folders of " + ", ".join(class_splits)
+    labelled: list[tuple[int, Entry]] = []
+    skips: list[sources.Skip] = []
+    per_class: dict[int, int] = {}
+    for e in files:
+        row = assigned.get(e.name)
+        if e.name in conflicts:
+            skips.append(sources.Skip(split, e.name, conflicts[e.name]))
+        elif row is None:
+            skips.append(sources.Skip(split, e.name, unlabelled))
+        elif row.cls not in index:
+            note = f", {row.note}" if row.note else ""
+            skips.append(sources.Skip(split, e.name, f"class {row.cls!r} ({where} line {row.line}{note}) is not among {known}"))
+        else:
+            c = index[row.cls]
+            if limit is None or per_class.get(c, 0) < limit:
+                per_class[c] = per_class.get(c, 0) + 1
+                labelled.append((c, e))
+    return labelled, skips + missing
 
 
 def make_jobs(plan: Plan, chunk: int) -> list[tuple[str, list[tuple[int, Entry]]]]:
@@ -356,18 +466,29 @@ def _die_here(point: str, index: int) -> None:
 
 def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "raw", quality: int = 95,
             workers: int | None = None, strict: bool = False, splits: list[str] | None = None,
-            limit_per_class: int | None = None, progress: bool = True) -> PrepareSummary:
-    """Convert SRC (folder or .tar/.tar.gz/.tgz of <split>/<class>/<image>) into a store at OUT."""
+            limit_per_class: int | None = None, progress: bool = True,
+            labels: dict[str, str | Path] | None = None, synsets: str | Path | None = None) -> PrepareSummary:
+    """Convert SRC (folder or .tar/.tar.gz/.tgz of <split>/<class>/<image>) into a store at OUT.
+
+    `labels` maps a flat split (its images directly in SRC/<split>/, e.g. ImageNet's val) to its
+    labels file: ``file,class`` lines (LOC_val_solution.csv or any mapping) or the devkit's
+    ILSVRC2012_validation_ground_truth.txt, which also needs `synsets` (one wnid per line in
+    ILSVRC2012_ID order).
+    """
     src, out = Path(src).expanduser().resolve(), Path(out).expanduser().resolve()
     if size < 1 or fmt not in FORMATS or not 1 <= quality <= 100 or (limit_per_class is not None and limit_per_class < 1):
         raise PrepareError(f"bad arguments: need size >= 1, format in {FORMATS}, quality 1..100, limit >= 1")
     # What determines the result; workers, strict and progress do not.
     args = {"source": str(src), "size": size, "format": fmt, "quality": quality if fmt == "jpeg" else None,
             "splits": sorted(set(splits)) if splits else None, "limit_per_class": limit_per_class}
+    label_files, synsets_file = _label_inputs(labels, synsets)
+    if label_files:  # only then: the arguments of stores without flat splits stay as they were
+        args["labels"] = {s: _file_arg(p, d) for s, (p, d) in sorted(label_files.items())}
+        args["synsets"] = _file_arg(*synsets_file) if synsets_file else None
     done = _finished(out, args)
     if done is not None:
         return done
-    plan, chunk = _begin(src, out, args, strict)
+    plan, chunk = _begin(src, out, args, strict, _parse_labels(label_files, synsets_file))
     state = State.load(out)
     _truncate(out, state.lengths)
 
@@ -386,7 +507,43 @@ def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "ra
     return _finish(out, plan, state, args, chunk)
 
 
-def _begin(src: Path, out: Path, args: dict[str, Any], strict: bool) -> tuple[Plan, int]:
+def _label_inputs(labels: dict[str, str | Path] | None, synsets: str | Path | None
+                  ) -> tuple[dict[str, tuple[Path, bytes]], tuple[Path, bytes] | None]:
+    """Read the labels files (split -> (path, bytes)) and the synsets file."""
+    files = {}
+    for split, path in (labels or {}).items():
+        if not split or split in (".", "..") or "/" in split or "\\" in split:
+            raise PrepareError(f"--labels {split!r}=FILE: SPLIT must be the name of a split folder, e.g. val=FILE")
+        files[split] = _read_small(path, f"labels file of split {split}")
+    syn = _read_small(synsets, "synsets file") if synsets is not None else None
+    if syn and not files:
+        raise PrepareError(f"--synsets {syn[0]} is only used with --labels SPLIT=FILE (the devkit's ground truth)")
+    return files, syn
+
+
+def _read_small(path: str | Path, what: str) -> tuple[Path, bytes]:
+    path = Path(path).expanduser().resolve()
+    try:
+        data = sources.read_file(str(path))
+    except OSError as e:
+        raise PrepareError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    return path, data
+
+
+def _file_arg(path: Path, data: bytes) -> dict[str, str]:
+    return {"file": str(path), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _parse_labels(files: dict[str, tuple[Path, bytes]], synsets: tuple[Path, bytes] | None) -> dict[str, Labels]:
+    try:
+        wnids = sources.read_synsets(*synsets) if synsets else None
+        return {s: sources.read_labels(p, d, wnids, synsets[0] if synsets else None) for s, (p, d) in files.items()}
+    except LabelsError as e:
+        raise PrepareError(str(e)) from None
+
+
+def _begin(src: Path, out: Path, args: dict[str, Any], strict: bool,
+           labels: dict[str, Labels] | None = None) -> tuple[Plan, int]:
     """List SRC and start OUT, or check that OUT was started from the same SRC and arguments."""
     state_file = out / STATE
     saved = json.loads(state_file.read_text()) if state_file.is_file() else None
@@ -397,7 +554,8 @@ def _begin(src: Path, out: Path, args: dict[str, Any], strict: bool) -> tuple[Pl
     if src.is_dir() and out.is_relative_to(src):
         raise PrepareError(f"OUT {out} is inside SRC {src}: choose an OUT outside the source tree")
     try:
-        plan = make_plan(sources.list_source(src), src, args["splits"], args["limit_per_class"])
+        listing = sources.list_source(src, flat=frozenset(labels or ()))
+        plan = make_plan(listing, src, args["splits"], args["limit_per_class"], labels)
     except SourceError as e:
         raise PrepareError(str(e)) from None
     if strict and plan.skips:

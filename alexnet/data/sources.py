@@ -4,17 +4,25 @@ A source has the layout ``SRC/<split>/<class>/<file>``, possibly under one top-l
 folder (``imagenette/train/n01440764/x.JPEG``). Archives are read member by member,
 never extracted; members that could escape a folder or are not plain files are
 refused and reported, like every other file that is not read.
+
+A split can also be declared *flat* (ImageNet's validation set: ``val/ILSVRC2012_val_*.JPEG``
+with no class folders); its images sit directly in ``SRC/<split>/`` and their classes come
+from a labels file, parsed here by `read_labels` (and `read_synsets` for the devkit's
+ground-truth format).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 MAX_FILE_BYTES = 256 * 2**20  # no image we want is this large; refuse before reading it into RAM
+FLAT_SUBFOLDER = "folder inside a flat split (declared by --labels), not read"
 
 
 class SourceError(Exception):
@@ -26,7 +34,7 @@ class Entry:
     """One candidate image file, in layout coordinates."""
 
     split: str
-    cls: str
+    cls: str  # "" in a flat split: the class comes from its labels file
     name: str  # path shown to the user: "<split>/<class>/<file>" relative to the layout root
     key: str  # how to read it: member name (archive) or absolute path (folder)
     size: int
@@ -46,6 +54,7 @@ class Skip:
 class Listing:
     splits: dict[str, dict[str, list[Entry]]]  # split -> class -> entries, sorted by name
     skips: list[Skip]
+    flat: dict[str, list[Entry]] = field(default_factory=dict)  # flat split -> entries, sorted by name
 
 
 @dataclass(frozen=True)
@@ -61,8 +70,11 @@ def is_archive(path: Path) -> bool:
     return path.name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def list_source(src: Path) -> Listing:
-    """Walk a folder or an archive and sort what is found into splits and classes."""
+def list_source(src: Path, flat: frozenset[str] | set[str] = frozenset()) -> Listing:
+    """Walk a folder or an archive and sort what is found into splits and classes.
+
+    Splits named in `flat` hold their files directly (``<split>/<file>``), without class folders.
+    """
     if src.is_dir():
         items = _walk_dir(src)
     elif src.is_file() and is_archive(src):
@@ -71,7 +83,7 @@ def list_source(src: Path) -> Listing:
         raise SourceError(f"{src} is neither a folder nor a .tar/.tar.gz/.tgz archive")
     else:
         raise SourceError(f"source {src} does not exist")
-    return _layout(items)
+    return _layout(items, frozenset(flat))
 
 
 # ---- folders ---------------------------------------------------------------------------
@@ -174,11 +186,13 @@ def read_file(path: str) -> bytes:
 # ---- layout ----------------------------------------------------------------------------
 
 
-def _layout(items: list[_Item]) -> Listing:
-    """Map raw items onto <split>/<class>/<file>, stripping a single top-level folder."""
+def _layout(items: list[_Item], flat: frozenset[str] = frozenset()) -> Listing:
+    """Map raw items onto <split>/<class>/<file> (<split>/<file> for flat splits), stripping a
+    single top-level folder."""
     splits: dict[str, dict[str, list[Entry]]] = {}
+    flats: dict[str, list[Entry]] = {}
     skips: list[Skip] = []
-    for it in _strip_top(items):
+    for it in _strip_top(items, flat):
         p, kind = it.parts, it.kind
         name = "/".join(p)
         split = p[0] if len(p) > 1 or kind == "dir" else ""
@@ -188,6 +202,13 @@ def _layout(items: list[_Item]) -> Listing:
             continue  # inside a hidden folder, which is reported once below
         elif kind == "dir" and p[-1].startswith(".") and len(p) <= 2:
             skips.append(Skip(split, name, "hidden folder, not read"))
+        elif p[0] in flat and (len(p) > 1 or kind == "dir"):
+            if kind == "dir" and len(p) == 1:
+                flats.setdefault(p[0], [])
+            elif kind == "dir" and len(p) == 2:
+                skips.append(Skip(split, name, FLAT_SUBFOLDER))
+            elif kind == "file" and len(p) == 2:
+                flats.setdefault(p[0], []).append(Entry(p[0], "", name, it.key, it.size, it.offset))
         elif kind == "dir" and len(p) <= 2:
             classes = splits.setdefault(p[0], {})
             if len(p) == 2:
@@ -203,19 +224,25 @@ def _layout(items: list[_Item]) -> Listing:
     for classes in splits.values():
         for entries in classes.values():
             entries.sort(key=lambda e: e.name)
+    for entries in flats.values():
+        entries.sort(key=lambda e: e.name)
     skips.sort(key=lambda s: (s.split, s.name))
-    return Listing({s: dict(sorted(c.items())) for s, c in sorted(splits.items())}, skips)
+    return Listing({s: dict(sorted(c.items())) for s, c in sorted(splits.items())}, skips, dict(sorted(flats.items())))
 
 
-def _strip_top(items: list[_Item]) -> list[_Item]:
+def _strip_top(items: list[_Item], flat: frozenset[str] = frozenset()) -> list[_Item]:
     """Strip one top-level folder if that makes the layout <split>/<class>/<file>."""
     visible = [it for it in items if it.kind in ("file", "dir") and it.parts and not it.parts[0].startswith(".")]
     if len({it.parts[0] for it in visible}) != 1:
         return items
     top = visible[0].parts[0]
     files = [it for it in visible if it.kind == "file"]
-    at3 = sum(len(it.parts) == 3 for it in files)
-    at4 = sum(len(it.parts) == 4 for it in files)
+
+    def fits(parts: tuple[str, ...]) -> bool:  # an image file's place in the layout
+        return len(parts) == (2 if parts[0] in flat else 3)
+
+    at3 = sum(fits(it.parts) for it in files)
+    at4 = sum(len(it.parts) > 2 and fits(it.parts[1:]) for it in files)
     deep_dirs = any(it.kind == "dir" and len(it.parts) >= 3 for it in visible)
     if at4 > at3 or (at4 == at3 == 0 and deep_dirs):
         # Hidden junk next to the top folder (.DS_Store) has no place in the layout: dropped.
@@ -224,3 +251,123 @@ def _strip_top(items: list[_Item]) -> list[_Item]:
         refused = [it for it in items if it.kind not in ("file", "dir")]
         return inside + [_Item(it.parts[1:], it.kind, it.key) if it.parts[0] == top else it for it in refused]
     return items
+
+
+# ---- labels of flat splits ---------------------------------------------------------------
+
+
+class LabelsError(Exception):
+    """A labels or synsets file cannot be parsed; the message (one line) names the file and line."""
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    line: int  # 1-based line number in the labels file
+    file: str  # file name as written, without folders ("" in the ID format: matched by position)
+    cls: str  # class name (a wnid for ImageNet)
+    note: str = ""  # where the class came from, for messages (e.g. "ID 65")
+
+
+@dataclass
+class Labels:
+    """A parsed labels file of one flat split."""
+
+    path: Path
+    by_position: bool  # ID format: row i labels the i-th file (ILSVRC2012_val_<i>); else by name
+    rows: list[LabelRow]
+    sha256: str = ""  # of the file's bytes
+
+
+def _is_int(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _text_lines(path: Path, data: bytes) -> list[str]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise LabelsError(f"{path}: not a UTF-8 text file (byte {e.start})") from None
+    return text.splitlines()
+
+
+def read_synsets(path: Path, data: bytes) -> list[str]:
+    """One wnid per line in ILSVRC2012_ID order (line 1 = ID 1); later words on a line are ignored."""
+    lines = _text_lines(path, data)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    wnids: list[str] = []
+    seen: dict[str, int] = {}
+    for n, line in enumerate(lines, 1):
+        words = line.split()
+        if not words:
+            raise LabelsError(f"{path} line {n} is empty: expected one wnid per line, line i = ILSVRC2012_ID i")
+        if _is_int(words[0]):
+            raise LabelsError(f"{path} line {n}: expected a wnid (e.g. n01440764), got {words[0]!r}")
+        if words[0] in seen:
+            raise LabelsError(f"{path} line {n}: {words[0]} is already on line {seen[words[0]]}")
+        seen[words[0]] = n
+        wnids.append(words[0])
+    if not wnids:
+        raise LabelsError(f"{path} is empty: expected one wnid per line in ILSVRC2012_ID order")
+    if len(wnids) == 1000 and wnids == sorted(wnids):
+        # ILSVRC2012_ID order is not sorted (ID 1 is n02119789): this is LOC_synset_mapping.txt
+        # or a sorted class list, which would label every image wrongly.
+        raise LabelsError(f"{path} lists the 1000 wnids in sorted order, not in ILSVRC2012_ID order: "
+                          "make it from the devkit's meta.mat (see alexnet prepare --help, --synsets)")
+    return wnids
+
+
+def read_labels(path: Path, data: bytes, synsets: list[str] | None, synsets_path: Path | None = None) -> Labels:
+    """Parse a labels file, its format detected from content.
+
+    * ``file<sep>class`` per line, sep a comma, tab or whitespace (from the first line); the
+      class is the first word of the second field (Kaggle's LOC_val_solution.csv:
+      ``ImageId,PredictionString`` with ``wnid x0 y0 x1 y1 ...``). A header line is kept as a row
+      here; the caller drops it if its class is not a known class.
+    * one integer per line (the devkit's ILSVRC2012_validation_ground_truth.txt): line i is
+      the ILSVRC2012_ID of the i-th file, mapped to a wnid through `synsets`.
+    """
+    lines = _text_lines(path, data)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    first = next((line.strip() for line in lines if line.strip()), None)
+    if first is None:
+        raise LabelsError(f"{path} is empty: expected 'file,class' lines or one class ID per line")
+    rows: list[LabelRow] = []
+    if _is_int(first):
+        if synsets is None:
+            raise LabelsError(f"{path} holds one class ID per line (devkit ground truth): give --synsets FILE too, "
+                              "one wnid per line in ILSVRC2012_ID order (see alexnet prepare --help)")
+        for n, line in enumerate(lines, 1):
+            text = line.strip()
+            if not _is_int(text):
+                raise LabelsError(f"{path} line {n}: expected one class ID (an integer), got {text[:60]!r}")
+            i = int(text)
+            if not 1 <= i <= len(synsets):
+                raise LabelsError(f"{path} line {n}: class ID {i} is not in 1..{len(synsets)} "
+                                  f"(the IDs of {synsets_path or 'the synsets file'})")
+            rows.append(LabelRow(n, "", synsets[i - 1], f"ID {i}"))
+        return Labels(path, True, rows, hashlib.sha256(data).hexdigest())
+    sep = "," if "," in first else "\t" if "\t" in first else None
+    shown = {",": "a comma", "\t": "a tab", None: "a space"}[sep]
+    for n, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text:
+            continue
+        fields = text.split(sep, 1)
+        name = fields[0].strip().strip("\"'").replace("\\", "/").rsplit("/", 1)[-1]
+        words = fields[1].strip().strip("\"'").split() if len(fields) == 2 else []
+        if not name or not words:
+            raise LabelsError(f"{path} line {n}: expected a file name and a class separated by {shown}, "
+                              f"got {text[:60]!r}")
+        rows.append(LabelRow(n, name, words[0].strip("\"'")))
+    return Labels(path, False, rows, hashlib.sha256(data).hexdigest())
+
+
+_ILSVRC_NUMBER = re.compile(r"(ILSVRC\d{4}_\w+?_)(\d+)", re.IGNORECASE)
+
+
+def ilsvrc_number(file_name: str) -> tuple[str, int] | None:
+    """("ILSVRC2012_val_", 7) for "ILSVRC2012_val_00000007.JPEG"; None for other names."""
+    m = _ILSVRC_NUMBER.fullmatch(file_name.split(".", 1)[0])
+    return (m.group(1), int(m.group(2))) if m else None
