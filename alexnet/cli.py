@@ -123,6 +123,17 @@ def cmd_bench_model(args) -> int:
     return 0
 
 
+def cmd_bench_data(args) -> int:
+    from .bench_data import bench_data, format_data
+    from .train import resolve_device
+    device = resolve_device(args.device)
+    result = bench_data(args.source, Path(args.work), device, args.batch_size, args.batches, args.workers,
+                        crop=args.crop, size=args.size, data_dir=args.data_dir,
+                        synthetic_images=args.synthetic_images, progress=not args.json)
+    print(json.dumps(result) if args.json else format_data(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alexnet", description="The 2012 AlexNet: train, evaluate, inspect.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -191,6 +202,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_model)
+
+    p = bench.add_parser("data", help="img/s delivered to the model: torchvision ImageFolder/PIL/DataLoader vs the store")
+    p.add_argument("--source", choices=["imagenette", "synthetic"], default="synthetic",
+                   help="synthetic: generated ImageNet-like JPEGs (~500x375, ~105 KB); imagenette: the bundled archive")
+    p.add_argument("--work", default="bench-data", help="folder for extracted/generated images and stores (reused)")
+    p.add_argument("--data-dir", default=None, help="folder holding imagenette-224.tar.gz (default: as quickstart)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batches", type=int, default=50, help="timed batches per row")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="DataLoader workers / decode threads")
+    p.add_argument("--synthetic-images", type=int, default=2000)
+    p.add_argument("--crop", type=int, default=224)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_data)
 
     p = sub.add_parser("config", help="print the resolved config")
     _add_config_args(p)

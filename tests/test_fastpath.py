@@ -1,4 +1,5 @@
 """The fast path computes the reference path's function (issue 4), and `alexnet bench` runs."""
+import copy
 import json
 
 import numpy as np
@@ -26,15 +27,29 @@ def _grads(model, x, y):
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
-def test_fast_lrn_and_channels_last_equal_reference_on_same_weights():
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fast_path_equals_reference_path_against_float64(channels_last):
+    # The oracle is the reference path in float64. In fp32 the fast path's LRN backward is far closer
+    # to it than torch's autograd through avg_pool3d (measured: conv1 weight grad 9e-7 vs 1e-3 relative).
     ref, fast = _pair()
-    fast = fast.to(memory_format=torch.channels_last)
+    oracle = copy.deepcopy(ref).double()
+    if channels_last:
+        fast = fast.to(memory_format=torch.channels_last)
     x, y = torch.randn(4, 3, 224, 224) * 50, torch.randint(0, 10, (4,))
+    loss64, g64 = _grads(oracle, x.double(), y)
     loss_r, g_r = _grads(ref, x, y)
-    loss_f, g_f = _grads(fast, x.contiguous(memory_format=torch.channels_last), y)
-    torch.testing.assert_close(loss_f, loss_r, rtol=1e-5, atol=1e-5)
-    for name in g_r:
-        torch.testing.assert_close(g_f[name], g_r[name], rtol=1e-3, atol=1e-6, msg=name)
+    loss_f, g_f = _grads(fast, x.contiguous(memory_format=torch.channels_last) if channels_last else x, y)
+    assert abs(loss_f.item() - loss64.item()) < 1e-4 and abs(loss_r.item() - loss64.item()) < 1e-4
+    # channels-last fp32 convolutions (oneDNN on CPU) sum in another order: conv1's weight gradient
+    # lands 7e-4 from float64 (measured), the same class as the reference path's error
+    tol = 5e-3 if channels_last else 1e-5
+    for name in g64:
+        assert _rel(g_f[name], g64[name]) < tol, name
+        assert _rel(g_r[name], g64[name]) < 5e-3, name  # fp32 autograd through the stock LRN
 
 
 def test_bf16_autocast_stays_within_bf16_tolerance():

@@ -99,8 +99,9 @@ class SplitReader:
             elif self.format == "raw":
                 self._data = np.memmap(path, np.uint8, "r", shape=(self.count, 3, self.size, self.size))
             else:
-                self._data = np.memmap(path, np.uint8, "r")
+                # offsets first: another thread that sees _data set must also see _offsets
                 self._offsets = np.load(self.root / f"{self.name}.offsets.npy")  # (N+1,) int64
+                self._data = np.memmap(path, np.uint8, "r")
         return self._data
 
     def read(self, indices: np.ndarray) -> torch.Tensor:
@@ -116,6 +117,20 @@ class SplitReader:
         for k, i in enumerate(indices):
             out[k] = decode_jpeg(data[self._offsets[i] : self._offsets[i + 1]])
         return torch.from_numpy(out)
+
+    def read_encoded(self, indices: np.ndarray) -> list[torch.Tensor]:
+        """jpeg stores only: the stored JPEG file of each index, in that order, undecoded, as a
+        1-D uint8 CPU tensor (for decoding elsewhere, e.g. on the GPU: alexnet.data.gpu_decode)."""
+        if self.format != "jpeg":
+            raise StoreError(f"read_encoded needs a jpeg store; {self.root} is {self.format} "
+                             "(make one with `alexnet prepare --format jpeg`)")
+        data = self._open()
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.count):
+            raise IndexError(f"index out of range for split {self.name!r} of {self.count} images")
+        assert self._offsets is not None
+        # np.array copies out of the read-only memmap: the tensors own writable memory.
+        return [torch.from_numpy(np.array(data[self._offsets[i] : self._offsets[i + 1]])) for i in indices]
 
 
 def decode_jpeg(data: np.ndarray | bytes) -> np.ndarray:

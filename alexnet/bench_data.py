@@ -1,0 +1,390 @@
+"""`alexnet bench data`: images per second DELIVERED TO THE MODEL (an augmented float batch on
+the training device, synchronized), for the usual torchvision input pipeline and for ours,
+side by side in one process on the same images.
+
+Rows:
+  torchvision     the pytorch/examples ImageNet loader: ImageFolder over the JPEG files,
+                  RandomResizedCrop(crop) + RandomHorizontalFlip + ToTensor + Normalize, in a
+                  DataLoader(num_workers=workers, pin_memory on CUDA), then .to(device).
+                  Sampled like shuffle=True, but with the epochs chained in one RandomSampler
+                  (persistent workers), so small benchmark datasets pay no worker restarts.
+  store-raw       our raw uint8 store (already S x S): BatchLoader (one read-ahead thread) ->
+                  .to(device) -> train_batch (random crop, flip, PCA colour noise, mean image).
+  store-jpeg-cpu  our jpeg store decoded with Pillow on `workers` threads (each thread calls
+                  SplitReader.read on a slice of the batch), then as store-raw.
+  store-jpeg-gpu  (CUDA only) our jpeg store: the read-ahead thread only fetches the JPEG bytes
+                  (read_encoded); decode_batch decodes the batch with nvJPEG on the device,
+                  then train_batch.
+
+Sources:
+  imagenette  the bundled imagenette-224.tar.gz (train split, 224x224 JPEGs of ~13 KB: much
+              cheaper to decode than real ImageNet files), extracted to WORK/jpeg/.
+  synthetic   ImageNet-like JPEGs generated into WORK/synthetic-N/: mostly 500x375 and 375x500
+              (some other sizes), quality 90, real Imagenette photos upscaled with real
+              high-frequency detail and sensor-like noise added so the files have photo-like
+              entropy (~100 KB; the measured mean is in the result).
+Stores are prepared into WORK/stores/ and reused on later runs (prepare is resumable).
+Files are read from the page cache after the first pass (warm), as in training with enough RAM.
+"""
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import os
+import shutil
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+
+from .bench import _device_name, _sync
+from .data.augment import draw, pca_lambda, train_batch
+from .data.loader import BatchLoader
+from .errors import UserError
+
+ROWS = ("torchvision", "store-raw", "store-jpeg-cpu", "store-jpeg-gpu")
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # pytorch/examples
+# (width, height), weight: mostly ImageNet's typical 500x375 landscape / 375x500 portrait.
+SYNTHETIC_SIZES: list[tuple[tuple[int, int], float]] = [
+    ((500, 375), 0.50), ((375, 500), 0.20), ((500, 333), 0.08), ((333, 500), 0.04), ((500, 500), 0.06),
+    ((500, 400), 0.04), ((640, 480), 0.04), ((800, 600), 0.02), ((300, 225), 0.02)]
+SYNTHETIC_QUALITY = 90
+SYNTHETIC_CLASSES = 10
+_DONE = "done.json"
+
+
+# ---- sources -----------------------------------------------------------------------------
+
+
+def _archive(data_dir: str | Path | None) -> Path:
+    from .quickstart import ARCHIVE, find_data_dir
+    if data_dir is not None and Path(data_dir).is_file():
+        return Path(data_dir)
+    return find_data_dir(None if data_dir is None else str(data_dir)) / ARCHIVE
+
+
+def _read_done(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / _DONE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def extract_imagenette(archive: Path, out: Path) -> Path:
+    """The train split of the archive as files under OUT; returns the ImageFolder root
+    (OUT/imagenette/train). Reused when a previous extraction finished."""
+    params = {"archive": str(archive.resolve()), "size": archive.stat().st_size}
+    if _read_done(out) != params:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        with tarfile.open(archive) as tf:
+            members = [m for m in tf if m.isfile() and "/train/" in f"/{m.name}"]
+            tf.extractall(out, members=members, filter="data")
+        (out / _DONE).write_text(json.dumps(params))
+    roots = [p for p in out.glob("*/train") if p.is_dir()] + ([out / "train"] if (out / "train").is_dir() else [])
+    if not roots:
+        raise UserError(f"{archive} has no train/<class>/<image> folders")
+    return roots[0]
+
+
+def _source_photos(archive: Path, stride: int = 3) -> list[bytes]:
+    """Every `stride`-th train photo of the archive, as JPEG bytes (one sequential pass)."""
+    photos = []
+    with tarfile.open(archive) as tf:
+        k = 0
+        for m in tf:
+            if m.isfile() and "/train/" in f"/{m.name}":
+                if k % stride == 0:
+                    f = tf.extractfile(m)
+                    if f is not None:
+                        photos.append(f.read())
+                k += 1
+    if not photos:
+        raise UserError(f"{archive} has no train photos to build synthetic images from")
+    return photos
+
+
+def _synthetic_image(i: int, photos: list[bytes], sizes: list[tuple[tuple[int, int], float]], seed: int,
+                     quality: int) -> tuple[bytes, tuple[int, int]]:
+    """Image i: photo i upscaled to a drawn size, plus real high-frequency detail (the high-pass
+    of another photo, tiled at its native scale) and luminance/chroma noise. Deterministic in (seed, i)."""
+    from PIL import Image, ImageFilter
+    rng = np.random.default_rng([seed, i])
+    weights = np.array([w for _, w in sizes], np.float64)
+    w, h = sizes[rng.choice(len(sizes), p=weights / weights.sum())][0]
+    with Image.open(io.BytesIO(photos[i % len(photos)])) as src:
+        base = np.asarray(src.convert("RGB").resize((w, h), Image.BICUBIC), np.float32)
+    with Image.open(io.BytesIO(photos[(7 * i + 3) % len(photos)])) as other:
+        grey = other.convert("L")
+        detail = np.asarray(grey, np.float32) - np.asarray(grey.filter(ImageFilter.GaussianBlur(1.0)), np.float32)
+    reps = (-(-h // detail.shape[0]), -(-w // detail.shape[1]))
+    detail = np.tile(detail, reps)[:h, :w]
+    noise = rng.standard_normal((h, w, 1), dtype=np.float32) * 10 + rng.standard_normal((h, w, 3), dtype=np.float32) * 5
+    pixels = np.clip(base + 3 * detail[:, :, None] + noise, 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=quality)  # default 4:2:0 chroma, as most camera JPEGs
+    return buf.getvalue(), (w, h)
+
+
+def make_synthetic(out: Path, n: int = 2000, *, archive: Path, sizes: list[tuple[tuple[int, int], float]] | None = None,
+                   classes: int = SYNTHETIC_CLASSES, quality: int = SYNTHETIC_QUALITY, seed: int = 0,
+                   threads: int | None = None) -> Path:
+    """Generate N ImageNet-like JPEGs as OUT/train/cNN/NNNNNN.JPEG (image i in class i % classes);
+    returns OUT/train. Reused when OUT was finished with the same parameters, else rebuilt."""
+    sizes = sizes or SYNTHETIC_SIZES
+    if n < classes:
+        raise UserError(f"synthetic source needs at least {classes} images (one per class), got {n}")
+    params = {"n": n, "classes": classes, "sizes": [[list(s), w] for s, w in sizes], "quality": quality, "seed": seed,
+              "archive": str(archive.resolve()), "recipe": 1}
+    root = out / "train"
+    done = _read_done(out)
+    if done is not None and {k: v for k, v in done.items() if k != "mean_bytes"} == params:
+        return root
+    shutil.rmtree(out, ignore_errors=True)
+    for c in range(classes):
+        (root / f"c{c:02d}").mkdir(parents=True)
+    photos = _source_photos(archive)
+
+    def one(i: int) -> int:
+        data, _ = _synthetic_image(i, photos, sizes, seed, quality)
+        (root / f"c{i % classes:02d}" / f"{i:06d}.JPEG").write_bytes(data)
+        return len(data)
+
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:  # Pillow and numpy release the GIL
+        total = sum(pool.map(one, range(n)))
+    (out / _DONE).write_text(json.dumps({**params, "mean_bytes": total / n}))
+    return root
+
+
+def _prepare_stores(src: Path, work: Path, tag: str, size: int, fmts: list[str], splits: list[str] | None,
+                    fresh: bool, progress: bool) -> dict[str, Path]:
+    from .data.prepare import prepare
+    stores = {}
+    for fmt in fmts:
+        path = work / "stores" / f"{tag}-{fmt}-{size}"
+        if fresh:
+            shutil.rmtree(path, ignore_errors=True)
+        prepare(src, path, size=size, fmt=fmt, splits=splits, progress=progress)
+        stores[fmt] = path
+    return stores
+
+
+# ---- measuring ---------------------------------------------------------------------------
+
+
+def _measure(items: Iterator, step: Callable, batch: int, warmup: int, batches: int, device: torch.device) -> dict:
+    """Deliver warmup + batches batches; img/s over the timed `batches` (wall time, one sync per batch)."""
+    for _ in range(warmup):
+        step(next(items))
+        _sync(device)
+    times = []
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        t = time.perf_counter()
+        step(next(items))
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    total = time.perf_counter() - t0
+    return {"img_s": batches * batch / total, "ms_batch_median": 1000 * sorted(times)[len(times) // 2],
+            "seconds": total}
+
+
+def _torchvision_row(root: Path, device: torch.device, batch: int, n_batches: int, workers: int, crop: int) -> Iterator:
+    import torchvision.transforms as T
+    from torch.utils.data import DataLoader, RandomSampler
+    tf = T.Compose([T.RandomResizedCrop(crop), T.RandomHorizontalFlip(), T.ToTensor(),
+                    T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    ds = torchvision.datasets.ImageFolder(str(root), tf)
+    sampler = RandomSampler(ds, num_samples=n_batches * batch, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(ds, batch, sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
+                        drop_last=True, persistent_workers=workers > 0)
+    return iter(loader)
+
+
+class _ThreadedReader:
+    """A SplitReader whose read() decodes slices of the batch on a thread pool."""
+
+    def __init__(self, reader, pool: ThreadPoolExecutor, threads: int):
+        self.reader, self.pool, self.threads, self.labels = reader, pool, threads, reader.labels
+        if len(reader):
+            # SplitReader opens its files lazily and not thread-safely (_data is set before
+            # _offsets): open them here, on one thread, before the pool reads.
+            reader.read(np.zeros(1, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def read(self, indices: np.ndarray) -> torch.Tensor:
+        chunks = [c for c in np.array_split(np.asarray(indices), self.threads) if len(c)]
+        out = torch.empty((len(indices), 3, self.reader.size, self.reader.size), dtype=torch.uint8)
+        starts = np.cumsum([0] + [len(c) for c in chunks])
+
+        def part(k: int) -> None:
+            out[starts[k] : starts[k + 1]] = self.reader.read(chunks[k])
+        list(self.pool.map(part, range(len(chunks))))
+        return out
+
+
+class _Encoded(list):
+    """A batch of JPEG byte tensors; BatchLoader pins its batches on CUDA, these stay pageable
+    (decode_jpeg copies them to the device itself)."""
+
+    def pin_memory(self) -> "_Encoded":
+        return self
+
+
+class _EncodedReader:
+    def __init__(self, reader):
+        self.reader, self.labels = reader, reader.labels
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def read(self, indices: np.ndarray) -> _Encoded:
+        return _Encoded(self.reader.read_encoded(indices))
+
+
+def _chain_epochs(loader: BatchLoader) -> Iterator:
+    epoch = 0
+    while True:
+        yield from loader.batches(epoch)
+        epoch += 1
+
+
+def _store_step(store, device: torch.device, crop: int, decode: Callable | None = None) -> Callable:
+    mean = store.mean.to(device)
+    eigvecs = store.pca_eigvecs.to(device)
+    lam = pca_lambda(store.pca_eigvals).to(device)
+    gen = torch.Generator().manual_seed(0)
+
+    def step(item):
+        images, labels = item
+        x = decode(images, device) if decode else images.to(device, non_blocking=True)
+        d = draw(x.shape[0], store.size, crop, gen)
+        labels.to(device, non_blocking=True)
+        return train_batch(x, d, crop, mean, eigvecs, lam)
+    return step
+
+
+def _dir_mean_bytes(root: Path) -> tuple[float, int]:
+    sizes = [p.stat().st_size for p in root.rglob("*") if p.is_file()]
+    return (sum(sizes) / len(sizes) if sizes else 0.0), len(sizes)
+
+
+def bench_data(source: str, work: Path, device: torch.device, batch: int, batches: int, workers: int,
+               crop: int = 224, size: int = 256, *, warmup: int | None = None, data_dir: str | Path | None = None,
+               synthetic_images: int = 2000, synthetic_sizes: list[tuple[tuple[int, int], float]] | None = None,
+               rows: list[str] | None = None, progress: bool = False) -> dict:
+    """Run the rows (default: all) on SOURCE ("imagenette" or "synthetic"); data under WORK.
+    warmup: batches per row delivered before timing (default workers + 2: one full round of
+    DataLoader workers and the read-ahead queue). data_dir: folder holding (or path of)
+    imagenette-224.tar.gz, found like quickstart when None."""
+    if source not in ("imagenette", "synthetic"):
+        raise UserError(f"unknown source {source!r}: use imagenette or synthetic")
+    wanted = list(rows or ROWS)
+    if unknown := [r for r in wanted if r not in ROWS]:
+        raise UserError(f"unknown row(s) {', '.join(unknown)}; rows are {', '.join(ROWS)}")
+    if crop > size or batch < 1 or batches < 1 or workers < 0:
+        raise UserError("need crop <= size, batch >= 1, batches >= 1, workers >= 0")
+    warmup = workers + 2 if warmup is None else warmup
+    work = Path(work)
+    archive = _archive(data_dir)
+    if source == "imagenette":
+        root = extract_imagenette(archive, work / "jpeg")
+        tag, splits, fresh = "imagenette", ["train"], False
+    else:
+        folder = work / f"synthetic-{synthetic_images}"
+        before = _read_done(folder)
+        root = make_synthetic(folder, synthetic_images, archive=archive, sizes=synthetic_sizes, threads=max(1, workers))
+        tag, splits, fresh = folder.name, None, _read_done(folder) != before  # regenerated: old stores are stale
+    jpeg_mean, n_files = _dir_mean_bytes(root)
+    fmts = [f for f, r in (("raw", "store-raw"), ("jpeg", "store-jpeg-cpu"), ("jpeg", "store-jpeg-gpu")) if r in wanted]
+    stores = _prepare_stores(root.parent if source == "synthetic" else archive, work, tag, size,
+                             sorted(set(fmts)), splits, fresh, progress)
+
+    from .data.gpu_decode import decode_batch
+    from .data.store import image_file, open_store
+    out_rows = []
+    n_batches = warmup + batches
+    for name in wanted:
+        row: dict = {"name": name, "img_s": None, "ms_batch_median": None, "bytes_per_image": None, "skipped": None}
+        if name == "store-jpeg-gpu" and device.type != "cuda":
+            row["skipped"] = "needs a CUDA device (nvJPEG decode)"
+            out_rows.append(row)
+            continue
+        torch.manual_seed(0)
+        if name == "torchvision":
+            items = _torchvision_row(root, device, batch, n_batches, workers, crop)
+
+            def step(item):
+                images, labels = item
+                labels.to(device, non_blocking=True)
+                return images.to(device, non_blocking=True)
+            row["bytes_per_image"] = jpeg_mean
+            row.update(_measure(items, step, batch, warmup, batches, device))
+            del items  # shuts the workers down
+        else:
+            store = open_store(stores["raw" if name == "store-raw" else "jpeg"])
+            reader = store.split("train")
+            row["bytes_per_image"] = (store.path / image_file("train", store.format)).stat().st_size / len(reader)
+            pool = None
+            if name == "store-jpeg-cpu" and workers > 1:
+                pool = ThreadPoolExecutor(workers)
+                reader = _ThreadedReader(reader, pool, workers)
+            decode = None
+            if name == "store-jpeg-gpu":
+                reader, decode = _EncodedReader(reader), decode_batch
+            loader = BatchLoader(reader, batch, shuffle=True, seed=0)
+            if len(loader) == 0:
+                raise UserError(f"{len(reader)} images in {store.path}: fewer than one batch of {batch}")
+            items = _chain_epochs(loader)
+            try:
+                row.update(_measure(items, _store_step(store, device, crop, decode), batch, warmup, batches, device))
+            finally:
+                items.close()
+                if pool is not None:
+                    pool.shutdown()
+        out_rows.append(row)
+
+    by = {r["name"]: r for r in out_rows if r["img_s"]}
+    stored = [r for r in by.values() if r["name"] != "torchvision"]
+    ratios = {}
+    if stored:
+        best = max(stored, key=lambda r: r["img_s"])
+        ratios["best_store"] = best["name"]
+        if "torchvision" in by:
+            ratios["best_store_vs_torchvision"] = best["img_s"] / by["torchvision"]["img_s"]
+            for r in stored:
+                r["vs_torchvision"] = r["img_s"] / by["torchvision"]["img_s"]
+    return {"device": _device_name(device), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "date": datetime.date.today().isoformat(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "source": source, "images": n_files,
+            "jpeg_mean_bytes": jpeg_mean, "batch": batch, "batches": batches, "warmup": warmup,
+            "workers": workers, "crop": crop, "size": size, "rows": out_rows, "ratios": ratios}
+
+
+def format_data(result: dict) -> str:
+    r = result
+    lines = [f"bench data on {r['device']}, {r['cpu_count']} CPUs, torch {r['torch']}, torchvision {r['torchvision']}, "
+             f"{r['date']}",
+             f"source {r['source']}: {r['images']} JPEGs, mean {r['jpeg_mean_bytes'] / 1e3:.1f} KB; batch {r['batch']}, "
+             f"{r['batches']} timed batches after {r['warmup']} warm-up, {r['workers']} workers, "
+             f"store {r['size']}px -> crop {r['crop']}px",
+             f"{'row':<15} {'img/s':>9} {'ms/batch':>9} {'KB/image':>9} {'vs tv':>6}"]
+    for row in r["rows"]:
+        kb = f"{row['bytes_per_image'] / 1e3:.1f}" if row["bytes_per_image"] is not None else "-"
+        if row["skipped"]:
+            lines.append(f"{row['name']:<15} {'skipped':>9} {'':>9} {kb:>9} {'':>6}  ({row['skipped']})")
+            continue
+        vs = f"{row['vs_torchvision']:.2f}x" if "vs_torchvision" in row else "-"
+        lines.append(f"{row['name']:<15} {row['img_s']:>9.1f} {row['ms_batch_median']:>9.1f} {kb:>9} {vs:>6}")
+    if "best_store_vs_torchvision" in r["ratios"]:
+        lines.append(f"best store row ({r['ratios']['best_store']}) vs torchvision: "
+                     f"{r['ratios']['best_store_vs_torchvision']:.2f}x")
+    return "\n".join(lines)
