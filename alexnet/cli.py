@@ -107,8 +107,8 @@ def cmd_eval(args) -> int:
 
 def cmd_quickstart(args) -> int:
     from .quickstart import quickstart
-    quickstart(data_dir=args.data_dir, work=Path(args.work), preset=args.preset or "quick", overrides=args.overrides)
-    return 0
+    result = quickstart(data_dir=args.data_dir, work=Path(args.work), preset=args.preset or "quick", overrides=args.overrides)
+    return 130 if result.get("status") == "interrupted" else 0
 
 
 def cmd_bench_model(args) -> int:

@@ -43,7 +43,11 @@ def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[st
     cfg = build_config(preset, [f"data.store={store_dir}", f"train.out={run}"] + overrides)
     resume = (run / "last.pt").exists()
     print(f"[2/3] train into {run}" + (" (continuing)" if resume else ""))
-    print(json.dumps(train(cfg, resume=resume)))
+    summary = train(cfg, resume=resume)
+    print(json.dumps(summary))
+    if summary["status"] != "finished":
+        print("interrupted: run `alexnet quickstart` again to continue where it stopped")
+        return {"status": summary["status"]}
     print("[3/3] evaluate best.pt on the held-out split")
     store, device = open_store(store_dir), resolve_device(cfg.train.device)
     results = {views: evaluate_checkpoints([str(run / "best.pt")], store, cfg.data.val_split, views, device,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -192,6 +193,8 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         state, used = ckpt.load_with_fallback(path, map_location=self.device)
+        if used != path:
+            print(f"alexnet: warning: {path} is missing or damaged; resuming from {used}", file=sys.stderr)
         if state.get("config", {}).get("model") != to_dict(self.cfg)["model"]:
             raise ConfigError(f"{used} was trained with a different model config: resume without model.* overrides")
         ckpt.unwrap(self.model).load_state_dict(state["model"])
