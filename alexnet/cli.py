@@ -61,7 +61,7 @@ def cmd_train(args) -> int:
     from .train import train
     extra = []
     if args.resume:
-        from .config import apply_overrides, to_dict
+        from .config import apply_overrides
         cfg = _resumed_config(Path(args.resume))
         apply_overrides(cfg, args.overrides)
         resume = True

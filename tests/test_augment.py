@@ -1,7 +1,7 @@
 """§4.1 augmentation and evaluation views, against per-image slicing and the noise's stated law."""
 import torch
 
-from alexnet.data.augment import Draws, crop_flip, draw, eval_views, pca_lambda, pca_shift, train_batch, view_offsets
+from alexnet.data.augment import crop_flip, draw, eval_views, pca_lambda, pca_shift, train_batch, view_offsets
 
 
 def test_crop_flip_equals_slicing():

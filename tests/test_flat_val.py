@@ -13,7 +13,8 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from alexnet.cli import main
-from alexnet.data.prepare import PrepareError, load_image, prepare, to_chw
+from alexnet.data.convert import load_image, to_chw
+from alexnet.data.prepare import PrepareError, prepare
 from alexnet.data.store import open_store
 
 from conftest import IMAGENETTE

@@ -16,7 +16,6 @@ import torch
 from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import main
 from alexnet.config import build_config
-from alexnet.errors import DivergenceError
 from alexnet.train import Trainer, train
 
 from conftest import REPO, tiny_overrides

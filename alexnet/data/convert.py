@@ -1,0 +1,138 @@
+"""Converting source files into stored images, in the worker processes of `prepare`: decode with
+Pillow, convert to RGB, rescale so the shorter side is S and centre-crop to S x S (§2), and
+accumulate the sums for the mean image (§2) and the RGB PCA (§4.1) of each chunk."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from alexnet.data import sources
+from alexnet.data.store import decode_jpeg
+
+
+# ---- one image ---------------------------------------------------------------------------
+
+
+class _Skip(Exception):
+    """This file cannot be stored; the message is the reason written to the manifest."""
+
+
+def load_image(data: bytes, size: int) -> Image.Image:
+    """Decode `data` into an RGB S x S PIL image (§2 rescale + centre crop), or raise _Skip."""
+    if not data:
+        raise _Skip("empty file")
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; both are bombs to us.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()  # decode now: truncated files fail here (LOAD_TRUNCATED_IMAGES is off)
+                rgb = img.convert("RGB")  # greyscale, CMYK, palette, RGBA... like ImageFolder's loader
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise _Skip(f"decompression bomb: {e}") from None
+    except UnidentifiedImageError:
+        raise _Skip("not an image Pillow can read") from None
+    except Exception as e:  # noqa: BLE001 - any decoder failure (OSError, SyntaxError, ...) is a skip
+        raise _Skip(f"corrupt image: {type(e).__name__}: {e}") from None
+    return resize_crop(rgb, size)
+
+
+def resize_crop(img: Image.Image, size: int) -> Image.Image:
+    """Shorter side -> size (bilinear, antialiased by PIL when shrinking), then central crop."""
+    w, h = img.size
+    short, long = min(w, h), max(w, h)
+    new_long = int(size * long / short)  # torchvision.transforms.Resize(size) arithmetic
+    if new_long > 8 * size:
+        # Extreme aspect ratio: resizing the whole strip first could take gigabytes, so
+        # resample only the central square (same geometry, slightly different edge pixels).
+        x0, y0 = (w - short) / 2, (h - short) / 2
+        return img.resize((size, size), Image.BILINEAR, box=(x0, y0, x0 + short, y0 + short))
+    nw, nh = (size, new_long) if w <= h else (new_long, size)
+    img = img.resize((nw, nh), Image.BILINEAR)
+    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))  # torchvision CenterCrop
+    return img.crop((left, top, left + size, top + size))
+
+
+def to_chw(img: Image.Image) -> np.ndarray:
+    return np.asarray(img).transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S) uint8
+
+
+# ---- one chunk (runs in a worker process) --------------------------------------------------
+
+
+@dataclass
+class Job:
+    index: int  # position in the global chunk order
+    split: str
+    size: int
+    fmt: str
+    quality: int
+    stats: bool  # accumulate mean/PCA sums (the stats split only)
+    items: list[tuple[int, str, bytes | str | None, str]]  # (label, name, bytes or path to read, read error)
+
+
+@dataclass
+class ChunkResult:
+    index: int
+    split: str
+    images: np.ndarray | list[bytes]  # raw: (n, 3, S, S) uint8; jpeg: n encoded files
+    labels: list[int]
+    names: list[str]
+    skips: list[tuple[str, str]]  # (name, reason)
+    pixel_sum: np.ndarray | None  # (3, S, S) int64, sum of the stored images
+    rgb_outer: np.ndarray | None  # (3, 3) int64, sum over pixels of x x^T, x the RGB vector
+
+
+def convert_chunk(job: Job) -> ChunkResult:
+    _die_here("worker", job.index)  # test hook: a worker killed (e.g. by the OOM killer)
+    stored: list[np.ndarray] = []
+    encoded: list[bytes] = []
+    labels, names, skips = [], [], []
+    pixel_sum = np.zeros((3, job.size, job.size), np.int64) if job.stats else None
+    outer = np.zeros((3, 3), np.float64)
+    for label, name, payload, error in job.items:
+        try:
+            if error:
+                raise _Skip(error)
+            data = sources.read_file(payload) if isinstance(payload, str) else payload or b""
+            img = load_image(data, job.size)
+        except OSError as e:
+            skips.append((name, f"cannot read: {e.strerror or e}"))
+            continue
+        except _Skip as e:
+            skips.append((name, str(e)))
+            continue
+        if job.fmt == "jpeg":
+            buf = io.BytesIO()
+            # 4:4:4 chroma: colour edges survive (about 20% larger files than the default 4:2:0).
+            img.save(buf, "JPEG", quality=job.quality, subsampling=0)
+            encoded.append(buf.getvalue())
+            # Statistics describe what the reader will return: the decoded JPEG.
+            pixels = decode_jpeg(encoded[-1]) if job.stats else None
+        else:
+            pixels = to_chw(img)
+            stored.append(pixels)
+        if job.stats:
+            pixel_sum += pixels
+            x = pixels.reshape(3, -1).astype(np.float64)
+            outer += x @ x.T  # integers below 2**53: exact, so sums are order-independent
+        labels.append(label)
+        names.append(name)
+    if job.fmt == "jpeg":
+        images: np.ndarray | list[bytes] = encoded
+    else:
+        images = np.stack(stored) if stored else np.zeros((0, 3, job.size, job.size), np.uint8)
+    rgb_outer = np.rint(outer).astype(np.int64) if job.stats else None
+    return ChunkResult(job.index, job.split, images, labels, names, skips, pixel_sum, rgb_outer)
+
+
+def _die_here(point: str, index: int) -> None:
+    """Test hook: ALEXNET_PREPARE_KILL=point:K kills this process (SIGKILL) at `point` of chunk K."""
+    if os.environ.get("ALEXNET_PREPARE_KILL") == f"{point}:{index}":
+        os.kill(os.getpid(), signal.SIGKILL)
