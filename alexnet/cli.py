@@ -235,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("alexnet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed: not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ def layer_table(model: nn.Module, crop: int = 224) -> dict:
         part = getattr(model, section)
         children = list(part.named_children()) or [(section, part)]
         for name, module in children:
-            label = name if section != "features" or not name.isdigit() else f"{section}.{name}"
-            if section == "classifier" and name.isdigit():
-                label = f"classifier.{name}"
+            label = f"{section}.{name}" if name.isdigit() else name  # torchvision-style nets have numbered layers
 
             def hook(mod, inp, out, label=label, mod_type=type(module).__name__):
                 rows.append({"layer": label, "type": mod_type, "output": list(out.shape[1:]),
