@@ -10,7 +10,6 @@ Rows:
 """
 from __future__ import annotations
 
-import contextlib
 import platform
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import torchvision
 
 from .config import ModelConfig, OptimConfig
 from .data.augment import eval_views
+from .evaluate import autocast
 from .model import AlexNet
 from .optim import build_optimizer
 
@@ -56,10 +56,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _autocast(device: torch.device, precision: str):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
-
-
 def _timed(fn, steps: int, warmup: int, device: torch.device) -> float:
     """Median seconds per call after warm-up (compilation, cuDNN autotuning, allocator)."""
     for _ in range(warmup):
@@ -79,7 +75,7 @@ def _train_fn(s: Setup, x: torch.Tensor, y: torch.Tensor, device: torch.device):
         x = x.contiguous(memory_format=torch.channels_last)
 
     def step():
-        with _autocast(device, s.precision):
+        with autocast(device, s.precision):
             loss = F.cross_entropy(s.model(x).float(), y)
         s.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -90,7 +86,7 @@ def _train_fn(s: Setup, x: torch.Tensor, y: torch.Tensor, device: torch.device):
 def _infer_fn(s: Setup, x: torch.Tensor, device: torch.device):
     @torch.no_grad()
     def run():
-        with _autocast(device, s.precision):
+        with autocast(device, s.precision):
             s.model(x)
     return run
 
@@ -129,7 +125,7 @@ def _tencrop_rate(s: Setup, batch: int, crop: int, steps: int, warmup: int, devi
     @torch.no_grad()
     def run():
         v = eval_views(images, crop, mean, "10crop").flatten(0, 1)
-        with _autocast(device, s.precision):
+        with autocast(device, s.precision):
             F.softmax(s.model(v).float(), -1).view(10, per, -1).mean(0)
     return per / _timed(run, steps, warmup, device)
 

@@ -40,6 +40,11 @@ def _pool(cfg: ModelConfig) -> nn.Module:
     return nn.MaxPool2d(kernel_size=cfg.pool_kernel, stride=2)  # §3.4 z=3, s=2 overlapping
 
 
+def scale_input(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """Multiply the (0..255 minus mean) input by model.input_scale; the paper's 1 is a no-op."""
+    return x * cfg.input_scale if cfg.input_scale != 1.0 else x
+
+
 def _conv_widths(cfg: ModelConfig) -> list[int]:
     widths = [_scaled(n, cfg.width) for n in PAPER_CONV]
     if cfg.columns == 1:  # §3.2 footnote: one column has half the kernels, but conv5 keeps its size
@@ -88,14 +93,14 @@ class AlexNet(nn.Module):
         init_paper(self, cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x * self.cfg.input_scale if self.cfg.input_scale != 1.0 else x)  # (B, 3, 224, 224) -> (B, 256, 6, 6)
+        x = self.features(scale_input(x, self.cfg))  # (B, 3, 224, 224) -> (B, 256, 6, 6)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)  # (B, 9216)
         return self.classifier(x)  # (B, num_classes) logits; softmax lives in the loss
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """The last hidden layer (fc7 after ReLU, 4096-d), used for nearest neighbours (§6.1)."""
-        x = x * self.cfg.input_scale if self.cfg.input_scale != 1.0 else x
+        x = scale_input(x, self.cfg)
         x = torch.flatten(self.avgpool(self.features(x)), 1)
         return self.classifier[:5](x)  # fc6, relu6, drop6, fc7, relu7: (B, 4096)
 
@@ -154,7 +159,7 @@ class AlexNetOWT(nn.Module):
             init_kaiming(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x * self.cfg.input_scale if self.cfg.input_scale != 1.0 else x
+        x = scale_input(x, self.cfg)
         x = torch.flatten(self.avgpool(self.features(x)), 1)
         return self.classifier(x)
 
@@ -186,7 +191,7 @@ class Cifar4(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x * self.cfg.input_scale if self.cfg.input_scale != 1.0 else x
+        x = scale_input(x, self.cfg)
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 

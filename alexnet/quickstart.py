@@ -40,7 +40,7 @@ def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[st
     print(f"[1/3] store {store_dir} from {archive}")
     print(prepare(archive, store_dir, size=cfg.data.size, progress=cfg.train.progress).line())
     run = work / "runs" / f"quickstart-{preset}"
-    cfg = build_config(preset, [f"data.store={store_dir}", f"train.out={run}"] + overrides)
+    cfg.data.store, cfg.train.out = str(store_dir), str(run)
     resume = (run / "last.pt").exists()
     print(f"[2/3] train into {run}" + (" (continuing)" if resume else ""))
     summary = train(cfg, resume=resume)
