@@ -7,6 +7,11 @@ Rows:
   paper-ref    the paper net, fp32, eager, reference LRN (nn.functional.local_response_norm)
   paper-fast   the paper net on the fast path: fast LRN, PaperSGD (foreach), and on CUDA
                bf16 autocast + channels-last (+ torch.compile unless --no-compile)
+
+With a store (--data STORE), also the whole training step fed two ways, paper-fast each time:
+  synthetic    one random uint8 batch already on the device, augmented every step (§4.1)
+  store        the training loader (data.threads, data.decode) reading STORE, then the same
+and their ratio: how close end-to-end training from disk comes to the model's own speed.
 """
 from __future__ import annotations
 
@@ -19,7 +24,9 @@ import torch.nn.functional as F
 import torchvision
 
 from .config import ModelConfig, OptimConfig
-from .data.augment import eval_views
+from .errors import UserError
+from .data.augment import draw, eval_views, pca_lambda, train_batch
+from .data.loader import BatchLoader
 from .evaluate import autocast
 from .model import AlexNet
 from .optim import build_optimizer
@@ -91,7 +98,8 @@ def _infer_fn(s: Setup, x: torch.Tensor, device: torch.device):
     return run
 
 
-def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compile_: bool, crop: int = 224) -> dict:
+def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compile_: bool, crop: int = 224,
+                store=None, threads: int = 0, decode: str = "cpu") -> dict:
     torch.manual_seed(0)
     setups = _setups(device, compile_)
     x = torch.randn(batch, 3, crop, crop, device=device) * 50  # mean-subtracted 0..255 pixels
@@ -112,8 +120,59 @@ def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compi
     by = {r["name"]: r for r in rows}
     ratios = {"fast_vs_paper_fp32_eager": by["paper-fast"]["train_img_s"] / by["paper-ref"]["train_img_s"],
               "fast_vs_torchvision_examples": by["paper-fast"]["train_img_s"] / by["torchvision"]["train_img_s"]}
+    feed = None if store is None else bench_feed(setups[-1], store, device, batch, steps, warmup, threads, decode)
+    if feed:
+        ratios["store_vs_synthetic"] = feed["store_vs_synthetic"]
     return {"device": _device_name(device), "torch": torch.__version__, "batch": batch, "crop": crop,
-            "steps": steps, "compile": compile_, "rows": rows, "ratios": ratios}
+            "steps": steps, "compile": compile_, "rows": rows, "ratios": ratios, "feed": feed}
+
+
+def bench_feed(s: Setup, store, device: torch.device, batch: int, steps: int, warmup: int,
+               threads: int = 0, decode: str = "cpu") -> dict:
+    """Train-step img/s of setup `s` fed from synthetic device batches and from `store`
+    (its train split), over `steps` steps timed as one stretch (no sync between steps)."""
+    size = store.size
+    crop = 224 if size >= 256 else size - size // 8  # the paper's 224 of 256, or the same margin
+    mean, eigvecs = store.mean.to(device), store.pca_eigvecs.to(device)
+    lam = pca_lambda(store.pca_eigvals).to(device)
+    gen = torch.Generator().manual_seed(0)
+
+    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
+        x = train_batch(images, draw(batch, size, crop, gen), crop, mean, eigvecs, lam)
+        _train_fn(s, x, labels, device)()
+
+    def stretch(batches) -> float:
+        for _ in range(warmup):
+            step(*next(batches))
+        _sync(device)
+        t = time.perf_counter()
+        for _ in range(steps):
+            step(*next(batches))
+        _sync(device)
+        return batch * steps / (time.perf_counter() - t)
+
+    s.model.train()
+    synthetic = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
+    labels = torch.randint(0, 1000, (batch,), device=device)
+    loader = BatchLoader(store.split("train"), batch, shuffle=True, device=device, threads=threads, decode=decode)
+    if len(loader) * 2 < warmup + steps:
+        raise UserError(f"store {store.path} has {len(loader)} batches of {batch}: too few for {warmup} + {steps} "
+                        "steps; lower --batch-size or --steps")
+    fed = _epochs(loader)
+    try:
+        rates = {"synthetic": stretch(iter(lambda: (synthetic, labels), None)), "store": stretch(fed)}
+    finally:
+        fed.close()
+    return {"store": str(store.path), "format": store.format, "size": size, "crop": crop, "threads": loader.threads,
+            "decode": decode, "synthetic_img_s": rates["synthetic"], "store_img_s": rates["store"],
+            "store_vs_synthetic": rates["store"] / rates["synthetic"]}
+
+
+def _epochs(loader: BatchLoader):
+    epoch = 0
+    while True:
+        yield from loader.batches(epoch)
+        epoch += 1
 
 
 def _tencrop_rate(s: Setup, batch: int, crop: int, steps: int, warmup: int, device: torch.device) -> float:
@@ -146,5 +205,9 @@ def format_model(result: dict) -> str:
                      f"{peak:>9} {r['infer_img_s']:>12.1f}")
     fast = result["rows"][-1]
     lines.append(f"paper-fast 10-patch eval: {fast['tencrop_img_s']:.1f} img/s")
+    if f := result.get("feed"):
+        lines.append(f"paper-fast training step fed from {f['store']} ({f['format']}, {f['size']}px -> {f['crop']}px, "
+                     f"{f['threads']} threads, decode {f['decode']}): {f['store_img_s']:.1f} img/s vs "
+                     f"{f['synthetic_img_s']:.1f} img/s from a synthetic batch on the device")
     lines.append("ratios: " + ", ".join(f"{k} {v:.2f}x" for k, v in result["ratios"].items()))
     return "\n".join(lines)

@@ -8,13 +8,14 @@ Rows:
                   DataLoader(num_workers=workers, pin_memory on CUDA), then .to(device).
                   Sampled like shuffle=True, but with the epochs chained in one RandomSampler
                   (persistent workers), so small benchmark datasets pay no worker restarts.
-  store-raw       our raw uint8 store (already S x S): BatchLoader (one read-ahead thread) ->
-                  .to(device) -> train_batch (random crop, flip, PCA colour noise, mean image).
-  store-jpeg-cpu  our jpeg store decoded with Pillow on `workers` threads (each thread calls
-                  SplitReader.read on a slice of the batch), then as store-raw.
-  store-jpeg-gpu  (CUDA only) our jpeg store: the read-ahead thread only fetches the JPEG bytes
-                  (read_encoded); decode_batch decodes the batch with nvJPEG on the device,
-                  then train_batch.
+  store-raw       our raw uint8 store (already S x S) through the training loader
+                  (alexnet.data.loader.BatchLoader: `workers` threads read each batch; on CUDA
+                  into reused pinned buffers, copied on a side stream), then train_batch
+                  (random crop, flip, PCA colour noise, mean image) on the device.
+  store-jpeg-cpu  our jpeg store, the same loader: `workers` threads decode slices of each
+                  batch with Pillow; then as store-raw.
+  store-jpeg-gpu  (CUDA only) our jpeg store with data.decode=device: the loader fetches the
+                  JPEG bytes and nvJPEG decodes the batch on a side stream; then train_batch.
 
 Sources:
   imagenette  the bundled imagenette-224.tar.gz (train split, 224x224 JPEGs of ~13 KB: much
@@ -207,49 +208,6 @@ def _torchvision_row(root: Path, device: torch.device, batch: int, n_batches: in
     return iter(loader)
 
 
-class _ThreadedReader:
-    """A SplitReader whose read() decodes slices of the batch on a thread pool."""
-
-    def __init__(self, reader, pool: ThreadPoolExecutor, threads: int):
-        self.reader, self.pool, self.threads, self.labels = reader, pool, threads, reader.labels
-        if len(reader):
-            # SplitReader opens its files lazily and not thread-safely (_data is set before
-            # _offsets): open them here, on one thread, before the pool reads.
-            reader.read(np.zeros(1, np.int64))
-
-    def __len__(self) -> int:
-        return len(self.reader)
-
-    def read(self, indices: np.ndarray) -> torch.Tensor:
-        chunks = [c for c in np.array_split(np.asarray(indices), self.threads) if len(c)]
-        out = torch.empty((len(indices), 3, self.reader.size, self.reader.size), dtype=torch.uint8)
-        starts = np.cumsum([0] + [len(c) for c in chunks])
-
-        def part(k: int) -> None:
-            out[starts[k] : starts[k + 1]] = self.reader.read(chunks[k])
-        list(self.pool.map(part, range(len(chunks))))
-        return out
-
-
-class _Encoded(list):
-    """A batch of JPEG byte tensors; BatchLoader pins its batches on CUDA, these stay pageable
-    (decode_jpeg copies them to the device itself)."""
-
-    def pin_memory(self) -> "_Encoded":
-        return self
-
-
-class _EncodedReader:
-    def __init__(self, reader):
-        self.reader, self.labels = reader, reader.labels
-
-    def __len__(self) -> int:
-        return len(self.reader)
-
-    def read(self, indices: np.ndarray) -> _Encoded:
-        return _Encoded(self.reader.read_encoded(indices))
-
-
 def _chain_epochs(loader: BatchLoader) -> Iterator:
     epoch = 0
     while True:
@@ -257,18 +215,17 @@ def _chain_epochs(loader: BatchLoader) -> Iterator:
         epoch += 1
 
 
-def _store_step(store, device: torch.device, crop: int, decode: Callable | None = None) -> Callable:
+def _store_step(store, device: torch.device, crop: int) -> Callable:
+    """The trainer's augmentation (§4.1, §2) on a batch the loader already put on the device."""
     mean = store.mean.to(device)
     eigvecs = store.pca_eigvecs.to(device)
     lam = pca_lambda(store.pca_eigvals).to(device)
     gen = torch.Generator().manual_seed(0)
 
     def step(item):
-        images, labels = item
-        x = decode(images, device) if decode else images.to(device, non_blocking=True)
-        d = draw(x.shape[0], store.size, crop, gen)
-        labels.to(device, non_blocking=True)
-        return train_batch(x, d, crop, mean, eigvecs, lam)
+        images, _ = item
+        d = draw(images.shape[0], store.size, crop, gen)
+        return train_batch(images, d, crop, mean, eigvecs, lam)
     return step
 
 
@@ -308,7 +265,6 @@ def bench_data(source: str, work: Path, device: torch.device, batch: int, batche
     stores = _prepare_stores(root.parent if source == "synthetic" else archive, work, tag, size,
                              sorted(set(fmts)), splits, fresh, progress)
 
-    from .data.gpu_decode import decode_batch
     from .data.store import image_file, open_store
     out_rows = []
     n_batches = warmup + batches
@@ -333,23 +289,16 @@ def bench_data(source: str, work: Path, device: torch.device, batch: int, batche
             store = open_store(stores["raw" if name == "store-raw" else "jpeg"])
             reader = store.split("train")
             row["bytes_per_image"] = (store.path / image_file("train", store.format)).stat().st_size / len(reader)
-            pool = None
-            if name == "store-jpeg-cpu" and workers > 1:
-                pool = ThreadPoolExecutor(workers)
-                reader = _ThreadedReader(reader, pool, workers)
-            decode = None
-            if name == "store-jpeg-gpu":
-                reader, decode = _EncodedReader(reader), decode_batch
-            loader = BatchLoader(reader, batch, shuffle=True, seed=0)
+            decode = "device" if name == "store-jpeg-gpu" else "cpu"
+            loader = BatchLoader(reader, batch, shuffle=True, seed=0, device=device, threads=max(1, workers),
+                                 decode=decode)
             if len(loader) == 0:
                 raise UserError(f"{len(reader)} images in {store.path}: fewer than one batch of {batch}")
             items = _chain_epochs(loader)
             try:
-                row.update(_measure(items, _store_step(store, device, crop, decode), batch, warmup, batches, device))
+                row.update(_measure(items, _store_step(store, device, crop), batch, warmup, batches, device))
             finally:
                 items.close()
-                if pool is not None:
-                    pool.shutdown()
         out_rows.append(row)
 
     by = {r["name"]: r for r in out_rows if r["img_s"]}

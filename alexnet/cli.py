@@ -113,12 +113,15 @@ def cmd_quickstart(args) -> int:
 
 def cmd_bench_model(args) -> int:
     from .bench import bench_model, format_model
+    from .data.store import open_store
     from .train import resolve_device
     device = resolve_device(args.device)
     batch = args.batch_size or (256 if device.type == "cuda" else 16)
     steps = args.steps or (50 if device.type == "cuda" else 3)
     compile_ = device.type == "cuda" and not args.no_compile
-    result = bench_model(device, batch, steps, warmup=args.warmup, compile_=compile_)
+    store = open_store(args.data) if args.data else None
+    result = bench_model(device, batch, steps, warmup=args.warmup, compile_=compile_, store=store,
+                         threads=args.data_threads, decode=args.decode)
     print(json.dumps(result) if args.json else format_model(result))
     return 0
 
@@ -200,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 50 on CUDA, 3 on CPU)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
+    p.add_argument("--data", default=None, metavar="STORE",
+                   help="also time the training step fed from this store vs from a synthetic batch")
+    p.add_argument("--data-threads", type=int, default=0, help="loader decode threads (0: one per core)")
+    p.add_argument("--decode", choices=["cpu", "device"], default="cpu", help="jpeg stores: where to decode")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_model)
 

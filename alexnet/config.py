@@ -54,6 +54,8 @@ class DataConfig:
     pca_scale: Literal["std", "variance"] = "std"  # see augment.py: how eigenvalues scale the noise
     mean_image: bool = True  # §2 subtract the per-pixel training mean
     prefetch: int = 2  # batches read ahead by a background thread
+    threads: int = 0  # threads decoding each batch on the CPU; 0: every usable core (at most 32)
+    decode: Literal["cpu", "device"] = "cpu"  # jpeg stores: "device" decodes on the training device (nvJPEG on CUDA)
 
 
 @dataclass
@@ -211,6 +213,7 @@ def validate(cfg: Config) -> Config:
         (cfg.data.size >= cfg.data.crop, "data.size must be >= data.crop"),
         (cfg.data.pca_std >= 0, "data.pca_std must be >= 0"),
         (cfg.data.prefetch >= 0, "data.prefetch must be >= 0"),
+        (cfg.data.threads >= 0, "data.threads must be >= 0 (0: one per core)"),
         (cfg.optim.lr > 0, "optim.lr must be > 0"),
         (0 <= cfg.optim.momentum < 1, "optim.momentum must be in [0, 1)"),
         (cfg.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),

@@ -26,11 +26,12 @@ def autocast(device: torch.device, precision: str):
 
 @torch.no_grad()
 def predict(models: list[nn.Module], reader, mean: torch.Tensor | None, crop: int, views: str,
-            batch_size: int, device: torch.device, precision: str = "fp32", progress: bool = False) -> torch.Tensor:
+            batch_size: int, device: torch.device, precision: str = "fp32", progress: bool = False,
+            threads: int = 0) -> torch.Tensor:
     """Softmax averaged over views and models: (N, C) float32 on the CPU, in the reader's order."""
     for m in models:
         m.eval()
-    loader = BatchLoader(reader, batch_size, shuffle=False, drop_last=False)
+    loader = BatchLoader(reader, batch_size, shuffle=False, drop_last=False, device=device, threads=threads)
     mean = None if mean is None else mean.to(device)
     out = []
     batches = loader.batches(0)
@@ -38,7 +39,7 @@ def predict(models: list[nn.Module], reader, mean: torch.Tensor | None, crop: in
         from tqdm import tqdm
         batches = tqdm(batches, total=len(loader), desc=f"eval {views}", leave=False)
     for x, _ in batches:
-        v = eval_views(x.to(device, non_blocking=True), crop, mean, views)  # (V, B, 3, crop, crop)
+        v = eval_views(x, crop, mean, views)  # (V, B, 3, crop, crop)
         V, B = v.shape[:2]
         probs = 0.0
         for m in models:

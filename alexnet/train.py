@@ -120,7 +120,8 @@ class Trainer:
         self.train_reader = self.store.split(cfg.data.train_split)
         self.val_reader = self.store.split(cfg.data.val_split)
         self.loader = BatchLoader(self.train_reader, cfg.optim.batch_size, shuffle=True, seed=cfg.train.seed,
-                                  prefetch=cfg.data.prefetch, max_batches=cfg.train.max_steps_per_epoch)
+                                  prefetch=cfg.data.prefetch, max_batches=cfg.train.max_steps_per_epoch,
+                                  device=self.device, threads=cfg.data.threads, decode=cfg.data.decode)
         if len(self.loader) == 0:
             raise ConfigError(f"split {cfg.data.train_split!r} has {len(self.train_reader)} images, "
                               f"fewer than one batch of optim.batch_size={cfg.optim.batch_size}")
@@ -207,7 +208,8 @@ class Trainer:
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         probs = predict([self.forward], self.val_reader, self.mean, self.cfg.data.crop, "center",
-                        self.cfg.eval.batch_size, self.device, self.cfg.train.precision)
+                        self.cfg.eval.batch_size, self.device, self.cfg.train.precision,
+                        threads=self.cfg.data.threads)
         self.model.train()
         return topk_errors(probs, torch.as_tensor(self.val_reader.labels, dtype=torch.int64))
 

@@ -9,7 +9,10 @@ import torch
 from alexnet.cli import main
 from alexnet.config import ModelConfig
 from alexnet.data.loader import BatchLoader, epoch_order, shard
+from alexnet.data.prepare import prepare
 from alexnet.model import AlexNet
+
+from conftest import IMAGENETTE
 
 
 def _pair(**kw):
@@ -75,14 +78,17 @@ def test_sharding_covers_every_index_once(n, world):
 
 
 class _Reader:
+    size = 2
+
     def __init__(self, n):
         self.labels = np.arange(n) % 10
 
     def __len__(self):
         return len(self.labels)
 
-    def read(self, idx):
-        return torch.as_tensor(idx)[:, None, None, None].expand(-1, 3, 2, 2).to(torch.uint8)
+    def read(self, idx, out=None):
+        images = torch.as_tensor(idx)[:, None, None, None].expand(-1, 3, 2, 2).to(torch.uint8)
+        return images if out is None else out.copy_(images)
 
 
 def test_loader_resumes_mid_epoch_and_differs_between_epochs():
@@ -99,3 +105,14 @@ def test_bench_model_emits_json(capsys):
     assert [r["name"] for r in result["rows"]] == ["torchvision", "paper-ref", "paper-fast"]
     assert all(r["train_img_s"] > 0 and r["infer_img_s"] > 0 for r in result["rows"])
     assert set(result["ratios"]) == {"fast_vs_paper_fp32_eager", "fast_vs_torchvision_examples"}
+
+
+def test_bench_model_feeds_from_a_store(tmp_path, capsys):
+    store = prepare(IMAGENETTE, tmp_path / "store", size=96, fmt="jpeg", limit_per_class=2, progress=False).out
+    args = ["bench", "model", "--device", "cpu", "--batch-size", "2", "--steps", "1", "--warmup", "1",
+            "--data", str(store), "--data-threads", "2", "--json"]
+    assert main(args) == 0
+    feed = json.loads(capsys.readouterr().out)["feed"]
+    assert feed["format"] == "jpeg" and feed["size"] == 96 and feed["crop"] == 84 and feed["threads"] == 2
+    assert feed["store_img_s"] > 0 and feed["synthetic_img_s"] > 0
+    assert feed["store_vs_synthetic"] == feed["store_img_s"] / feed["synthetic_img_s"]

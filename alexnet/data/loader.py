@@ -1,14 +1,28 @@
-"""Batches of stored uint8 images, in an order that is a pure function of (seed, epoch), so a
-run resumes mid-epoch exactly. A background thread reads ahead while the model computes
-(numpy copies and JPEG decoding release the GIL)."""
+"""Batches of stored uint8 images delivered on the training device, in an order that is a pure
+function of (seed, epoch), so a run resumes mid-epoch exactly.
+
+How a batch is made (one batch ahead of the model, or `prefetch` batches):
+  - a read-ahead thread takes the batch's indices; `threads` threads decode slices of it
+    (Pillow's JPEG decoder and numpy's copies release the GIL);
+  - on CUDA the images land in a reused pinned buffer and are copied to the GPU on a side
+    stream, so the copy overlaps the model's compute; with decode="device" the JPEG bytes go
+    to nvJPEG instead (torchvision.io.decode_jpeg on the GPU), on the same side stream;
+  - the consumer's stream waits for that copy with an event: no host sync in the step.
+Augmentation (crop, reflection, PCA noise, mean) then runs on the device: data/augment.py.
+"""
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+
+from ..errors import ConfigError
 
 
 def epoch_order(n: int, epoch: int, seed: int, shuffle: bool = True) -> np.ndarray:
@@ -27,12 +41,27 @@ def shard(order: np.ndarray, rank: int, world: int, even: bool) -> np.ndarray:
     return order[rank::world]
 
 
+def auto_threads() -> int:
+    """Decode threads when data.threads=0: every core this process may use (at most 32)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(32, cores))
+
+
 class BatchLoader:
     def __init__(self, reader, batch_size: int, *, shuffle: bool, seed: int = 0, drop_last: bool = True,
-                 rank: int = 0, world: int = 1, prefetch: int = 2, max_batches: int = 0):
+                 rank: int = 0, world: int = 1, prefetch: int = 2, max_batches: int = 0,
+                 device: torch.device | str = "cpu", threads: int = 1, decode: str = "cpu"):
         self.reader, self.batch_size, self.shuffle, self.seed = reader, batch_size, shuffle, seed
         self.drop_last, self.rank, self.world, self.prefetch = drop_last, rank, world, prefetch
         self.max_batches = max_batches  # 0: all; >0 truncates each epoch (smoke tests)
+        self.device = torch.device(device)
+        self.threads = threads if threads > 0 else auto_threads()
+        if decode not in ("cpu", "device"):
+            raise ConfigError(f"data.decode={decode!r} is not one of cpu, device")
+        if decode == "device" and getattr(reader, "format", "jpeg") != "jpeg":
+            raise ConfigError(f"data.decode=device decodes JPEG on the device, but {reader} is a "
+                              f"{reader.format} store: use data.decode=cpu, or prepare with --format jpeg")
+        self.decode = decode
 
     def indices(self, epoch: int) -> np.ndarray:
         order = epoch_order(len(self.reader), epoch, self.seed, self.shuffle)
@@ -44,21 +73,98 @@ class BatchLoader:
         return min(batches, self.max_batches) if self.max_batches else batches
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield (images (B, 3, S, S) uint8, labels (B,) int64) from batch `start` of `epoch`."""
+        """Yield (images (B, 3, S, S) uint8, labels (B,) int64), both on the device, from batch
+        `start` of `epoch`."""
         idx = self.indices(epoch)
         plan = [idx[b * self.batch_size : (b + 1) * self.batch_size] for b in range(start, len(self))]
-        if self.prefetch == 0:
-            for chunk in plan:
-                yield self._read(chunk)
-            return
-        yield from _prefetched((self._read(chunk) for chunk in plan), self.prefetch)
+        fetch = _Fetcher(self)
+        items = (fetch(chunk) for chunk in plan)
+        if self.prefetch:
+            items = _prefetched(items, self.prefetch)
+        try:
+            for images, labels, ready in items:
+                if ready is not None:  # CUDA: made on the side stream; order the consumer after it
+                    stream = torch.cuda.current_stream(self.device)
+                    stream.wait_event(ready)
+                    images.record_stream(stream)  # the allocator must not hand the memory back early
+                    labels.record_stream(stream)
+                yield images, labels
+        finally:
+            items.close()
+            fetch.close()
 
-    def _read(self, chunk: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        images = self.reader.read(chunk)
+
+class _Fetcher:
+    """Makes one batch: decode on CPU threads (into a reused pinned buffer on CUDA), then copy
+    to the GPU on a side stream; or, decode="device", hand the JPEG bytes to the device decoder."""
+
+    SLOTS = 2  # pinned staging buffers: one being filled while the other's copy finishes
+
+    def __init__(self, loader: BatchLoader):
+        self.reader, self.device, self.decode = loader.reader, loader.device, loader.decode
+        self.threads, self.batch_size = loader.threads, loader.batch_size
+        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 and self.decode == "cpu" else None
+        self.cuda = self.device.type == "cuda"
+        self.stream = torch.cuda.Stream(self.device) if self.cuda else None
+        self.slots: list[tuple[torch.Tensor, torch.cuda.Event | None]] = []
+        self.turn = self.SLOTS - 1  # the first batch takes slot 0
+
+    def __call__(self, chunk: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.cuda.Event | None]:
         labels = torch.from_numpy(np.asarray(self.reader.labels)[chunk].astype(np.int64))
-        if torch.cuda.is_available():
-            images, labels = images.pin_memory(), labels.pin_memory()  # async host-to-device copies
-        return images, labels
+        if self.decode == "device":
+            from .gpu_decode import decode_batch
+            encoded = self.reader.read_encoded(chunk)  # B 1-D uint8 tensors
+            with self._side():
+                images = decode_batch(encoded, self.device)  # (B, 3, S, S) uint8, nvJPEG on CUDA
+                labels = labels.to(self.device, non_blocking=True)
+                return images, labels, self._record()
+        if not self.cuda:
+            return self._read(chunk, None), labels, None
+        buf = self._staging(len(chunk))
+        self._read(chunk, buf)
+        with self._side():
+            images = buf.to(self.device, non_blocking=True)  # async: buf is pinned
+            labels = labels.to(self.device, non_blocking=True)
+            ready = self._record()
+        self.slots[self.turn] = (self.slots[self.turn][0], ready)  # buf is busy until `ready`
+        return images, labels, ready
+
+    def _read(self, chunk: np.ndarray, out: torch.Tensor | None) -> torch.Tensor:
+        """Decode `chunk` into `out` (new if None), in `threads` slices at once."""
+        if self.pool is None:
+            return self.reader.read(chunk, out)
+        size = self.reader.size
+        out = torch.empty((len(chunk), 3, size, size), dtype=torch.uint8) if out is None else out
+        bounds = np.linspace(0, len(chunk), min(self.threads, len(chunk)) + 1).astype(int)
+        jobs = [self.pool.submit(self.reader.read, chunk[a:b], out[a:b]) for a, b in zip(bounds, bounds[1:])]
+        for job in jobs:
+            job.result()  # re-raises a worker's error here
+        return out
+
+    def _staging(self, n: int) -> torch.Tensor:
+        """The next pinned buffer, once the GPU has finished copying out of it."""
+        self.turn = (self.turn + 1) % self.SLOTS
+        if len(self.slots) == self.turn:  # first use: allocate
+            size = self.reader.size
+            self.slots.append((torch.empty((self.batch_size, 3, size, size), dtype=torch.uint8).pin_memory(), None))
+        buf, busy = self.slots[self.turn]
+        if busy is not None:
+            busy.synchronize()  # blocks this read-ahead thread only
+        return buf[:n]
+
+    def _side(self):
+        return torch.cuda.stream(self.stream) if self.cuda else contextlib.nullcontext()
+
+    def _record(self) -> torch.cuda.Event | None:
+        if not self.cuda:
+            return None
+        event = torch.cuda.Event()
+        event.record(self.stream)
+        return event
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _prefetched(items: Iterator, depth: int) -> Iterator:
@@ -89,5 +195,8 @@ def _prefetched(items: Iterator, depth: int) -> Iterator:
             yield item
     finally:
         stop.set()
-        while not q.empty():  # unblock a producer waiting on a full queue
-            q.get_nowait()
+        while thread.is_alive():  # unblock a producer waiting on a full queue, then let it finish
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ class SplitReader:
         self.labels: np.ndarray = np.load(root / f"{name}.labels.npy")  # (N,) int64
         self._data: np.ndarray | None = None  # opened lazily, per process (see __getstate__)
         self._offsets: np.ndarray | None = None
+        self._lock = threading.Lock()  # loader threads may open it at once
 
     def __len__(self) -> int:
         return self.count
@@ -89,34 +91,52 @@ class SplitReader:
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickling a memmap copies the whole array; let each process map the file itself.
-        return {**self.__dict__, "_data": None, "_offsets": None}
+        return {**self.__dict__, "_data": None, "_offsets": None, "_lock": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
 
     def _open(self) -> np.ndarray:
-        if self._data is None:
-            path = self.root / image_file(self.name, self.format)
-            if self.count == 0:  # np.memmap refuses empty files
-                self._data = np.zeros((0, 3, self.size, self.size) if self.format == "raw" else 0, np.uint8)
-            elif self.format == "raw":
-                self._data = np.memmap(path, np.uint8, "r", shape=(self.count, 3, self.size, self.size))
-            else:
-                # offsets first: another thread that sees _data set must also see _offsets
-                self._offsets = np.load(self.root / f"{self.name}.offsets.npy")  # (N+1,) int64
-                self._data = np.memmap(path, np.uint8, "r")
+        with self._lock:
+            if self._data is None:
+                self._map()
+        assert self._data is not None
         return self._data
 
-    def read(self, indices: np.ndarray) -> torch.Tensor:
-        """Images at `indices`, in that order, as a (B, 3, S, S) uint8 CPU tensor."""
+    def _map(self) -> None:
+        path = self.root / image_file(self.name, self.format)
+        if self.count == 0:  # np.memmap refuses empty files
+            self._data = np.zeros((0, 3, self.size, self.size) if self.format == "raw" else 0, np.uint8)
+        elif self.format == "raw":
+            self._data = np.memmap(path, np.uint8, "r", shape=(self.count, 3, self.size, self.size))
+        else:
+            self._offsets = np.load(self.root / f"{self.name}.offsets.npy")  # (N+1,) int64
+            self._data = np.memmap(path, np.uint8, "r")
+
+    def read(self, indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Images at `indices`, in that order, as a (B, 3, S, S) uint8 CPU tensor; written into
+        `out` (e.g. a slice of a reused pinned buffer) when given."""
         data = self._open()
+        indices = self._check(indices)
+        if out is None:
+            out = torch.empty((len(indices), 3, self.size, self.size), dtype=torch.uint8)
+        elif out.shape != (len(indices), 3, self.size, self.size) or out.dtype != torch.uint8:
+            raise ValueError(f"out has shape {tuple(out.shape)} {out.dtype}, expected ({len(indices)}, 3, "
+                             f"{self.size}, {self.size}) uint8")
+        dst = out.numpy()
+        if self.format == "raw":
+            np.take(data, indices, axis=0, out=dst)  # one copy, from the page cache
+            return out
+        assert self._offsets is not None
+        for k, i in enumerate(indices):
+            dst[k] = decode_jpeg(data[self._offsets[i] : self._offsets[i + 1]])
+        return out
+
+    def _check(self, indices: np.ndarray) -> np.ndarray:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if indices.size and (indices.min() < 0 or indices.max() >= self.count):
             raise IndexError(f"index out of range for split {self.name!r} of {self.count} images")
-        if self.format == "raw":
-            return torch.from_numpy(np.ascontiguousarray(data[indices]))  # fancy indexing copies
-        out = np.empty((len(indices), 3, self.size, self.size), np.uint8)
-        assert self._offsets is not None
-        for k, i in enumerate(indices):
-            out[k] = decode_jpeg(data[self._offsets[i] : self._offsets[i + 1]])
-        return torch.from_numpy(out)
+        return indices
 
     def read_encoded(self, indices: np.ndarray) -> list[torch.Tensor]:
         """jpeg stores only: the stored JPEG file of each index, in that order, undecoded, as a
@@ -125,9 +145,7 @@ class SplitReader:
             raise StoreError(f"read_encoded needs a jpeg store; {self.root} is {self.format} "
                              "(make one with `alexnet prepare --format jpeg`)")
         data = self._open()
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if indices.size and (indices.min() < 0 or indices.max() >= self.count):
-            raise IndexError(f"index out of range for split {self.name!r} of {self.count} images")
+        indices = self._check(indices)
         assert self._offsets is not None
         # np.array copies out of the read-only memmap: the tensors own writable memory.
         return [torch.from_numpy(np.array(data[self._offsets[i] : self._offsets[i + 1]])) for i in indices]
