@@ -137,6 +137,17 @@ def cmd_bench_data(args) -> int:
     return 0
 
 
+def cmd_bench_curve(args) -> int:
+    from .bench_curve import bench_curve, check_out, format_curve, to_json, write_json
+    check_out(args.out)
+    result = bench_curve(args.data, args.preset, args.overrides, steps=args.steps, device=args.device,
+                         precision=args.precision, compile_=not args.no_compile, window=args.window)
+    if args.out:
+        write_json(to_json(result), args.out)
+    print(to_json(result) if args.json else format_curve(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alexnet", description="The 2012 AlexNet: train, evaluate, inspect.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -224,6 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_data)
+
+    p = bench.add_parser("curve", help="loss curves of the fast and reference paths vs run-to-run noise (issue 4)")
+    _add_config_args(p)
+    p.add_argument("--data", required=True, help="store folder (same as --set data.store=...)")
+    p.add_argument("--steps", type=int, default=200, help="SGD steps per run")
+    p.add_argument("--window", type=int, default=20, help="moving-average window in steps")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                   help="fast path autocast (default: bf16 on CUDA, fp32 on CPU); the reference path is fp32")
+    p.add_argument("--no-compile", action="store_true", help="fast path without torch.compile (CUDA)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", help="also write the JSON result to this file")
+    p.set_defaults(func=cmd_bench_curve)
 
     p = sub.add_parser("config", help="print the resolved config")
     _add_config_args(p)
