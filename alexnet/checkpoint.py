@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError
+from .fsutil import fsync_dir
 
 FORMAT = "alexnet-checkpoint"
 VERSION = 1
@@ -28,17 +29,6 @@ def unwrap(model: nn.Module) -> nn.Module:
     """The plain module under DDP / torch.compile wrappers, so saved keys never carry their prefixes."""
     model = getattr(model, "_orig_mod", model)
     return getattr(model, "module", model)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def prev_path(path: Path) -> Path:
@@ -57,7 +47,7 @@ def save_checkpoint(state: dict, path: str | Path, keep_prev: bool = True) -> Pa
         if keep_prev and path.exists():
             os.replace(path, prev_path(path))
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise CheckpointError(f"could not write checkpoint {path}: {e.strerror or e}; the previous one is intact") from None
