@@ -52,7 +52,7 @@ def cmd_prepare(args) -> int:
     summary = prepare(args.src, args.out, size=args.size, fmt=args.format, quality=args.quality,
                       workers=args.workers, strict=args.strict, splits=args.splits,
                       limit_per_class=args.limit_per_class, progress=not args.quiet,
-                      labels=labels or None, synsets=args.synsets)
+                      labels=labels or None, synsets=args.synsets, full_decode=args.full_decode)
     print(summary.line())
     return 0
 
@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, help="stored side S (§2: 256)")
     p.add_argument("--format", choices=["raw", "jpeg"], default="raw", help="raw uint8 or JPEG-compressed")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality for --format jpeg")
+    p.add_argument("--full-decode", action="store_true",
+                   help="decode large JPEGs at full scale (slower; pixels identical to torchvision's Resize+CenterCrop)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--splits", nargs="+", default=None, help="only these splits (default: all)")
     p.add_argument("--limit-per-class", type=int, default=None, help="first K images per class (demos, tests)")

@@ -90,7 +90,8 @@ def check_store(out: Path, summary, intended: dict[str, str], val: dict[str, byt
     for img, name in zip(images, names):
         data = val[name.split("/")[1]]
         assert np.array_equal(img, to_chw(load_image(data, SIZE)))  # the conversion train images get
-        assert np.array_equal(img, reference(data))
+        # 224px sources at SIZE 32 decode at half scale (convert.set_draft): near torchvision's pixels
+        assert np.abs(img.astype(int) - reference(data).astype(int)).mean() < 1.5
     rows = skipped(out)
     assert set(rows) == {f"val/{unknown}", "val/ILSVRC2012_val_00000009", "val/extra.JPEG"}, rows
     assert UNKNOWN in rows[f"val/{unknown}"] and "not among the class folders of train" in rows[f"val/{unknown}"]

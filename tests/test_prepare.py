@@ -310,15 +310,31 @@ def real_photo(w: int, h: int) -> bytes:
     return encoded(Image.fromarray((np.asarray(img) + noise).clip(0, 255).astype(np.uint8)), "JPEG", quality=90)
 
 
-def test_large_jpegs_decode_at_reduced_scale_within_a_level(monkeypatch):
+def test_large_jpegs_decode_at_reduced_scale_within_a_level():
     """§2 rescaling of a 2048x1536 JPEG: DCT-scaled decode (draft) vs a full decode, both then
     resized to 256 by the same bilinear filter."""
     from alexnet.data import convert
     big, normal = real_photo(2048, 1536), real_photo(500, 375)
     fast = {name: np.asarray(convert.load_image(d, 256)).astype(int) for name, d in (("big", big), ("normal", normal))}
-    monkeypatch.setattr(convert, "draft", lambda img, size: None)
-    full = {name: np.asarray(convert.load_image(d, 256)).astype(int) for name, d in (("big", big), ("normal", normal))}
+    full = {name: np.asarray(convert.load_image(d, 256, draft=False)).astype(int)
+            for name, d in (("big", big), ("normal", normal))}
     diff = np.abs(fast["big"] - full["big"])
     assert 0 < diff.mean() < 1.0 and diff.max() <= 8  # measured: mean 0.37, max 4 levels
     assert np.array_equal(fast["normal"], full["normal"])  # shorter side < 4 x 256: decoded in full
     assert np.array_equal(full["normal"], reference(normal, 256).transpose(1, 2, 0))
+
+
+def test_full_decode_gives_torchvision_pixels_and_is_an_argument(tmp_path):
+    big = real_photo(1024, 768)
+    for split in ("train", "val"):
+        (tmp_path / "src" / split / "c0").mkdir(parents=True)
+        (tmp_path / "src" / split / "c0" / "a.jpg").write_bytes(big)
+    kw = dict(size=64, workers=1, progress=False)
+    full = open_store(prepare(tmp_path / "src", tmp_path / "full", full_decode=True, **kw).out)
+    fast = open_store(prepare(tmp_path / "src", tmp_path / "fast", **kw).out)
+    expected = reference(big, 64)
+    assert np.array_equal(full.split("val").read(np.array([0]))[0].numpy(), expected)
+    got = fast.split("val").read(np.array([0]))[0].numpy().astype(int)
+    assert 0 < np.abs(got - expected).mean() < 1.0
+    with pytest.raises(PrepareError, match="different arguments"):  # never resumed into the other kind
+        prepare(tmp_path / "src", tmp_path / "fast", full_decode=True, **kw)

@@ -24,7 +24,7 @@ class _Skip(Exception):
     """This file cannot be stored; the message is the reason written to the manifest."""
 
 
-def load_image(data: bytes, size: int) -> Image.Image:
+def load_image(data: bytes, size: int, draft: bool = True) -> Image.Image:
     """Decode `data` into an RGB S x S PIL image (§2 rescale + centre crop), or raise _Skip."""
     if not data:
         raise _Skip("empty file")
@@ -33,7 +33,8 @@ def load_image(data: bytes, size: int) -> Image.Image:
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; both are bombs to us.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
-                draft(img, size)
+                if draft:
+                    set_draft(img, size)
                 img.load()  # decode now: truncated files fail here (LOAD_TRUNCATED_IMAGES is off)
                 rgb = img.convert("RGB")  # greyscale, CMYK, palette, RGBA... like ImageFolder's loader
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -45,7 +46,7 @@ def load_image(data: bytes, size: int) -> Image.Image:
     return resize_crop(rgb, size)
 
 
-def draft(img: Image.Image, size: int) -> None:
+def set_draft(img: Image.Image, size: int) -> None:
     """Large JPEGs: let libjpeg decode at 1/2, 1/4 or 1/8 scale (DCT scaling) while the shorter
     side stays >= 2 x size, as Pillow's own thumbnail() does (its reducing_gap=2). A 2000x1500
     photo then decodes about 4x faster; the bilinear resize to `size` that follows still shrinks
@@ -90,6 +91,7 @@ class Job:
     quality: int
     stats: bool  # accumulate mean/PCA sums (the stats split only)
     items: list[tuple[int, str, bytes | str | None, str]]  # (label, name, bytes or path to read, read error)
+    draft: bool = True  # reduced-scale decoding of large JPEGs (see set_draft)
 
 
 @dataclass
@@ -116,7 +118,7 @@ def convert_chunk(job: Job) -> ChunkResult:
             if error:
                 raise _Skip(error)
             data = sources.read_file(payload) if isinstance(payload, str) else payload or b""
-            img = load_image(data, job.size)
+            img = load_image(data, job.size, job.draft)
         except OSError as e:
             skips.append((name, f"cannot read: {e.strerror or e}"))
             continue

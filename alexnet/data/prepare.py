@@ -44,18 +44,15 @@ from tqdm import tqdm
 
 from alexnet.data import sources
 from alexnet.data.convert import ChunkResult, Job, _die_here, convert_chunk
-from alexnet.data.sources import Entry, LabelRow, Labels, LabelsError, SourceError
+from alexnet.data.plan import Plan, PrepareError, make_jobs, make_plan
+from alexnet.data.sources import Labels, LabelsError, SourceError
 from alexnet.data.store import MANIFEST, MEAN, META, PCA, VERSION, check_files, image_file, read_meta
-from alexnet.errors import UserError
+from alexnet.fsutil import fsync_dir
 
 CHUNK_FILES = 256  # files per unit of work and of commit; recorded in OUT so a resume reuses it
 STATE = "prepare.json"  # arguments and source fingerprint of a store being built
 PROGRESS = "progress.npz"  # the commit marker: see the module docstring
 FORMATS = ("raw", "jpeg")
-
-
-class PrepareError(UserError):
-    """A prepare run cannot go on; the message (one line) names the path and what to do."""
 
 
 @dataclass
@@ -68,159 +65,6 @@ class PrepareSummary:
 
     def line(self) -> str:
         return f"read {self.read}, stored {self.stored}, skipped {self.skipped} -> {self.out} (manifest: {self.manifest})"
-
-
-# ---- planning ----------------------------------------------------------------------------
-
-
-@dataclass
-class Plan:
-    splits: list[str]
-    classes: list[str]
-    entries: dict[str, list[tuple[int, Entry]]]  # split -> (label, entry), sorted
-    skips: list[sources.Skip]  # found while listing (and labelling flat splits)
-    stats_split: str
-    label_hashes: dict[str, str] = field(default_factory=dict)  # flat split -> SHA-256 of its labels file
-
-    def fingerprint(self) -> str:
-        h = hashlib.sha256()
-        for split in self.splits:
-            for label, e in self.entries[split]:
-                h.update(f"{label}\t{e.name}\t{e.size}\n".encode("utf-8", "backslashreplace"))
-        for s in self.skips:
-            h.update(f"{s.split}\t{s.name}\t{s.reason}\n".encode("utf-8", "backslashreplace"))
-        h.update(json.dumps([self.splits, self.classes]).encode())
-        if self.label_hashes:  # only with flat splits: fingerprints of foldered sources are unchanged
-            h.update(json.dumps(self.label_hashes, sort_keys=True).encode())
-        return h.hexdigest()
-
-
-def make_plan(listing: sources.Listing, src: Path, splits: list[str] | None, limit: int | None,
-              labels: dict[str, Labels] | None = None) -> Plan:
-    labels = labels or {}
-    available = sorted(set(listing.splits) | set(listing.flat))
-    for s in labels:
-        if s not in listing.flat:
-            raise PrepareError(f"split {s} of --labels {s}=FILE is not a folder in {src}; "
-                               f"available: {', '.join(available) or 'none'}")
-    found = available
-    if not found:
-        raise PrepareError(f"no <split>/<class>/<image> folders found in {src}")
-    if splits:
-        missing = [s for s in splits if s not in available]
-        if missing:
-            raise PrepareError(f"split(s) {', '.join(missing)} not in {src}; available: {', '.join(found)}")
-        found = [s for s in found if s in splits]
-    flat = [s for s in found if s in listing.flat]
-    for s in flat:
-        if not listing.flat[s] and any(k.split == s and k.reason == sources.FLAT_SUBFOLDER for k in listing.skips):
-            raise PrepareError(f"{s}/ in {src} holds folders, not images: --labels {s}=FILE is for a flat {s}/ "
-                               f"(images directly in it); drop it if {s}/ has class folders")
-    # A flat split's classes are the class folders of the other splits (all of them if none is selected).
-    class_splits = [s for s in found if s in listing.splits] or ([s for s in listing.splits] if flat else [])
-    classes = sorted({c for s in class_splits for c in listing.splits[s]})
-    if not classes:
-        if flat:
-            raise PrepareError(f"no class folders in {src}: flat split {flat[0]} takes its class names from the "
-                               "class folders of the other splits (<split>/<class>/<image>)")
-        raise PrepareError(f"no class folders found in {src} (expected {src}/<split>/<class>/<image>)")
-    index = {c: i for i, c in enumerate(classes)}
-    entries = {}
-    skips = [k for k in listing.skips if k.split not in available or k.split in found]  # drop unselected splits
-    for s in found:
-        if s in listing.flat:
-            entries[s], more = _label_flat(s, listing.flat[s], labels[s], index, class_splits, limit)
-            skips += more
-        else:
-            entries[s] = [(index[c], e) for c, es in listing.splits[s].items() for e in es[:limit]]
-    skips.sort(key=lambda k: (k.split, k.name))
-    # §2: the mean image (and §4.1 PCA) come from the training set; without one, the first split.
-    stats_split = "train" if "train" in found else found[0]
-    return Plan(found, classes, entries, skips, stats_split, {s: labels[s].sha256 for s in flat})
-
-
-def _label_flat(split: str, files: list[Entry], labels: Labels, index: dict[str, int], class_splits: list[str],
-                limit: int | None) -> tuple[list[tuple[int, Entry]], list[sources.Skip]]:
-    """Label the files of a flat split from its labels file; everything not labelled is a skip."""
-    where = labels.path.name
-    base = {e.name: e.name.rsplit("/", 1)[-1] for e in files}
-    assigned: dict[str, LabelRow] = {}
-    conflicts: dict[str, str] = {}
-    missing: list[sources.Skip] = []
-    unlabelled = f"no label in {where}"
-
-    def assign(e: Entry, row: LabelRow) -> None:
-        prev = assigned.setdefault(e.name, row)
-        if prev.cls != row.cls:
-            conflicts[e.name] = f"conflicting labels in {where}: line {prev.line} says {prev.cls}, line {row.line} says {row.cls}"
-
-    def not_found(name: str, row: LabelRow) -> None:
-        missing.append(sources.Skip(split, f"{split}/{name}", f"listed in {where} line {row.line} but not found in {split}/"))
-
-    if labels.by_position:
-        numbered: dict[int, list[Entry]] = {}
-        prefix = ""
-        for e in files:
-            num = sources.ilsvrc_number(base[e.name])
-            if num:
-                prefix = prefix or num[0]
-                numbered.setdefault(num[1], []).append(e)
-        if numbered:  # ILSVRC2012_val_<n>: line n, whatever else is (or is not) in the folder
-            for row in labels.rows:
-                for e in numbered.get(row.line, []):
-                    assign(e, row)
-                if row.line not in numbered:
-                    not_found(f"{prefix}{row.line:08d}", row)
-            unlabelled = f"no label: {where} labels the files {prefix}<line number>"
-        elif len(files) != len(labels.rows):
-            raise PrepareError(f"{labels.path} has {len(labels.rows)} class IDs but {split}/ has {len(files)} files: "
-                               "line i labels the i-th file in sorted order, so the counts must agree")
-        else:
-            for e, row in zip(files, labels.rows):
-                assign(e, row)
-    else:
-        by_name: dict[str, list[Entry]] = {}
-        for e in files:  # a file is named with or without its extension
-            by_name.setdefault(base[e.name], []).append(e)
-        for e in files:
-            stem = base[e.name].rsplit(".", 1)[0]
-            if stem != base[e.name]:
-                by_name.setdefault(stem, []).append(e)
-        rows = labels.rows
-        if rows and rows[0].cls not in index and rows[0].file not in by_name:
-            rows = rows[1:]  # a header line ("ImageId,PredictionString")
-        seen: set[str] = set()
-        for row in rows:
-            targets = by_name.get(row.file, [])
-            for e in targets:
-                assign(e, row)
-            if not targets and row.file not in seen:
-                not_found(row.file, row)
-            seen.add(row.file)
-    known = "the class folders of " + ", ".join(class_splits)
-    labelled: list[tuple[int, Entry]] = []
-    skips: list[sources.Skip] = []
-    per_class: dict[int, int] = {}
-    for e in files:
-        row = assigned.get(e.name)
-        if e.name in conflicts:
-            skips.append(sources.Skip(split, e.name, conflicts[e.name]))
-        elif row is None:
-            skips.append(sources.Skip(split, e.name, unlabelled))
-        elif row.cls not in index:
-            note = f", {row.note}" if row.note else ""
-            skips.append(sources.Skip(split, e.name, f"class {row.cls!r} ({where} line {row.line}{note}) is not among {known}"))
-        else:
-            c = index[row.cls]
-            if limit is None or per_class.get(c, 0) < limit:
-                per_class[c] = per_class.get(c, 0) + 1
-                labelled.append((c, e))
-    return labelled, skips + missing
-
-
-def make_jobs(plan: Plan, chunk: int) -> list[tuple[str, list[tuple[int, Entry]]]]:
-    """The fixed cut of the work into chunks (never across splits)."""
-    return [(s, plan.entries[s][i : i + chunk]) for s in plan.splits for i in range(0, len(plan.entries[s]), chunk)]
 
 
 # ---- files and commit state --------------------------------------------------------------
@@ -237,15 +81,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -343,13 +179,17 @@ def _commit(out: Path, state: State, res: ChunkResult, fmt: str) -> None:
 def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "raw", quality: int = 95,
             workers: int | None = None, strict: bool = False, splits: list[str] | None = None,
             limit_per_class: int | None = None, progress: bool = True,
-            labels: dict[str, str | Path] | None = None, synsets: str | Path | None = None) -> PrepareSummary:
+            labels: dict[str, str | Path] | None = None, synsets: str | Path | None = None,
+            full_decode: bool = False) -> PrepareSummary:
     """Convert SRC (folder or .tar/.tar.gz/.tgz of <split>/<class>/<image>) into a store at OUT.
 
     `labels` maps a flat split (its images directly in SRC/<split>/, e.g. ImageNet's val) to its
     labels file: ``file,class`` lines (LOC_val_solution.csv or any mapping) or the devkit's
     ILSVRC2012_validation_ground_truth.txt, which also needs `synsets` (one wnid per line in
     ILSVRC2012_ID order).
+
+    `full_decode` turns off the reduced-scale decoding of large JPEGs (convert.draft), for pixels
+    identical to torchvision's Resize + CenterCrop of the full image.
     """
     src, out = Path(src).expanduser().resolve(), Path(out).expanduser().resolve()
     if size < 1 or fmt not in FORMATS or not 1 <= quality <= 100 or (limit_per_class is not None and limit_per_class < 1):
@@ -361,6 +201,8 @@ def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "ra
     if label_files:  # only then: the arguments of stores without flat splits stay as they were
         args["labels"] = {s: _file_arg(p, d) for s, (p, d) in sorted(label_files.items())}
         args["synsets"] = _file_arg(*synsets_file) if synsets_file else None
+    if full_decode:  # likewise recorded only when set
+        args["full_decode"] = True
     done = _finished(out, args)
     if done is not None:
         return done
@@ -374,7 +216,7 @@ def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "ra
     done_files = sum(len(jobs[i][1]) for i in range(state.chunks))
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     with tqdm(total=total, initial=done_files, unit="img", disable=not progress, desc="prepare") as bar:
-        for res in _run(src, plan, jobs, todo, size, fmt, quality, workers):
+        for res in _run(src, plan, jobs, todo, size, fmt, quality, workers, not full_decode):
             if strict and res.skips:
                 name, reason = res.skips[0]
                 raise PrepareError(f"strict: {name} in {src}: {reason}")
@@ -447,7 +289,7 @@ def _begin(src: Path, out: Path, args: dict[str, Any], strict: bool,
 
 
 def _run(src: Path, plan: Plan, jobs: list, todo: range, size: int, fmt: str, quality: int,
-         workers: int) -> Iterator[ChunkResult]:
+         workers: int, draft: bool) -> Iterator[ChunkResult]:
     """Convert chunks `todo` in parallel, yielding results in job order."""
     reader = sources.TarReader(src) if not src.is_dir() and todo else None
 
@@ -462,7 +304,7 @@ def _run(src: Path, plan: Plan, jobs: list, todo: range, size: int, fmt: str, qu
                 items.append((label, e.name, reader.read(e), ""))
             except (OSError, EOFError, zlib.error) as err:  # e.g. an archive truncated mid-member
                 items.append((label, e.name, None, f"cannot read: {err}"))
-        return Job(i, split, size, fmt, quality, split == plan.stats_split, items)
+        return Job(i, split, size, fmt, quality, split == plan.stats_split, items, draft)
 
     try:
         if workers == 1:
