@@ -106,7 +106,6 @@ def run_case(shape, dtype, channels_last, device, impls, seed):
         with torch.no_grad():
             ms_f = bench(lambda: fn(x), device)
         rows.append((name, ms_f, ms_fb, floor_bytes / (ms_fb * 1e-3) / 1e9, err_y, err_g))
-        del x, g, xr
     return floor_bytes, rows
 
 
