@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
@@ -45,6 +46,31 @@ def scale_input(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     return x * cfg.input_scale if cfg.input_scale != 1.0 else x
 
 
+class ColumnConv2d(nn.Conv2d):
+    """§3.2 a convolution whose kernels see only their own column's maps (groups = columns).
+    The same weights and function either way; impl says how it is computed:
+      "grouped"  one grouped convolution (cuDNN's grouped kernels on CUDA)
+      "split"    one convolution per column on its half of the channels, outputs concatenated
+    Which is faster depends on the GPU, dtype and memory format: benchmarks/grouped_conv_bench.py."""
+
+    def __init__(self, *args, impl: str = "grouped", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.impl = impl
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self.impl == "grouped" or self.groups == 1:
+            return super()._conv_forward(x, weight, bias)
+        g = self.groups
+        biases = bias.chunk(g) if bias is not None else [None] * g
+        outs = [F.conv2d(xi, wi, bi, self.stride, self.padding, self.dilation)  # (B, C_out / g, H, W) each
+                for xi, wi, bi in zip(x.chunk(g, dim=1), weight.chunk(g, dim=0), biases)]
+        return torch.cat(outs, dim=1)
+
+
+def _column_conv(cfg: ModelConfig, c_in: int, c_out: int, kernel: int) -> ColumnConv2d:
+    return ColumnConv2d(c_in, c_out, kernel, padding=kernel // 2, groups=cfg.columns, impl=cfg.grouped_impl)
+
+
 def _conv_widths(cfg: ModelConfig) -> list[int]:
     widths = [_scaled(n, cfg.width) for n in PAPER_CONV]
     if cfg.columns == 1:  # §3.2 footnote: one column has half the kernels, but conv5 keeps its size
@@ -60,7 +86,6 @@ class AlexNet(nn.Module):
         cfg = cfg or ModelConfig()
         self.cfg = cfg
         c1, c2, c3, c4, c5 = _conv_widths(cfg)
-        groups = cfg.columns  # §3.2 conv2, conv4, conv5 see only their own column's maps
         layers: list[tuple[str, nn.Module]] = [
             ("pad1", nn.ZeroPad2d((0, 3, 0, 3))),  # cuda-convnet's output-size rule, see module docstring
             ("conv1", nn.Conv2d(3, c1, 11, stride=4)),  # (B, 96, 55, 55)
@@ -68,7 +93,8 @@ class AlexNet(nn.Module):
         ]
         layers += [("lrn1", _lrn(cfg))] if cfg.lrn else []
         layers += [("pool1", _pool(cfg))]  # (B, 96, 27, 27)
-        layers += [("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=groups)), ("relu2", _activation(cfg))]
+        # §3.2 conv2, conv4, conv5 see only their own column's maps
+        layers += [("conv2", _column_conv(cfg, c1, c2, 5)), ("relu2", _activation(cfg))]
         layers += [("lrn2", _lrn(cfg))] if cfg.lrn else []
         layers += [("pool2", _pool(cfg))]  # (B, 256, 13, 13)
         in_ch = c2
@@ -76,9 +102,9 @@ class AlexNet(nn.Module):
             layers += [("conv3", nn.Conv2d(in_ch, c3, 3, padding=1)), ("relu3", _activation(cfg))]
             in_ch = c3
         if cfg.remove_conv != 4:
-            layers += [("conv4", nn.Conv2d(in_ch, c4, 3, padding=1, groups=groups)), ("relu4", _activation(cfg))]
+            layers += [("conv4", _column_conv(cfg, in_ch, c4, 3)), ("relu4", _activation(cfg))]
             in_ch = c4
-        layers += [("conv5", nn.Conv2d(in_ch, c5, 3, padding=1, groups=groups)), ("relu5", _activation(cfg))]
+        layers += [("conv5", _column_conv(cfg, in_ch, c5, 3)), ("relu5", _activation(cfg))]
         layers += [("pool5", _pool(cfg))]  # (B, 256, 6, 6)
         if cfg.extra_conv:  # §6 a sixth conv layer over the last pooling layer (256 3x3 kernels: our choice)
             layers += [("conv6", nn.Conv2d(c5, c5, 3, padding=1)), ("relu6c", _activation(cfg))]

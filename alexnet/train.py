@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
-from .config import Config, save_config, to_dict
+from .config import Config, from_dict, save_config, to_dict
 from .data.augment import draw, pca_lambda, train_batch
 from .data.loader import BatchLoader
 from .data.store import open_store
@@ -196,7 +196,7 @@ class Trainer:
         state, used = ckpt.load_with_fallback(path, map_location=self.device)
         if used != path:
             print(f"alexnet: warning: {path} is missing or damaged; resuming from {used}", file=sys.stderr)
-        if state.get("config", {}).get("model") != to_dict(self.cfg)["model"]:
+        if _net(state.get("config", {})) != _net(to_dict(self.cfg)):
             raise ConfigError(f"{used} was trained with a different model config: resume without model.* overrides")
         ckpt.unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -275,6 +275,16 @@ class Trainer:
     def _summary(self, status: str) -> dict:
         return {"status": status, "run": str(self.out), "epoch": self.epoch, "step": self.step,
                 "best_val_top1_error": self.best_error, "lr": self.schedule.lr}
+
+
+def _net(config: dict) -> dict:
+    """The model config that defines the function (defaults filled in for fields added since it
+    was saved); lrn_impl and grouped_impl only say how it is computed, so they may change on resume."""
+    try:
+        model = to_dict(from_dict({"model": config.get("model", {})}))["model"]
+    except ConfigError:
+        return {"unreadable": config.get("model")}
+    return {k: v for k, v in model.items() if k not in ("lrn_impl", "grouped_impl")}
 
 
 def _first_bad(first_bad, finite: torch.Tensor, step: int) -> torch.Tensor:

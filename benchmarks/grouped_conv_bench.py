@@ -7,6 +7,8 @@ Alternatives (all compute the same function; "blockdiag" does twice the FLOPs):
   split       two half convolutions on channel halves, outputs concatenated
   blockdiag   one dense convolution whose off-diagonal weight blocks are zero
 
+The model's switch between the first two is `model.grouped_impl=grouped|split` (model.ColumnConv2d).
+
 Run on the GPU box:  python benchmarks/grouped_conv_bench.py            (bf16 and fp32, NCHW and channels-last)
 Smoke test on CPU:   python benchmarks/grouped_conv_bench.py --small
 """

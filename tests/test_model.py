@@ -126,3 +126,20 @@ def test_cifar4_is_four_weight_layers():
     assert len(weights) == 4
     assert m(torch.randn(3, 3, 32, 32)).shape == (3, 10)
     assert build_model(ModelConfig(arch="cifar4", num_classes=10))(torch.randn(1, 3, 28, 28)).shape == (1, 10)
+
+
+def test_split_columns_equal_grouped_convolution():
+    """model.grouped_impl=split computes conv2/4/5 as two half convolutions: same weights, same function."""
+    torch.manual_seed(0)
+    grouped = AlexNet(ModelConfig(num_classes=10, width=0.25, dropout=0.0))
+    split = AlexNet(ModelConfig(num_classes=10, width=0.25, dropout=0.0, grouped_impl="split"))
+    split.load_state_dict(grouped.state_dict())  # the same keys and shapes
+    x = torch.randn(2, 3, 224, 224, dtype=torch.float64) * 50
+    grouped, split = grouped.double(), split.double()
+    out_g, out_s = grouped(x), split(x)
+    torch.testing.assert_close(out_s, out_g, rtol=1e-12, atol=1e-12)
+    out_g.square().sum().backward()
+    out_s.square().sum().backward()
+    for (name, pg), (_, ps) in zip(grouped.named_parameters(), split.named_parameters()):
+        torch.testing.assert_close(ps.grad, pg.grad, rtol=1e-10, atol=1e-12, msg=name)
+    assert split.features.conv4.impl == "split" and split.features.conv4.groups == 2

@@ -85,3 +85,17 @@ def test_save_resume_gives_identical_next_steps(tiny_store, tmp_path):
     a, b = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert full.step == resumed.step == 14
+
+
+def test_resume_accepts_older_configs_and_other_impls_but_not_another_net(tiny_store, tmp_path):
+    from alexnet.checkpoint import save_checkpoint
+    from alexnet.errors import ConfigError
+    sets = tiny_overrides(tiny_store, tmp_path / "run", "schedule.epochs=1", "train.max_steps_per_epoch=1")
+    Trainer(build_config("quick", sets)).fit()
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    del state["config"]["model"]["grouped_impl"]  # a checkpoint from before that field existed
+    save_checkpoint(state, tmp_path / "run" / "last.pt")
+    for impl in ("model.grouped_impl=split", "model.lrn_impl=reference"):  # how, not what: resumable
+        Trainer(build_config("quick", [*sets, impl]), resume=True)
+    with pytest.raises(ConfigError, match="different model config"):
+        Trainer(build_config("quick", [*sets, "model.dropout=0.3"]), resume=True)
