@@ -55,6 +55,21 @@ def test_fast_path_equals_reference_path_against_float64(channels_last):
         assert _rel(g_r[name], g64[name]) < 5e-3, name  # fp32 autograd through the stock LRN
 
 
+def test_compiled_fast_path_equals_eager():
+    """train.compile=true: torch.compile (inductor, here on the CPU) of the fast path, fused LRN
+    included, gives the eager forward and gradients up to fp32 reordering."""
+    torch.manual_seed(0)
+    eager = AlexNet(ModelConfig(lrn_impl="fast", dropout=0.0, num_classes=10, width=0.125))
+    compiled = torch.compile(copy.deepcopy(eager))
+    x, y = torch.randn(2, 3, 96, 96) * 50, torch.randint(0, 10, (2,))
+    loss_e, g_e = _grads(eager, x, y)
+    loss_c, g_c = _grads(compiled, x, y)
+    g_c = {name.removeprefix("_orig_mod."): g for name, g in g_c.items()}
+    assert abs(loss_c.item() - loss_e.item()) < 1e-5 and g_c.keys() == g_e.keys()
+    for name in g_e:
+        assert _rel(g_c[name], g_e[name]) < 1e-4, name
+
+
 def test_bf16_autocast_stays_within_bf16_tolerance():
     ref, fast = _pair()
     x = torch.randn(4, 3, 224, 224) * 50
