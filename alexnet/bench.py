@@ -41,7 +41,7 @@ class Setup:
     channels_last: bool
 
 
-def _setups(device: torch.device, compile_: bool) -> list[Setup]:
+def _setups(device: torch.device, compile_: bool, compile_mode: str = "default") -> list[Setup]:
     cuda = device.type == "cuda"
     tv = torchvision.models.alexnet(weights=None).to(device)
     ref = AlexNet(ModelConfig(lrn_impl="reference")).to(device)
@@ -54,7 +54,7 @@ def _setups(device: torch.device, compile_: bool) -> list[Setup]:
         Setup("paper-fast", fast, build_optimizer(fast, OptimConfig()), "bf16" if cuda else "fp32", cuda),
     ]
     if compile_:
-        setups[2].model = torch.compile(setups[2].model)
+        setups[2].model = torch.compile(setups[2].model, mode=compile_mode)
     return setups
 
 
@@ -99,9 +99,9 @@ def _infer_fn(s: Setup, x: torch.Tensor, device: torch.device):
 
 
 def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compile_: bool, crop: int = 224,
-                store=None, threads: int = 0, decode: str = "cpu") -> dict:
+                store=None, threads: int = 0, decode: str = "cpu", compile_mode: str = "default") -> dict:
     torch.manual_seed(0)
-    setups = _setups(device, compile_)
+    setups = _setups(device, compile_, compile_mode)
     x = torch.randn(batch, 3, crop, crop, device=device) * 50  # mean-subtracted 0..255 pixels
     y = torch.randint(0, 1000, (batch,), device=device)
     rows = []
@@ -124,7 +124,7 @@ def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compi
     if feed:
         ratios["store_vs_synthetic"] = feed["store_vs_synthetic"]
     return {"device": _device_name(device), "torch": torch.__version__, "batch": batch, "crop": crop,
-            "steps": steps, "compile": compile_, "rows": rows, "ratios": ratios, "feed": feed}
+            "steps": steps, "compile": compile_, "compile_mode": compile_mode if compile_ else None, "rows": rows, "ratios": ratios, "feed": feed}
 
 
 def bench_feed(s: Setup, store, device: torch.device, batch: int, steps: int, warmup: int,

@@ -121,7 +121,7 @@ def cmd_bench_model(args) -> int:
     compile_ = device.type == "cuda" and not args.no_compile
     store = open_store(args.data) if args.data else None
     result = bench_model(device, batch, steps, warmup=args.warmup, compile_=compile_, store=store,
-                         threads=args.data_threads, decode=args.decode)
+                         threads=args.data_threads, decode=args.decode, compile_mode=args.compile_mode)
     print(json.dumps(result) if args.json else format_model(result))
     return 0
 
@@ -216,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 50 on CUDA, 3 on CPU)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
+    p.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"], default="default",
+                   help="torch.compile mode of the fast path (reduce-overhead: CUDA graphs)")
     p.add_argument("--data", default=None, metavar="STORE",
                    help="also time the training step fed from this store vs from a synthetic batch")
     p.add_argument("--data-threads", type=int, default=0, help="loader decode threads (0: one per core)")

@@ -88,6 +88,7 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"  # reduce-overhead: CUDA graphs
     deterministic: bool = False  # torch deterministic algorithms (bitwise-reproducible on CPU)
     ckpt_every_steps: int = 0  # 0: only at the end of each epoch
     log_every_steps: int = 20

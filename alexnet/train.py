@@ -112,7 +112,7 @@ class Trainer:
         self.model = build_model(cfg.model).to(self.device)
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward = torch.compile(self.model) if cfg.train.compile else self.model
+        self.forward = torch.compile(self.model, mode=cfg.train.compile_mode) if cfg.train.compile else self.model
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.schedule = PlateauSchedule(cfg.schedule, cfg.optim.lr)
         self.epoch, self.batch, self.step = 0, 0, 0
