@@ -25,7 +25,7 @@ import torchvision
 
 from .config import ModelConfig, OptimConfig
 from .errors import UserError
-from .data.augment import draw, eval_views, pca_lambda, train_batch
+from .data.augment import eval_views, store_augmenter
 from .data.loader import BatchLoader
 from .evaluate import autocast
 from .model import AlexNet
@@ -133,13 +133,10 @@ def bench_feed(s: Setup, store, device: torch.device, batch: int, steps: int, wa
     (its train split), over `steps` steps timed as one stretch (no sync between steps)."""
     size = store.size
     crop = 224 if size >= 256 else size - size // 8  # the paper's 224 of 256, or the same margin
-    mean, eigvecs = store.mean.to(device), store.pca_eigvecs.to(device)
-    lam = pca_lambda(store.pca_eigvals).to(device)
-    gen = torch.Generator().manual_seed(0)
+    augment = store_augmenter(store, device, crop, torch.Generator().manual_seed(0))
 
     def step(images: torch.Tensor, labels: torch.Tensor) -> None:
-        x = train_batch(images, draw(batch, size, crop, gen), crop, mean, eigvecs, lam)
-        _train_fn(s, x, labels, device)()
+        _train_fn(s, augment(images), labels, device)()
 
     def stretch(batches) -> float:
         for _ in range(warmup):
@@ -158,7 +155,7 @@ def bench_feed(s: Setup, store, device: torch.device, batch: int, steps: int, wa
     if len(loader) * 2 < warmup + steps:
         raise UserError(f"store {store.path} has {len(loader)} batches of {batch}: too few for {warmup} + {steps} "
                         "steps; lower --batch-size or --steps")
-    fed = _epochs(loader)
+    fed = loader.forever()
     try:
         rates = {"synthetic": stretch(iter(lambda: (synthetic, labels), None)), "store": stretch(fed)}
     finally:
@@ -166,13 +163,6 @@ def bench_feed(s: Setup, store, device: torch.device, batch: int, steps: int, wa
     return {"store": str(store.path), "format": store.format, "size": size, "crop": crop, "threads": loader.threads,
             "decode": decode, "synthetic_img_s": rates["synthetic"], "store_img_s": rates["store"],
             "store_vs_synthetic": rates["store"] / rates["synthetic"]}
-
-
-def _epochs(loader: BatchLoader):
-    epoch = 0
-    while True:
-        yield from loader.batches(epoch)
-        epoch += 1
 
 
 def _tencrop_rate(s: Setup, batch: int, crop: int, steps: int, warmup: int, device: torch.device) -> float:

@@ -48,14 +48,6 @@ def path_overrides(name: str, device: torch.device, precision: str, compile_: bo
     return ["model.lrn_impl=reference", "train.precision=fp32", "train.channels_last=false", "train.compile=false"]
 
 
-def _batches(trainer: Trainer):
-    """The run's batches in Trainer.fit's order, crossing epochs; closing it stops the read-ahead."""
-    for epoch in itertools.count():
-        trainer.epoch = epoch
-        with contextlib.closing(trainer.loader.batches(epoch)) as it:
-            yield from it
-
-
 def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
 
@@ -70,7 +62,7 @@ def train_losses(cfg: Config, steps: int, init: dict[str, torch.Tensor] | None) 
                 unwrap(trainer.model).load_state_dict(init)
             start = _state(trainer.model)
             losses, finite = [], []
-            with contextlib.closing(_batches(trainer)) as batches:
+            with contextlib.closing(trainer.loader.forever()) as batches:  # Trainer.fit's order
                 for images, labels in itertools.islice(batches, steps):
                     loss, ok = trainer.train_step(images, labels)
                     trainer.step += 1

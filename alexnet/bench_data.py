@@ -45,7 +45,7 @@ import torch
 import torchvision
 
 from .bench import _device_name, _sync
-from .data.augment import draw, pca_lambda, train_batch
+from .data.augment import store_augmenter
 from .data.loader import BatchLoader
 from .errors import UserError
 
@@ -208,27 +208,6 @@ def _torchvision_row(root: Path, device: torch.device, batch: int, n_batches: in
     return iter(loader)
 
 
-def _chain_epochs(loader: BatchLoader) -> Iterator:
-    epoch = 0
-    while True:
-        yield from loader.batches(epoch)
-        epoch += 1
-
-
-def _store_step(store, device: torch.device, crop: int) -> Callable:
-    """The trainer's augmentation (§4.1, §2) on a batch the loader already put on the device."""
-    mean = store.mean.to(device)
-    eigvecs = store.pca_eigvecs.to(device)
-    lam = pca_lambda(store.pca_eigvals).to(device)
-    gen = torch.Generator().manual_seed(0)
-
-    def step(item):
-        images, _ = item
-        d = draw(images.shape[0], store.size, crop, gen)
-        return train_batch(images, d, crop, mean, eigvecs, lam)
-    return step
-
-
 def _dir_mean_bytes(root: Path) -> tuple[float, int]:
     sizes = [p.stat().st_size for p in root.rglob("*") if p.is_file()]
     return (sum(sizes) / len(sizes) if sizes else 0.0), len(sizes)
@@ -294,9 +273,10 @@ def bench_data(source: str, work: Path, device: torch.device, batch: int, batche
                                  decode=decode)
             if len(loader) == 0:
                 raise UserError(f"{len(reader)} images in {store.path}: fewer than one batch of {batch}")
-            items = _chain_epochs(loader)
+            items = loader.forever()
+            augment = store_augmenter(store, device, crop, torch.Generator().manual_seed(0))
             try:
-                row.update(_measure(items, _store_step(store, device, crop), batch, warmup, batches, device))
+                row.update(_measure(items, lambda item: augment(item[0]), batch, warmup, batches, device))
             finally:
                 items.close()
         out_rows.append(row)

@@ -78,6 +78,17 @@ def train_batch(x: torch.Tensor, d: Draws, crop: int, mean: torch.Tensor | None,
     return xf.add_(shift[:, :, None, None]).contiguous()
 
 
+def store_augmenter(store, device: torch.device, crop: int, generator: torch.Generator):
+    """train_batch with `store`'s mean image and PCA (the defaults of §2, §4.1), drawing from
+    `generator`: images (B, 3, S, S) uint8 on `device` -> (B, 3, crop, crop) float32."""
+    mean, eigvecs = store.mean.to(device), store.pca_eigvecs.to(device)
+    lam = pca_lambda(store.pca_eigvals).to(device)
+
+    def augment(images: torch.Tensor) -> torch.Tensor:
+        return train_batch(images, draw(images.shape[0], store.size, crop, generator), crop, mean, eigvecs, lam)
+    return augment
+
+
 def view_offsets(size: int, crop: int, views: str) -> list[tuple[int, int, bool]]:
     """(top, left, flip) of each evaluation view. 10crop: four corners, centre, and reflections (§4.1)."""
     c, e = (size - crop) // 2, size - crop

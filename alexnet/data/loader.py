@@ -13,6 +13,7 @@ Augmentation (crop, reflection, PCA noise, mean) then runs on the device: data/a
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import queue
 import threading
@@ -71,6 +72,11 @@ class BatchLoader:
         n = len(self.reader) // self.world if self.drop_last else len(self.indices(0))
         batches = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         return min(batches, self.max_batches) if self.max_batches else batches
+
+    def forever(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Epoch after epoch from `epoch`, without end (benchmarks); closing it stops the read-ahead."""
+        for e in itertools.count(epoch):
+            yield from self.batches(e)
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield (images (B, 3, S, S) uint8, labels (B,) int64), both on the device, from batch
