@@ -1,6 +1,6 @@
 """alexnet: the 2012 network of Krizhevsky, Sutskever and Hinton, faithful and fast."""
 from .config import Config, ModelConfig, build_config
-from .model import AlexNet, AlexNetOWT, Cifar4, build_model, count_parameters
+from .nets import AlexNet, AlexNetOWT, Cifar4, build_model, count_parameters
 
 __all__ = ["AlexNet", "AlexNetOWT", "Cifar4", "Config", "ModelConfig", "build_config", "build_model", "count_parameters"]
 __version__ = "0.1.0"

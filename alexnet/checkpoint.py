@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError
-from .fsutil import fsync_dir
+from .fsutil import write_atomic
 
 FORMAT = "alexnet-checkpoint"
 VERSION = 1
@@ -38,18 +37,10 @@ def prev_path(path: Path) -> Path:
 def save_checkpoint(state: dict, path: str | Path, keep_prev: bool = True) -> Path:
     """Atomically write `state` to `path`. On any failure the last good checkpoint stays intact."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        if keep_prev and path.exists():
-            os.replace(path, prev_path(path))
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        write_atomic(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **state}, f),
+                     keep=prev_path(path) if keep_prev else None)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise CheckpointError(f"could not write checkpoint {path}: {e.strerror or e}; the previous one is intact") from None
     return path
 

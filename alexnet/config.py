@@ -31,8 +31,8 @@ class ModelConfig:
     lrn: bool = True  # §3.3
     lrn_alpha: float = 1e-4  # §3.3, as in the paper's formula
     lrn_alpha_per_n: bool = False  # 2012 code / Caffe: alpha is divided by n (effective paper alpha 2e-5)
-    lrn_impl: Literal["auto", "reference", "fast", "triton"] = "auto"  # auto: the fused autograd LRN (lrn.py)
-    grouped_impl: Literal["grouped", "split"] = "grouped"  # how conv2/4/5's two columns are computed (model.py)
+    lrn_impl: Literal["auto", "reference", "fast", "triton"] = "auto"  # auto: the fused autograd LRN (nets/lrn.py)
+    grouped_impl: Literal["grouped", "split"] = "grouped"  # how conv2/4/5's two columns are computed (nets/model.py)
     pool_kernel: int = 3  # §3.4 overlapping (z=3, s=2); 2 is the non-overlapping ablation
     columns: Literal[1, 2] = 2  # §3.2; 1 = one column with half the kernels (conv5 and FC full size)
     remove_conv: Literal[0, 3, 4] = 0  # §6: "removing any of the middle layers" (0 keeps all)

@@ -3,7 +3,6 @@ for one net or an ensemble whose softmax outputs are averaged (§6, "averaging t
 of five similar CNNs")."""
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import torch
@@ -15,13 +14,8 @@ from .config import Config, from_dict
 from .data.augment import eval_views
 from .data.loader import BatchLoader
 from .errors import CheckpointError, UserError
-from .model import build_model
-
-
-def autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+from .nets.model import build_model
+from .runtime import autocast
 
 
 @torch.no_grad()

@@ -1,8 +1,10 @@
-"""Durable file writes."""
+"""Durable file writes: one way to replace a file atomically, used by checkpoints and stores."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def fsync_dir(folder: Path) -> None:
@@ -16,3 +18,29 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_atomic(path: Path, content: bytes | Callable[[BinaryIO], None], keep: Path | None = None) -> Path:
+    """Replace `path` with `content` (bytes, or a function writing into the open file) so that a
+    reader sees the old file or the new one, never a mix: write a temporary file in the same
+    folder, flush + fsync, rename over `path`, fsync the folder. With `keep`, the old file is first
+    renamed to `keep`, so a complete file exists at every instant. On any error the temporary file
+    is removed and the error re-raised; `path` is untouched."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            if callable(content):
+                content(f)
+            else:
+                f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        if keep is not None and path.exists():
+            os.replace(path, keep)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path

@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from alexnet.bench_curve import train_losses
+from alexnet.bench.curve import train_losses
 from alexnet.config import build_config
 from alexnet.data.loader import BatchLoader
 from alexnet.data.store import open_store

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from alexnet.lrn import _FastLRN  # noqa: E402
+from alexnet.nets.lrn import _FastLRN  # noqa: E402
 
 N, ALPHA, BETA, K = 5, 1e-4, 0.75, 2.0  # §3.3, paper convention (torch's alpha is ALPHA * N)
 
@@ -30,7 +30,7 @@ def _triton_fn():
     if not torch.cuda.is_available():
         return None
     try:
-        from alexnet.kernels import lrn_triton
+        from alexnet.nets.kernels import lrn_triton
     except ImportError:
         return None
     return lrn_triton

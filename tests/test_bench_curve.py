@@ -1,9 +1,9 @@
-"""`alexnet bench curve` (issue 4, item 5): fast and reference paths train alike, from the same weights."""
+"""`alexnet bench curve`: fast and reference paths train alike, from the same weights."""
 import json
 
 import numpy as np
 
-from alexnet.bench_curve import moving_average
+from alexnet.bench.curve import moving_average
 from alexnet.cli import main
 
 from conftest import tiny_overrides

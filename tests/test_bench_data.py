@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from alexnet.bench_data import ROWS, bench_data, format_data, make_synthetic
+from alexnet.bench.data import ROWS, bench_data, format_data
+from alexnet.bench.sources import make_synthetic
 from alexnet.data.gpu_decode import decode_batch
 from alexnet.data.prepare import prepare
 from alexnet.data.store import StoreError, open_store

@@ -1,4 +1,4 @@
-"""The fast path computes the reference path's function (issue 4), and `alexnet bench` runs."""
+"""The fast path computes the reference path's function, and `alexnet bench` runs."""
 import copy
 import json
 
@@ -10,7 +10,7 @@ from alexnet.cli import main
 from alexnet.config import ModelConfig
 from alexnet.data.loader import BatchLoader, epoch_order, shard
 from alexnet.data.prepare import prepare
-from alexnet.model import AlexNet
+from alexnet.nets.model import AlexNet
 
 from conftest import IMAGENETTE
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from alexnet.lrn import LocalResponseNorm, _FastLRN, local_response_norm, lrn_direct
+from alexnet.nets.lrn import LocalResponseNorm, _FastLRN, local_response_norm, lrn_direct
 
 
 @pytest.mark.parametrize("impl", ["reference", "fast"])

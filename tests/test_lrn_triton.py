@@ -1,4 +1,4 @@
-"""alexnet/kernels/lrn_triton.py under Triton's CPU interpreter, against the formula and the reference impl.
+"""alexnet/nets/kernels/lrn_triton.py under Triton's CPU interpreter, against the formula and the reference impl.
 
 TRITON_INTERPRET must be set before triton is first imported, and other tests import torch (and
 possibly triton) first, so each group of checks runs in a fresh interpreter: pytest runs this same
@@ -46,7 +46,7 @@ def _post_relu(shape, seed, scale=30.0):
 def _exact(a, g, n=5, alpha=1e-4, beta=0.75, k=2.0):
     """Forward and input gradient of the formula in float64 through torch.autograd (lrn_direct)."""
     import torch
-    from alexnet.lrn import lrn_direct
+    from alexnet.nets.lrn import lrn_direct
 
     a64 = a.detach().double().contiguous().requires_grad_()
     y = lrn_direct(a64, n, alpha, beta, k)
@@ -56,7 +56,7 @@ def _exact(a, g, n=5, alpha=1e-4, beta=0.75, k=2.0):
 
 def _triton(a, g, **kw):
     import torch
-    from alexnet.lrn import local_response_norm
+    from alexnet.nets.lrn import local_response_norm
 
     a = a.detach().clone(memory_format=torch.preserve_format).requires_grad_()
     y = local_response_norm(a, impl="triton", **kw)
@@ -75,7 +75,7 @@ def _close(got, want, rtol, what):
 
 def _check_fp32(channels_last: bool):
     import torch
-    from alexnet.lrn import local_response_norm
+    from alexnet.nets.lrn import local_response_norm
 
     for i, shape in enumerate(SHAPES):
         a = _post_relu(shape, seed=i)
@@ -140,7 +140,7 @@ def group_low_precision():
 
 def group_module_and_edges():
     import torch
-    from alexnet.lrn import LocalResponseNorm, local_response_norm, lrn_direct
+    from alexnet.nets.lrn import LocalResponseNorm, local_response_norm, lrn_direct
 
     # the nn.Module under CPU bf16 autocast: output in bf16, finite, close to the formula
     a = torch.full((1, 16, 2, 2), 3e4)

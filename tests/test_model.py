@@ -4,8 +4,8 @@ import torch
 import torchvision
 
 from alexnet.config import ModelConfig
-from alexnet.model import AlexNet, AlexNetOWT, Cifar4, build_model, count_parameters
-from alexnet.summary import layer_table
+from alexnet.nets.model import AlexNet, AlexNetOWT, Cifar4, build_model, count_parameters
+from alexnet.nets.summary import layer_table
 
 # §3.5 by hand: weights + biases of conv1..conv5 (conv2/4/5 see 48/192/192 input maps), fc6..fc8
 PAPER_PARAMS = [96 * 3 * 11 * 11 + 96, 256 * 48 * 25 + 256, 384 * 256 * 9 + 384, 384 * 192 * 9 + 384,
@@ -25,7 +25,7 @@ def test_every_layer_shape_neurons_and_params():
     for name, shape in expect.items():
         assert rows[name]["output"] == shape, name
     neurons = [rows[n]["neurons"] for n in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")]
-    assert neurons == [290_400, 186_624, 64_896, 64_896, 43_264, 4096, 4096, 1000]  # PAPER.md
+    assert neurons == [290_400, 186_624, 64_896, 64_896, 43_264, 4096, 4096, 1000]  # docs/paper.md "network": conv1 is 55x55x96 (Figure 2 prints 253,440)
     params = [rows[n]["params"] for n in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")]
     assert params == PAPER_PARAMS
 

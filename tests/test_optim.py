@@ -2,7 +2,7 @@
 import torch
 
 from alexnet.config import OptimConfig
-from alexnet.optim import PaperSGD, build_optimizer, param_groups, set_lr
+from alexnet.train.optim import PaperSGD, build_optimizer, param_groups, apply_lr
 
 
 def test_hand_computed_steps_with_lr_change():
@@ -31,7 +31,7 @@ def _trajectory(rule: str, lrs: list[float]) -> torch.Tensor:
     opt = build_optimizer(model, OptimConfig(rule=rule))
     x, y = torch.randn(16, 5, dtype=torch.float64), torch.randn(16, 3, dtype=torch.float64)
     for lr in lrs:
-        set_lr(opt, lr)
+        apply_lr(opt, lr)
         opt.zero_grad()
         ((model(x) - y) ** 2).mean().backward()
         opt.step()
@@ -54,5 +54,5 @@ def test_bias_groups_by_shape():
     assert all(p.ndim > 1 for p in weights["params"]) and all(p.ndim == 1 for p in biases["params"])
     assert biases["lr"] == 0.02 and biases["weight_decay"] == 0.0 and weights["weight_decay"] == 5e-4
     opt = build_optimizer(model, OptimConfig(lr=0.01, bias_lr_mult=2.0))
-    set_lr(opt, 0.001)
+    apply_lr(opt, 0.001)
     assert [g["lr"] for g in opt.param_groups] == [0.001, 0.002]

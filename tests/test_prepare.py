@@ -20,6 +20,7 @@ from PIL import Image
 from alexnet.data import prepare as prepare_module
 from alexnet.data.prepare import PrepareError, prepare
 from alexnet.data.store import StoreError, open_store
+from prepare_hooks import KillAt
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -212,16 +213,19 @@ def test_rerun_complete_and_argument_checks(tmp_path, monkeypatch):
 RUN = """
 import sys
 from alexnet.data.prepare import prepare
+from prepare_hooks import KillAt
 if __name__ == "__main__":
-    prepare(sys.argv[1], sys.argv[2], size=24, fmt=sys.argv[3], limit_per_class=4, workers=int(sys.argv[4]), progress=False)
+    point, index = sys.argv[5].split(":")
+    prepare(sys.argv[1], sys.argv[2], size=24, fmt=sys.argv[3], limit_per_class=4, workers=int(sys.argv[4]),
+            progress=False, chunk_files=12, hook=KillAt(point, int(index)))
 """
 
 
 def run_killed(tmp_path: Path, out: Path, fmt: str, workers: int, kill: str) -> None:
     script = tmp_path / "run.py"
     script.write_text(RUN)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "ALEXNET_PREPARE_CHUNK": "12", "ALEXNET_PREPARE_KILL": kill}
-    proc = subprocess.run([sys.executable, str(script), str(CIFAR), str(out), fmt, str(workers)],
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    proc = subprocess.run([sys.executable, str(script), str(CIFAR), str(out), fmt, str(workers), kill],
                           env=env, capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
 
@@ -288,14 +292,11 @@ def test_start_killed_before_state_file_restarts(tmp_path):
     assert (out / "train.u8").read_bytes() == (tmp_path / "ref" / "train.u8").read_bytes()
 
 
-def test_dead_worker_is_an_error_then_resumes(tmp_path, monkeypatch):
+def test_dead_worker_is_an_error_then_resumes(tmp_path):
     src = hostile_tree(tmp_path)
     ref = prepare(src, tmp_path / "ref", size=8, workers=1, progress=False)
-    monkeypatch.setenv("ALEXNET_PREPARE_CHUNK", "3")
-    monkeypatch.setenv("ALEXNET_PREPARE_KILL", "worker:2")  # read by the spawned workers
-    with pytest.raises(PrepareError, match="worker process died.*run again"):
-        prepare(src, tmp_path / "out", size=8, workers=2, progress=False)
-    monkeypatch.delenv("ALEXNET_PREPARE_KILL")
+    with pytest.raises(PrepareError, match="worker process died.*run again"):  # KillAt runs in the spawned worker
+        prepare(src, tmp_path / "out", size=8, workers=2, progress=False, chunk_files=3, hook=KillAt("worker", 2))
     assert prepare(src, tmp_path / "out", size=8, workers=2, progress=False) == \
         prepare_module.PrepareSummary(ref.read, ref.stored, ref.skipped, tmp_path / "out" / "skipped.tsv", tmp_path / "out")
     assert store_bytes(tmp_path / "out") == store_bytes(tmp_path / "ref")

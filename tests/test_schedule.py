@@ -1,6 +1,6 @@
 """§5 schedule: divide lr by 10 when validation error stops improving, three times, then stop."""
 from alexnet.config import ScheduleConfig
-from alexnet.schedule import PlateauSchedule
+from alexnet.train.schedule import PlateauSchedule
 
 
 def test_cuts_after_patience_and_stops_after_tail():

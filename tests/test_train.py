@@ -9,7 +9,7 @@ from alexnet.cli import main
 from alexnet.config import build_config
 from alexnet.data.store import open_store
 from alexnet.evaluate import evaluate_checkpoints, load_model, predict, topk_errors
-from alexnet.train import Trainer
+from alexnet.train import open_trainer
 
 from conftest import IMAGENETTE, tiny_overrides
 
@@ -53,7 +53,7 @@ def test_ensemble_averages_softmax(tiny_store, tmp_path):
     for seed in (1, 2):
         cfg = build_config("quick", tiny_overrides(tiny_store, tmp_path / f"r{seed}", "schedule.epochs=1",
                                                    f"train.seed={seed}", "train.max_steps_per_epoch=2"))
-        Trainer(cfg).fit()
+        open_trainer(cfg).fit()
         paths.append(str(tmp_path / f"r{seed}" / "last.pt"))
     store = open_store(tiny_store)
     result = evaluate_checkpoints(paths, store, "val", "center", torch.device("cpu"))
@@ -70,16 +70,13 @@ def _weights(path):
 
 def test_save_resume_gives_identical_next_steps(tiny_store, tmp_path):
     common = ["schedule.epochs=2", "train.deterministic=true", "data.prefetch=0"]
-    full = Trainer(build_config("quick", tiny_overrides(tiny_store, tmp_path / "full", *common)))
+    full = open_trainer(build_config("quick", tiny_overrides(tiny_store, tmp_path / "full", *common)))
     full.fit()
     # stop after 3 steps (mid-epoch: 7 steps per epoch), save, resume in a fresh Trainer
-    part = Trainer(build_config("quick", tiny_overrides(tiny_store, tmp_path / "part", *common)))
-    batches = part.loader.batches(0)
-    for _ in range(3):
-        part.train_step(*next(batches))
-        part.batch, part.step = part.batch + 1, part.step + 1
+    part = open_trainer(build_config("quick", tiny_overrides(tiny_store, tmp_path / "part", *common)))
+    part.run_steps(3)
     part.save()
-    resumed = Trainer(build_config("quick", tiny_overrides(tiny_store, tmp_path / "part", *common)), resume=True)
+    resumed = open_trainer(build_config("quick", tiny_overrides(tiny_store, tmp_path / "part", *common)), resume=True)
     assert (resumed.epoch, resumed.batch, resumed.step) == (0, 3, 3)
     resumed.fit()
     a, b = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
@@ -91,11 +88,11 @@ def test_resume_accepts_older_configs_and_other_impls_but_not_another_net(tiny_s
     from alexnet.checkpoint import save_checkpoint
     from alexnet.errors import ConfigError
     sets = tiny_overrides(tiny_store, tmp_path / "run", "schedule.epochs=1", "train.max_steps_per_epoch=1")
-    Trainer(build_config("quick", sets)).fit()
+    open_trainer(build_config("quick", sets)).fit()
     state = load_checkpoint(tmp_path / "run" / "last.pt")
     del state["config"]["model"]["grouped_impl"]  # a checkpoint from before that field existed
     save_checkpoint(state, tmp_path / "run" / "last.pt")
     for impl in ("model.grouped_impl=split", "model.lrn_impl=reference"):  # how, not what: resumable
-        Trainer(build_config("quick", [*sets, impl]), resume=True)
+        open_trainer(build_config("quick", [*sets, impl]), resume=True)
     with pytest.raises(ConfigError, match="different model config"):
-        Trainer(build_config("quick", [*sets, "model.dropout=0.3"]), resume=True)
+        open_trainer(build_config("quick", [*sets, "model.dropout=0.3"]), resume=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import signal
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +91,7 @@ class Job:
     stats: bool  # accumulate mean/PCA sums (the stats split only)
     items: list[tuple[int, str, bytes | str | None, str]]  # (label, name, bytes or path to read, read error)
     draft: bool = True  # reduced-scale decoding of large JPEGs (see set_draft)
+    hook: Callable[[str, int], None] | None = None  # prepare.Hook, called at "worker"
 
 
 @dataclass
@@ -107,7 +107,8 @@ class ChunkResult:
 
 
 def convert_chunk(job: Job) -> ChunkResult:
-    _die_here("worker", job.index)  # test hook: a worker killed (e.g. by the OOM killer)
+    if job.hook:
+        job.hook("worker", job.index)
     stored: list[np.ndarray] = []
     encoded: list[bytes] = []
     labels, names, skips = [], [], []
@@ -147,9 +148,3 @@ def convert_chunk(job: Job) -> ChunkResult:
         images = np.stack(stored) if stored else np.zeros((0, 3, job.size, job.size), np.uint8)
     rgb_outer = np.rint(outer).astype(np.int64) if job.stats else None
     return ChunkResult(job.index, job.split, images, labels, names, skips, pixel_sum, rgb_outer)
-
-
-def _die_here(point: str, index: int) -> None:
-    """Test hook: ALEXNET_PREPARE_KILL=point:K kills this process (SIGKILL) at `point` of chunk K."""
-    if os.environ.get("ALEXNET_PREPARE_KILL") == f"{point}:{index}":
-        os.kill(os.getpid(), signal.SIGKILL)

@@ -32,7 +32,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -43,15 +43,14 @@ import numpy as np
 from tqdm import tqdm
 
 from alexnet.data import sources
-from alexnet.data.convert import ChunkResult, Job, _die_here, convert_chunk
+from alexnet.data.convert import ChunkResult, Job, convert_chunk
 from alexnet.data.plan import Plan, PrepareError, make_jobs, make_plan
 from alexnet.data.sources import Labels, LabelsError, SourceError
-from alexnet.data.store import MANIFEST, MEAN, META, PCA, VERSION, check_files, image_file, read_meta
-from alexnet.fsutil import fsync_dir
+from alexnet.data.store import (MANIFEST, MEAN, META, PCA, PROGRESS, STATE, VERSION, building_files, check_files,
+                                image_file, labels_file, names_file, offsets_file, part_file, read_meta)
+from alexnet.fsutil import write_atomic
 
 CHUNK_FILES = 256  # files per unit of work and of commit; recorded in OUT so a resume reuses it
-STATE = "prepare.json"  # arguments and source fingerprint of a store being built
-PROGRESS = "progress.npz"  # the commit marker: see the module docstring
 FORMATS = ("raw", "jpeg")
 
 
@@ -72,16 +71,6 @@ class PrepareSummary:
 
 def _tsv(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -107,18 +96,13 @@ class State:
         buf = io.BytesIO()
         np.savez(buf, info=np.frombuffer(json.dumps(info).encode(), np.uint8),
                  pixel_sum=self.pixel_sum, rgb_outer=self.rgb_outer)
-        _write_atomic(out / PROGRESS, buf.getvalue())
+        write_atomic(out / PROGRESS, buf.getvalue())
 
     @classmethod
     def load(cls, out: Path) -> State:
         with np.load(out / PROGRESS) as z:
             info = json.loads(z["info"].tobytes())
             return cls(**info, pixel_sum=z["pixel_sum"], rgb_outer=z["rgb_outer"])
-
-
-def _append_files(split: str, fmt: str) -> list[str]:
-    files = [image_file(split, fmt), f"{split}.labels.part", f"{split}.files.txt"]
-    return files + ([f"{split}.offsets.part"] if fmt == "jpeg" else [])
 
 
 def _append(out: Path, state: State, name: str, data: bytes | np.ndarray) -> None:
@@ -145,7 +129,7 @@ def _truncate(out: Path, lengths: dict[str, int]) -> None:
             f.truncate(length)
 
 
-def _commit(out: Path, state: State, res: ChunkResult, fmt: str) -> None:
+def _commit(out: Path, state: State, res: ChunkResult, fmt: str, hook: Hook | None) -> None:
     split = res.split
     if fmt == "raw":
         _append(out, state, image_file(split, fmt), np.ascontiguousarray(res.images).reshape(-1))  # flat: a view
@@ -153,13 +137,14 @@ def _commit(out: Path, state: State, res: ChunkResult, fmt: str) -> None:
         start = state.lengths[image_file(split, fmt)]
         ends = start + np.cumsum([len(b) for b in res.images], dtype=np.int64)
         _append(out, state, image_file(split, fmt), b"".join(res.images))
-        _append(out, state, f"{split}.offsets.part", ends.tobytes())
-    _append(out, state, f"{split}.labels.part", np.asarray(res.labels, np.int64).tobytes())
+        _append(out, state, part_file(offsets_file(split)), ends.tobytes())
+    _append(out, state, part_file(labels_file(split)), np.asarray(res.labels, np.int64).tobytes())
     names = "".join(_tsv(n) + "\n" for n in res.names)
-    _append(out, state, f"{split}.files.txt", names.encode("utf-8", "backslashreplace"))
+    _append(out, state, names_file(split), names.encode("utf-8", "backslashreplace"))
     rows = "".join(f"{split}\t{_tsv(n)}\t{_tsv(r)}\n" for n, r in res.skips)
     _append(out, state, MANIFEST, rows.encode("utf-8", "backslashreplace"))
-    _die_here("written", res.index)  # test hook: killed with data written but not committed
+    if hook:
+        hook("written", res.index)  # data written, not committed
     c = state.counts[split]
     c["read"] += len(res.names) + len(res.skips)
     c["stored"] += len(res.names)
@@ -170,7 +155,67 @@ def _commit(out: Path, state: State, res: ChunkResult, fmt: str) -> None:
         state.stats_images += len(res.names)
     state.chunks += 1
     state.save(out)  # the commit point
-    _die_here("committed", res.index)
+    if hook:
+        hook("committed", res.index)
+
+
+# ---- the arguments -----------------------------------------------------------------------
+
+Hook = Callable[[str, int], None]
+"""Called with (point, chunk index) at "worker" (in the worker process, before converting the
+chunk), "written" (the chunk's data appended, not yet committed) and "committed". Tests inject
+one to kill a run at a chosen point; it travels to the worker processes, so it must pickle."""
+
+
+@dataclass(frozen=True)
+class PrepareArgs:
+    """What determines the bytes of a store. Recorded in OUT: a resume must match it exactly."""
+
+    source: Path
+    size: int = 256
+    fmt: str = "raw"
+    quality: int = 95  # jpeg only
+    splits: tuple[str, ...] | None = None  # None: every split
+    limit_per_class: int | None = None
+    labels: dict[str, dict[str, str]] | None = None  # flat split -> {"file", "sha256"} of its labels file
+    synsets: dict[str, str] | None = None  # {"file", "sha256"} of the devkit's synsets file
+    full_decode: bool = False
+
+    def record(self) -> dict[str, Any]:
+        """The JSON form saved in prepare.json and store.json (the keys of older stores unchanged)."""
+        rec: dict[str, Any] = {"source": str(self.source), "size": self.size, "format": self.fmt,
+                               "quality": self.quality if self.fmt == "jpeg" else None,
+                               "splits": list(self.splits) if self.splits else None,
+                               "limit_per_class": self.limit_per_class}
+        if self.labels:  # only then: the arguments of stores without flat splits stay as they were
+            rec["labels"], rec["synsets"] = self.labels, self.synsets
+        if self.full_decode:  # likewise recorded only when set
+            rec["full_decode"] = True
+        return rec
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a prepare runs; nothing here changes the store's bytes."""
+
+    workers: int = 1
+    strict: bool = False
+    progress: bool = True
+    chunk_files: int = CHUNK_FILES  # for a new store; a resume keeps the chunking it started with
+    hook: Hook | None = None
+
+
+def _check_arguments(size: int, fmt: str, quality: int, workers: int | None, limit_per_class: int | None,
+                     chunk_files: int) -> None:
+    checks = [(size >= 1, f"--size {size}: the stored side must be >= 1 pixel (§2: 256)"),
+              (fmt in FORMATS, f"--format {fmt!r}: use one of {', '.join(FORMATS)}"),
+              (1 <= quality <= 100, f"--quality {quality}: JPEG quality must be in 1..100"),
+              (workers is None or workers >= 1, f"--workers {workers}: must be >= 1 (default: all cores)"),
+              (limit_per_class is None or limit_per_class >= 1, f"--limit-per-class {limit_per_class}: must be >= 1"),
+              (chunk_files >= 1, f"chunk_files={chunk_files}: must be >= 1")]
+    for ok, message in checks:
+        if not ok:
+            raise PrepareError(message)
 
 
 # ---- the run -----------------------------------------------------------------------------
@@ -180,7 +225,7 @@ def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "ra
             workers: int | None = None, strict: bool = False, splits: list[str] | None = None,
             limit_per_class: int | None = None, progress: bool = True,
             labels: dict[str, str | Path] | None = None, synsets: str | Path | None = None,
-            full_decode: bool = False) -> PrepareSummary:
+            full_decode: bool = False, chunk_files: int = CHUNK_FILES, hook: Hook | None = None) -> PrepareSummary:
     """Convert SRC (folder or .tar/.tar.gz/.tgz of <split>/<class>/<image>) into a store at OUT.
 
     `labels` maps a flat split (its images directly in SRC/<split>/, e.g. ImageNet's val) to its
@@ -189,40 +234,34 @@ def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "ra
     ILSVRC2012_ID order).
 
     `full_decode` turns off the reduced-scale decoding of large JPEGs (convert.draft), for pixels
-    identical to torchvision's Resize + CenterCrop of the full image.
+    identical to torchvision's Resize + CenterCrop of the full image. `chunk_files` and `hook`
+    are for tests (see RunOptions and Hook).
     """
+    _check_arguments(size, fmt, quality, workers, limit_per_class, chunk_files)
     src, out = Path(src).expanduser().resolve(), Path(out).expanduser().resolve()
-    if size < 1 or fmt not in FORMATS or not 1 <= quality <= 100 or (limit_per_class is not None and limit_per_class < 1):
-        raise PrepareError(f"bad arguments: need size >= 1, format in {FORMATS}, quality 1..100, limit >= 1")
-    # What determines the result; workers, strict and progress do not.
-    args = {"source": str(src), "size": size, "format": fmt, "quality": quality if fmt == "jpeg" else None,
-            "splits": sorted(set(splits)) if splits else None, "limit_per_class": limit_per_class}
     label_files, synsets_file = _label_inputs(labels, synsets)
-    if label_files:  # only then: the arguments of stores without flat splits stay as they were
-        args["labels"] = {s: _file_arg(p, d) for s, (p, d) in sorted(label_files.items())}
-        args["synsets"] = _file_arg(*synsets_file) if synsets_file else None
-    if full_decode:  # likewise recorded only when set
-        args["full_decode"] = True
-    done = _finished(out, args)
+    args = PrepareArgs(src, size, fmt, quality, tuple(sorted(set(splits))) if splits else None, limit_per_class,
+                       {s: _file_arg(p, d) for s, (p, d) in sorted(label_files.items())} or None,
+                       _file_arg(*synsets_file) if synsets_file else None, full_decode)
+    opts = RunOptions(workers or os.cpu_count() or 1, strict, progress, chunk_files, hook)
+    done = _finished(out, args.record())
     if done is not None:
         return done
-    plan, chunk = _begin(src, out, args, strict, _parse_labels(label_files, synsets_file))
+    plan, chunk = _begin(args, out, opts, _parse_labels(label_files, synsets_file))
     state = State.load(out)
     _truncate(out, state.lengths)
-
     jobs = make_jobs(plan, chunk)
     todo = range(state.chunks, len(jobs))
     total = sum(len(plan.entries[s]) for s in plan.splits)
     done_files = sum(len(jobs[i][1]) for i in range(state.chunks))
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     with tqdm(total=total, initial=done_files, unit="img", disable=not progress, desc="prepare") as bar:
-        for res in _run(src, plan, jobs, todo, size, fmt, quality, workers, not full_decode):
+        for res in _run(args, opts, plan, jobs, todo):
             if strict and res.skips:
                 name, reason = res.skips[0]
                 raise PrepareError(f"strict: {name} in {src}: {reason}")
-            _commit(out, state, res, fmt)
+            _commit(out, state, res, fmt, hook)
             bar.update(len(res.names) + len(res.skips))
-    return _finish(out, plan, state, args, chunk)
+    return _finish(out, plan, state, args.record(), chunk)
 
 
 def _label_inputs(labels: dict[str, str | Path] | None, synsets: str | Path | None
@@ -260,37 +299,36 @@ def _parse_labels(files: dict[str, tuple[Path, bytes]], synsets: tuple[Path, byt
         raise PrepareError(str(e)) from None
 
 
-def _begin(src: Path, out: Path, args: dict[str, Any], strict: bool,
-           labels: dict[str, Labels] | None = None) -> tuple[Plan, int]:
+def _begin(args: PrepareArgs, out: Path, opts: RunOptions, labels: dict[str, Labels]) -> tuple[Plan, int]:
     """List SRC and start OUT, or check that OUT was started from the same SRC and arguments."""
+    src, record = args.source, args.record()
     state_file = out / STATE
     saved = json.loads(state_file.read_text()) if state_file.is_file() else None
-    if saved is not None and saved["arguments"] != args:
-        raise PrepareError(_different(out, saved["arguments"], args))
+    if saved is not None and saved["arguments"] != record:
+        raise PrepareError(_different(out, saved["arguments"], record))
     if saved is None and out.exists() and not _only_ours(out):
         raise PrepareError(f"{out} exists and is not a store in progress: choose a new OUT or delete it")
     if src.is_dir() and out.is_relative_to(src):
         raise PrepareError(f"OUT {out} is inside SRC {src}: choose an OUT outside the source tree")
     try:
-        listing = sources.list_source(src, flat=frozenset(labels or ()))
-        plan = make_plan(listing, src, args["splits"], args["limit_per_class"], labels)
+        listing = sources.list_source(src, flat=frozenset(labels))
+        plan = make_plan(listing, src, record["splits"], args.limit_per_class, labels)
     except SourceError as e:
         raise PrepareError(str(e)) from None
-    if strict and plan.skips:
+    if opts.strict and plan.skips:
         s = plan.skips[0]
         raise PrepareError(f"strict: {s.name} in {src}: {s.reason}")
     if saved is None:
-        chunk = int(os.environ.get("ALEXNET_PREPARE_CHUNK", CHUNK_FILES))
-        _start(out, plan, args, chunk)
-        return plan, chunk
+        _start(out, plan, record, opts.chunk_files)
+        return plan, opts.chunk_files
     if saved["fingerprint"] != plan.fingerprint():
         raise PrepareError(f"{src} changed since {out} was started: delete {out} or choose a new OUT")
-    return plan, saved["chunk_files"]  # the chunking of the interrupted run, whatever the env says
+    return plan, saved["chunk_files"]  # the chunking of the interrupted run
 
 
-def _run(src: Path, plan: Plan, jobs: list, todo: range, size: int, fmt: str, quality: int,
-         workers: int, draft: bool) -> Iterator[ChunkResult]:
+def _run(args: PrepareArgs, opts: RunOptions, plan: Plan, jobs: list, todo: range) -> Iterator[ChunkResult]:
     """Convert chunks `todo` in parallel, yielding results in job order."""
+    src, workers = args.source, max(1, min(opts.workers, len(todo)))
     reader = sources.TarReader(src) if not src.is_dir() and todo else None
 
     def job(i: int) -> Job:
@@ -304,7 +342,8 @@ def _run(src: Path, plan: Plan, jobs: list, todo: range, size: int, fmt: str, qu
                 items.append((label, e.name, reader.read(e), ""))
             except (OSError, EOFError, zlib.error) as err:  # e.g. an archive truncated mid-member
                 items.append((label, e.name, None, f"cannot read: {err}"))
-        return Job(i, split, size, fmt, quality, split == plan.stats_split, items, draft)
+        return Job(i, split, args.size, args.fmt, args.quality, split == plan.stats_split, items,
+                   not args.full_decode, opts.hook)
 
     try:
         if workers == 1:
@@ -361,32 +400,32 @@ def _start(out: Path, plan: Plan, args: dict[str, Any], chunk: int) -> None:
         if need > free:
             raise PrepareError(f"{out}: needs about {need / 2**30:.1f} GiB, only {free / 2**30:.1f} GiB free")
     out.mkdir(parents=True, exist_ok=True)
-    files = [f for s in plan.splits for f in _append_files(s, args["format"])]
+    files = [f for s in plan.splits for f in building_files(s, args["format"])]
     for name in files:
         (out / name).write_bytes(b"")
     rows = "split\tpath\treason\n" + "".join(f"{s.split}\t{_tsv(s.name)}\t{_tsv(s.reason)}\n" for s in plan.skips)
-    _write_atomic(out / MANIFEST, rows.encode("utf-8", "backslashreplace"))
+    write_atomic(out / MANIFEST, rows.encode("utf-8", "backslashreplace"))
     size = args["size"]
     state = State(0, {**{f: 0 for f in files}, MANIFEST: (out / MANIFEST).stat().st_size},
                   {s: {"read": 0, "stored": 0, "skipped": 0} for s in plan.splits}, len(plan.skips), 0,
                   np.zeros((3, size, size), np.int64), np.zeros((3, 3), np.int64))
     state.save(out)
     info = {"arguments": args, "fingerprint": plan.fingerprint(), "chunk_files": chunk}
-    _write_atomic(out / STATE, json.dumps(info, indent=1).encode())  # last: OUT is now resumable
+    write_atomic(out / STATE, json.dumps(info, indent=1).encode())  # last: OUT is now resumable
 
 
 def _finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: int) -> PrepareSummary:
     """Write labels, offsets, mean and PCA, verify, then mark the store complete."""
     fmt, size = args["format"], args["size"]
     for s in plan.splits:
-        labels = np.fromfile(out / f"{s}.labels.part", np.int64)  # (N,)
-        _write_atomic(out / f"{s}.labels.npy", _npy_bytes(labels))
+        labels = np.fromfile(out / part_file(labels_file(s)), np.int64)  # (N,)
+        write_atomic(out / labels_file(s), _npy_bytes(labels))
         if fmt == "jpeg":
-            ends = np.fromfile(out / f"{s}.offsets.part", np.int64)
-            _write_atomic(out / f"{s}.offsets.npy", _npy_bytes(np.concatenate([[0], ends]).astype(np.int64)))
+            ends = np.fromfile(out / part_file(offsets_file(s)), np.int64)
+            write_atomic(out / offsets_file(s), _npy_bytes(np.concatenate([[0], ends]).astype(np.int64)))
     mean, pca = statistics(state.pixel_sum, state.rgb_outer, state.stats_images)
-    _write_atomic(out / MEAN, _npy_bytes(mean))
-    _write_atomic(out / PCA, json.dumps(pca, indent=1).encode())
+    write_atomic(out / MEAN, _npy_bytes(mean))
+    write_atomic(out / PCA, json.dumps(pca, indent=1).encode())
     read = sum(c["read"] for c in state.counts.values()) + state.listing_skipped
     stored = sum(c["stored"] for c in state.counts.values())
     meta = {
@@ -406,8 +445,8 @@ def _finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: in
     problem = check_files(out, meta)
     if problem:
         raise PrepareError(f"verification of {out} failed: {problem}; delete it and run prepare again")
-    _write_atomic(out / META, json.dumps(meta, indent=1).encode())  # the store is complete from here
-    for name in [PROGRESS, STATE] + [f"{s}.{k}.part" for s in plan.splits for k in ("labels", "offsets")]:
+    write_atomic(out / META, json.dumps(meta, indent=1).encode())  # the store is complete from here
+    for name in [PROGRESS, STATE] + [part_file(f(s)) for s in plan.splits for f in (labels_file, offsets_file)]:
         (out / name).unlink(missing_ok=True)
     return _summary(out, meta)
 

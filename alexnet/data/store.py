@@ -10,6 +10,10 @@ Layout of a store folder OUT (all images already rescaled and centre-cropped to 
     <split>.files.txt       source path of each stored image, one per line, in store order
     raw:  <split>.u8        (N, 3, S, S) uint8, C order, no header (shape is in store.json)
     jpeg: <split>.jpg.bin   concatenated JPEG files; <split>.offsets.npy (N+1,) int64 byte offsets
+
+While `alexnet prepare` builds it, the folder also holds prepare.json (its arguments),
+progress.npz (the commit marker) and <split>.labels.part / <split>.offsets.part (append-only
+files that become the .npy files at the end). This module owns every one of these names.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ META = "store.json"
 MEAN = "mean.npy"
 PCA = "pca.json"
 MANIFEST = "skipped.tsv"
+STATE = "prepare.json"  # arguments and source fingerprint of a store being built
+PROGRESS = "progress.npz"  # prepare's commit marker
 
 
 class StoreError(UserError):
@@ -41,9 +47,32 @@ def image_file(split: str, fmt: str) -> str:
     return f"{split}.u8" if fmt == "raw" else f"{split}.jpg.bin"
 
 
+def labels_file(split: str) -> str:
+    return f"{split}.labels.npy"
+
+
+def offsets_file(split: str) -> str:
+    return f"{split}.offsets.npy"
+
+
+def names_file(split: str) -> str:
+    return f"{split}.files.txt"
+
+
+def part_file(final: str) -> str:
+    """The append-only file prepare grows while building `final` (a .npy written at the end)."""
+    return final.removesuffix(".npy") + ".part"
+
+
 def split_files(split: str, fmt: str) -> list[str]:
-    files = [image_file(split, fmt), f"{split}.labels.npy", f"{split}.files.txt"]
-    return files + ([f"{split}.offsets.npy"] if fmt == "jpeg" else [])
+    files = [image_file(split, fmt), labels_file(split), names_file(split)]
+    return files + ([offsets_file(split)] if fmt == "jpeg" else [])
+
+
+def building_files(split: str, fmt: str) -> list[str]:
+    """The append-only files of one split while prepare builds it."""
+    files = [image_file(split, fmt), part_file(labels_file(split)), names_file(split)]
+    return files + ([part_file(offsets_file(split))] if fmt == "jpeg" else [])
 
 
 def check_files(root: Path, meta: dict[str, Any]) -> str | None:
@@ -57,15 +86,15 @@ def check_files(root: Path, meta: dict[str, Any]) -> str | None:
         data = (root / image_file(split, fmt)).stat().st_size
         if fmt == "raw" and data != n * 3 * size * size:
             return f"{image_file(split, fmt)} has {data} bytes, expected {n} images of 3x{size}x{size}"
-        labels = np.load(root / f"{split}.labels.npy", mmap_mode="r")
+        labels = np.load(root / labels_file(split), mmap_mode="r")
         if labels.shape != (n,):
-            return f"{split}.labels.npy has shape {labels.shape}, expected ({n},)"
+            return f"{labels_file(split)} has shape {labels.shape}, expected ({n},)"
         if n and not 0 <= labels.min() <= labels.max() < len(meta["classes"]):
-            return f"{split}.labels.npy has labels outside 0..{len(meta['classes']) - 1}"
+            return f"{labels_file(split)} has labels outside 0..{len(meta['classes']) - 1}"
         if fmt == "jpeg":
-            offsets = np.load(root / f"{split}.offsets.npy", mmap_mode="r")
+            offsets = np.load(root / offsets_file(split), mmap_mode="r")
             if offsets.shape != (n + 1,) or offsets[0] != 0 or offsets[-1] != data:
-                return f"{split}.offsets.npy does not match {image_file(split, fmt)}"
+                return f"{offsets_file(split)} does not match {image_file(split, fmt)}"
     mean = np.load(root / MEAN, mmap_mode="r")
     if mean.shape != (3, size, size):
         return f"{MEAN} has shape {mean.shape}, expected (3, {size}, {size})"
@@ -78,7 +107,7 @@ class SplitReader:
     def __init__(self, root: Path, name: str, count: int, size: int, fmt: str):
         self.root, self.name, self.size, self.format = root, name, size, fmt
         self.count = count
-        self.labels: np.ndarray = np.load(root / f"{name}.labels.npy")  # (N,) int64
+        self.labels: np.ndarray = np.load(root / labels_file(name))  # (N,) int64
         self._data: np.ndarray | None = None  # opened lazily, per process (see __getstate__)
         self._offsets: np.ndarray | None = None
         self._lock = threading.Lock()  # loader threads may open it at once
@@ -110,7 +139,7 @@ class SplitReader:
         elif self.format == "raw":
             self._data = np.memmap(path, np.uint8, "r", shape=(self.count, 3, self.size, self.size))
         else:
-            self._offsets = np.load(self.root / f"{self.name}.offsets.npy")  # (N+1,) int64
+            self._offsets = np.load(self.root / offsets_file(self.name))  # (N+1,) int64
             self._data = np.memmap(path, np.uint8, "r")
 
     def read(self, indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -207,7 +236,7 @@ def open_store(path: str | Path) -> Store:
     except (OSError, ValueError) as e:
         raise StoreError(f"unreadable {META} in {path} ({e}): {redo}") from e
     if meta is None:
-        if any(path.glob("*.part")) or (path / "prepare.json").exists():
+        if any(path.glob("*.part")) or (path / STATE).exists():
             raise StoreError(f"incomplete store at {path}: run `alexnet prepare` again with the same arguments to finish it")
         raise StoreError(f"no store at {path} ({META} missing): run `alexnet prepare SRC {path}` first")
     if not meta.get("complete"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import OptimConfig
+from ..config import OptimConfig
 
 
 class PaperSGD(torch.optim.Optimizer):
@@ -57,6 +57,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def apply_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The one place a learning rate reaches the optimiser: every group gets lr x its lr_mult."""
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_mult", 1.0)

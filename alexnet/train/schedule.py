@@ -1,11 +1,13 @@
 """§5 learning-rate schedule: start at 0.01, divide by 10 when the validation error stops
-improving, three times, then stop. The state is a small dict saved with every checkpoint."""
+improving, three times, then stop. The schedule owns the learning rate: the loop reads
+`schedule.lr` and applies it with optim.apply_lr, in one place. The state is a small dict saved
+with every checkpoint."""
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 
-from .config import ScheduleConfig
+from ..config import ScheduleConfig
 
 
 @dataclass
@@ -42,6 +44,14 @@ class PlateauSchedule:
             s.epochs_since_cut = 0
             return True
         return False
+
+    def reduce(self) -> None:
+        """Divide the lr by `factor` without spending one of the cuts (divergence rollback)."""
+        self.state.lr *= self.cfg.factor
+
+    def restart_at(self, lr: float) -> None:
+        """Continue from `lr` (a resume that sets optim.lr); later cuts divide it as usual."""
+        self.state.lr = lr
 
     def finished(self, epochs_done: int) -> bool:
         """Stop at the epoch budget, or `tail_epochs` after the last allowed cut."""

@@ -3,38 +3,20 @@ and ten patches), and print the numbers. Re-running continues or reuses what is 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from .config import build_config
-from .errors import UserError
-
-ARCHIVE = "imagenette-224.tar.gz"
-
-
-def find_data_dir(explicit: str | None) -> Path:
-    """--data-dir, else $ALEXNET_DATA, else shared/data beside or above the current folder."""
-    candidates = [Path(explicit)] if explicit else []
-    if not explicit:
-        if os.environ.get("ALEXNET_DATA"):
-            candidates.append(Path(os.environ["ALEXNET_DATA"]))
-        cwd = Path.cwd()
-        candidates += [cwd / "shared" / "data", cwd.parent / "shared" / "data"]
-    for c in candidates:
-        if (c / ARCHIVE).is_file():
-            return c
-    looked = ", ".join(str(c) for c in candidates)
-    raise UserError(f"no {ARCHIVE} found (looked in {looked}): pass --data-dir DIR or set ALEXNET_DATA to the folder "
-                    "holding it (Imagenette: fastai's imagenette2, 10 ImageNet classes; see README, 'Data')")
+from ..config import build_config
+from ..data.bundled import IMAGENETTE, find_data_dir
 
 
 def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[str]) -> dict:
-    from .data.prepare import prepare
-    from .data.store import open_store
-    from .evaluate import evaluate_checkpoints
-    from .train import resolve_device, train
+    from ..data.prepare import prepare
+    from ..data.store import open_store
+    from ..evaluate import evaluate_checkpoints
+    from ..runtime import resolve_device
+    from ..train import train
 
-    archive = find_data_dir(data_dir) / ARCHIVE
+    archive = find_data_dir(data_dir) / IMAGENETTE
     cfg = build_config(preset, overrides)
     store_dir = work / "stores" / f"imagenette-{cfg.data.size}"
     print(f"[1/3] store {store_dir} from {archive}")

@@ -10,7 +10,7 @@ Two implementations compute the same function:
 - "fast": one autograd.Function with the analytic backward (saves only its input and the
   denominator). It is also more accurate: in fp32 its conv1 weight gradient is 9e-7 from
   float64, the reference's 1e-3 (tests/test_fastpath.py).
-- "triton": alexnet/kernels/lrn_triton.py, one read of the input forward, of input and gradient
+- "triton": alexnet/nets/kernels/lrn_triton.py, one read of the input forward, of input and gradient
   backward. Opt-in (model.lrn_impl=triton): verified under Triton's interpreter only, not yet
   on a GPU (benchmarks/lrn_bench.py checks and times it; make it the CUDA default after that).
 All compute in float32 whatever the input dtype: the sum of squares overflows fp16

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from ..config import ModelConfig
 from .lrn import LocalResponseNorm
 
 # §3.5 kernels per layer (both columns together) and fully-connected units
@@ -146,7 +146,7 @@ def init_kaiming(model: nn.Module) -> None:
 def init_paper(model: nn.Module, cfg: ModelConfig) -> None:
     """§5: weights ~ N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, else 0.
     code2012: std 0.03 in conv3-5. kaiming: He-normal weights, zero biases (for short runs:
-    the paper's init sits at chance for ~1500 steps, PAPER.md)."""
+    the paper's init sits at chance for ~1500 steps, docs/paper.md "init")."""
     if cfg.init == "kaiming":
         return init_kaiming(model)
     for seq in (model.features, model.classifier):

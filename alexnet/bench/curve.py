@@ -1,5 +1,5 @@
-"""`alexnet bench curve`: does the fast path train like the reference path? (issue 4, item 5:
-"the same loss curve over 200 steps within noise").
+"""`alexnet bench curve`: does the fast path train like the reference path (the same loss curve
+over 200 steps, within run-to-run noise)?
 
 Method. One config, three runs of N SGD steps (default 200) on the same store, all from the same
 initial weights (the first run's state_dict is loaded into the other two):
@@ -9,7 +9,7 @@ initial weights (the first run's state_dict is loaded into the other two):
   noise  the reference path again with train.seed+1: another data order, other crops, flips,
          PCA colour noise and dropout masks, i.e. another draw of SGD's randomness
 ref and fast see the same batches, augmentations and dropout masks (the order is a function of
-(seed, epoch), the rest of (seed, step): see train.py), so their curves differ only by the
+(seed, epoch), the rest of (seed, step): see train/loop.py), so their curves differ only by the
 arithmetic of the fast path. noise vs ref is the run-to-run noise that any training result is
 measured against. Per-step losses are smoothed with a W-step moving average (W=20); the fast path
 is within noise when the largest gap between the smoothed fast and ref curves is no larger than
@@ -20,21 +20,18 @@ as in Trainer.fit when the split is shorter than N batches.
 """
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
 import math
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .bench import _device_name
-from .checkpoint import unwrap
-from .config import Config, build_config
-from .errors import UserError
-from .train import Trainer, resolve_device
+from ..checkpoint import unwrap
+from ..config import Config, build_config
+from ..errors import UserError
+from ..runtime import configure_torch, device_name, resolve_device
+from ..train import Trainer, build_parts
 
 RUNS = ("ref", "fast", "noise")
 
@@ -54,25 +51,14 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def train_losses(cfg: Config, steps: int, init: dict[str, torch.Tensor] | None) -> dict:
     """N steps of one run from `init` (None: the config's own seeded init); losses as floats."""
-    with tempfile.TemporaryDirectory(prefix="alexnet-curve-") as out:
-        cfg.train.out = out  # a fresh folder: Trainer refuses one holding a checkpoint
-        trainer = Trainer(cfg)
-        try:
-            if init is not None:
-                unwrap(trainer.model).load_state_dict(init)
-            start = _state(trainer.model)
-            losses, finite = [], []
-            with contextlib.closing(trainer.loader.forever()) as batches:  # Trainer.fit's order
-                for images, labels in itertools.islice(batches, steps):
-                    loss, ok = trainer.train_step(images, labels)
-                    trainer.step += 1
-                    losses.append(loss)  # device tensors: one host sync at the end, as in Trainer.fit
-                    finite.append(ok)
-        finally:
-            trainer.log.close()
-    return {"losses": torch.stack(losses).float().cpu().tolist(), "finite": bool(torch.stack(finite).all()),
-            "start": start, "batch": cfg.optim.batch_size, "crop": cfg.data.crop, "seed": cfg.train.seed,
-            "batches_per_epoch": len(trainer.loader)}
+    configure_torch(cfg.train.threads, cfg.train.deterministic)
+    parts = build_parts(cfg, resolve_device(cfg.train.device))
+    if init is not None:
+        unwrap(parts.model).load_state_dict(init)
+    start = _state(parts.model)
+    result = Trainer(cfg, parts).run_steps(steps)  # Trainer.fit's batches, augmentation and dropout draws
+    return {**result, "start": start, "batch": cfg.optim.batch_size, "crop": cfg.data.crop, "seed": cfg.train.seed,
+            "batches_per_epoch": len(parts.loader)}
 
 
 def moving_average(x: list[float], window: int) -> np.ndarray:
@@ -108,7 +94,7 @@ def bench_curve(store: str, preset: str | None, overrides: list[str], steps: int
     fast_gap = curve_gap(losses["fast"], losses["ref"], window)
     noise_gap = curve_gap(losses["noise"], losses["ref"], window)
     return {
-        "device": _device_name(dev), "torch": torch.__version__, "preset": preset, "store": str(store),
+        "device": device_name(dev), "torch": torch.__version__, "preset": preset, "store": str(store),
         "overrides": overrides, "steps": steps, "window": window, "batch": runs["ref"]["batch"],
         "crop": runs["ref"]["crop"], "batches_per_epoch": runs["ref"]["batches_per_epoch"],
         "runs": {name: {"seed": runs[name]["seed"], "config": path_overrides(name, dev, precision, compile_)}

@@ -15,21 +15,20 @@ and their ratio: how close end-to-end training from disk comes to the model's ow
 """
 from __future__ import annotations
 
-import platform
-import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 import torchvision
 
-from .config import ModelConfig, OptimConfig
-from .errors import UserError
-from .data.augment import eval_views, store_augmenter
-from .data.loader import BatchLoader
-from .evaluate import autocast
-from .model import AlexNet
-from .optim import build_optimizer
+from ..config import ModelConfig, OptimConfig
+from ..data.augment import eval_views, store_augmenter
+from ..data.loader import BatchLoader
+from ..errors import UserError
+from ..nets.model import AlexNet
+from ..runtime import autocast, device_name
+from ..train.optim import build_optimizer
+from .timing import timed
 
 
 @dataclass
@@ -56,25 +55,6 @@ def _setups(device: torch.device, compile_: bool, compile_mode: str = "default")
     if compile_:
         setups[2].model = torch.compile(setups[2].model, mode=compile_mode)
     return setups
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, steps: int, warmup: int, device: torch.device) -> float:
-    """Median seconds per call after warm-up (compilation, cuDNN autotuning, allocator)."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
 
 
 def _train_fn(s: Setup, x: torch.Tensor, y: torch.Tensor, device: torch.device):
@@ -109,10 +89,10 @@ def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compi
         s.model.train()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        sec = _timed(_train_fn(s, x, y, device), steps, warmup, device)
+        sec = timed(_train_fn(s, x, y, device), steps, warmup, device).median
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
         s.model.eval()
-        inf = _timed(_infer_fn(s, x, device), steps, warmup, device)
+        inf = timed(_infer_fn(s, x, device), steps, warmup, device).median
         rows.append({"name": s.name, "precision": s.precision, "channels_last": s.channels_last,
                      "train_img_s": batch / sec, "train_ms_step": 1000 * sec, "peak_mib": peak,
                      "infer_img_s": batch / inf})
@@ -123,7 +103,7 @@ def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compi
     feed = None if store is None else bench_feed(setups[-1], store, device, batch, steps, warmup, threads, decode)
     if feed:
         ratios["store_vs_synthetic"] = feed["store_vs_synthetic"]
-    return {"device": _device_name(device), "torch": torch.__version__, "batch": batch, "crop": crop,
+    return {"device": device_name(device), "torch": torch.__version__, "batch": batch, "crop": crop,
             "steps": steps, "compile": compile_, "compile_mode": compile_mode if compile_ else None, "rows": rows, "ratios": ratios, "feed": feed}
 
 
@@ -138,15 +118,8 @@ def bench_feed(s: Setup, store, device: torch.device, batch: int, steps: int, wa
     def step(images: torch.Tensor, labels: torch.Tensor) -> None:
         _train_fn(s, augment(images), labels, device)()
 
-    def stretch(batches) -> float:
-        for _ in range(warmup):
-            step(*next(batches))
-        _sync(device)
-        t = time.perf_counter()
-        for _ in range(steps):
-            step(*next(batches))
-        _sync(device)
-        return batch * steps / (time.perf_counter() - t)
+    def stretch(batches) -> float:  # steps timed as one stretch, as in training
+        return timed(lambda: step(*next(batches)), steps, warmup, device, per_call=False).rate(batch)
 
     s.model.train()
     synthetic = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
@@ -176,13 +149,7 @@ def _tencrop_rate(s: Setup, batch: int, crop: int, steps: int, warmup: int, devi
         v = eval_views(images, crop, mean, "10crop").flatten(0, 1)
         with autocast(device, s.precision):
             F.softmax(s.model(v).float(), -1).view(10, per, -1).mean(0)
-    return per / _timed(run, steps, warmup, device)
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return per / timed(run, steps, warmup, device).median
 
 
 def format_model(result: dict) -> str:

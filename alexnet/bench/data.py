@@ -30,142 +30,29 @@ Files are read from the page cache after the first pass (warm), as in training w
 from __future__ import annotations
 
 import datetime
-import io
-import json
 import os
 import shutil
-import tarfile
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
 import torchvision
 
-from .bench import _device_name, _sync
-from .data.augment import store_augmenter
-from .data.loader import BatchLoader
-from .errors import UserError
+from ..data.augment import store_augmenter
+from ..data.bundled import bundled_archive
+from ..data.loader import BatchLoader
+from ..errors import UserError
+from ..runtime import device_name
+from .sources import extract_imagenette, make_synthetic, read_done
+from .timing import timed
 
 ROWS = ("torchvision", "store-raw", "store-jpeg-cpu", "store-jpeg-gpu")
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # pytorch/examples
-# (width, height), weight: mostly ImageNet's typical 500x375 landscape / 375x500 portrait.
-SYNTHETIC_SIZES: list[tuple[tuple[int, int], float]] = [
-    ((500, 375), 0.50), ((375, 500), 0.20), ((500, 333), 0.08), ((333, 500), 0.04), ((500, 500), 0.06),
-    ((500, 400), 0.04), ((640, 480), 0.04), ((800, 600), 0.02), ((300, 225), 0.02)]
-SYNTHETIC_QUALITY = 90
-SYNTHETIC_CLASSES = 10
-_DONE = "done.json"
-
-
-# ---- sources -----------------------------------------------------------------------------
-
-
-def _archive(data_dir: str | Path | None) -> Path:
-    from .quickstart import ARCHIVE, find_data_dir
-    if data_dir is not None and Path(data_dir).is_file():
-        return Path(data_dir)
-    return find_data_dir(None if data_dir is None else str(data_dir)) / ARCHIVE
-
-
-def _read_done(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / _DONE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def extract_imagenette(archive: Path, out: Path) -> Path:
-    """The train split of the archive as files under OUT; returns the ImageFolder root
-    (OUT/imagenette/train). Reused when a previous extraction finished."""
-    params = {"archive": str(archive.resolve()), "size": archive.stat().st_size}
-    if _read_done(out) != params:
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
-        with tarfile.open(archive) as tf:
-            members = [m for m in tf if m.isfile() and "/train/" in f"/{m.name}"]
-            tf.extractall(out, members=members, filter="data")
-        (out / _DONE).write_text(json.dumps(params))
-    roots = [p for p in out.glob("*/train") if p.is_dir()] + ([out / "train"] if (out / "train").is_dir() else [])
-    if not roots:
-        raise UserError(f"{archive} has no train/<class>/<image> folders")
-    return roots[0]
-
-
-def _source_photos(archive: Path, stride: int = 3) -> list[bytes]:
-    """Every `stride`-th train photo of the archive, as JPEG bytes (one sequential pass)."""
-    photos = []
-    with tarfile.open(archive) as tf:
-        k = 0
-        for m in tf:
-            if m.isfile() and "/train/" in f"/{m.name}":
-                if k % stride == 0:
-                    f = tf.extractfile(m)
-                    if f is not None:
-                        photos.append(f.read())
-                k += 1
-    if not photos:
-        raise UserError(f"{archive} has no train photos to build synthetic images from")
-    return photos
-
-
-def _synthetic_image(i: int, photos: list[bytes], sizes: list[tuple[tuple[int, int], float]], seed: int,
-                     quality: int) -> tuple[bytes, tuple[int, int]]:
-    """Image i: photo i upscaled to a drawn size, plus real high-frequency detail (the high-pass
-    of another photo, tiled at its native scale) and luminance/chroma noise. Deterministic in (seed, i)."""
-    from PIL import Image, ImageFilter
-    rng = np.random.default_rng([seed, i])
-    weights = np.array([w for _, w in sizes], np.float64)
-    w, h = sizes[rng.choice(len(sizes), p=weights / weights.sum())][0]
-    with Image.open(io.BytesIO(photos[i % len(photos)])) as src:
-        base = np.asarray(src.convert("RGB").resize((w, h), Image.BICUBIC), np.float32)
-    with Image.open(io.BytesIO(photos[(7 * i + 3) % len(photos)])) as other:
-        grey = other.convert("L")
-        detail = np.asarray(grey, np.float32) - np.asarray(grey.filter(ImageFilter.GaussianBlur(1.0)), np.float32)
-    reps = (-(-h // detail.shape[0]), -(-w // detail.shape[1]))
-    detail = np.tile(detail, reps)[:h, :w]
-    noise = rng.standard_normal((h, w, 1), dtype=np.float32) * 10 + rng.standard_normal((h, w, 3), dtype=np.float32) * 5
-    pixels = np.clip(base + 3 * detail[:, :, None] + noise, 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=quality)  # default 4:2:0 chroma, as most camera JPEGs
-    return buf.getvalue(), (w, h)
-
-
-def make_synthetic(out: Path, n: int = 2000, *, archive: Path, sizes: list[tuple[tuple[int, int], float]] | None = None,
-                   classes: int = SYNTHETIC_CLASSES, quality: int = SYNTHETIC_QUALITY, seed: int = 0,
-                   threads: int | None = None) -> Path:
-    """Generate N ImageNet-like JPEGs as OUT/train/cNN/NNNNNN.JPEG (image i in class i % classes);
-    returns OUT/train. Reused when OUT was finished with the same parameters, else rebuilt."""
-    sizes = sizes or SYNTHETIC_SIZES
-    if n < classes:
-        raise UserError(f"synthetic source needs at least {classes} images (one per class), got {n}")
-    params = {"n": n, "classes": classes, "sizes": [[list(s), w] for s, w in sizes], "quality": quality, "seed": seed,
-              "archive": str(archive.resolve()), "recipe": 1}
-    root = out / "train"
-    done = _read_done(out)
-    if done is not None and {k: v for k, v in done.items() if k != "mean_bytes"} == params:
-        return root
-    shutil.rmtree(out, ignore_errors=True)
-    for c in range(classes):
-        (root / f"c{c:02d}").mkdir(parents=True)
-    photos = _source_photos(archive)
-
-    def one(i: int) -> int:
-        data, _ = _synthetic_image(i, photos, sizes, seed, quality)
-        (root / f"c{i % classes:02d}" / f"{i:06d}.JPEG").write_bytes(data)
-        return len(data)
-
-    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:  # Pillow and numpy release the GIL
-        total = sum(pool.map(one, range(n)))
-    (out / _DONE).write_text(json.dumps({**params, "mean_bytes": total / n}))
-    return root
 
 
 def _prepare_stores(src: Path, work: Path, tag: str, size: int, fmts: list[str], splits: list[str] | None,
                     fresh: bool, progress: bool) -> dict[str, Path]:
-    from .data.prepare import prepare
+    from ..data.prepare import prepare
     stores = {}
     for fmt in fmts:
         path = work / "stores" / f"{tag}-{fmt}-{size}"
@@ -181,19 +68,8 @@ def _prepare_stores(src: Path, work: Path, tag: str, size: int, fmts: list[str],
 
 def _measure(items: Iterator, step: Callable, batch: int, warmup: int, batches: int, device: torch.device) -> dict:
     """Deliver warmup + batches batches; img/s over the timed `batches` (wall time, one sync per batch)."""
-    for _ in range(warmup):
-        step(next(items))
-        _sync(device)
-    times = []
-    t0 = time.perf_counter()
-    for _ in range(batches):
-        t = time.perf_counter()
-        step(next(items))
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    total = time.perf_counter() - t0
-    return {"img_s": batches * batch / total, "ms_batch_median": 1000 * sorted(times)[len(times) // 2],
-            "seconds": total}
+    t = timed(lambda: step(next(items)), batches, warmup, device)
+    return {"img_s": t.rate(batch), "ms_batch_median": 1000 * t.median, "seconds": t.seconds}
 
 
 def _torchvision_row(root: Path, device: torch.device, batch: int, n_batches: int, workers: int, crop: int) -> Iterator:
@@ -230,21 +106,21 @@ def bench_data(source: str, work: Path, device: torch.device, batch: int, batche
         raise UserError("need crop <= size, batch >= 1, batches >= 1, workers >= 0")
     warmup = workers + 2 if warmup is None else warmup
     work = Path(work)
-    archive = _archive(data_dir)
+    archive = bundled_archive(data_dir)
     if source == "imagenette":
         root = extract_imagenette(archive, work / "jpeg")
         tag, splits, fresh = "imagenette", ["train"], False
     else:
         folder = work / f"synthetic-{synthetic_images}"
-        before = _read_done(folder)
+        before = read_done(folder)
         root = make_synthetic(folder, synthetic_images, archive=archive, sizes=synthetic_sizes, threads=max(1, workers))
-        tag, splits, fresh = folder.name, None, _read_done(folder) != before  # regenerated: old stores are stale
+        tag, splits, fresh = folder.name, None, read_done(folder) != before  # regenerated: old stores are stale
     jpeg_mean, n_files = _dir_mean_bytes(root)
     fmts = [f for f, r in (("raw", "store-raw"), ("jpeg", "store-jpeg-cpu"), ("jpeg", "store-jpeg-gpu")) if r in wanted]
     stores = _prepare_stores(root.parent if source == "synthetic" else archive, work, tag, size,
                              sorted(set(fmts)), splits, fresh, progress)
 
-    from .data.store import image_file, open_store
+    from ..data.store import image_file, open_store
     out_rows = []
     n_batches = warmup + batches
     for name in wanted:
@@ -291,7 +167,7 @@ def bench_data(source: str, work: Path, device: torch.device, batch: int, batche
             ratios["best_store_vs_torchvision"] = best["img_s"] / by["torchvision"]["img_s"]
             for r in stored:
                 r["vs_torchvision"] = r["img_s"] / by["torchvision"]["img_s"]
-    return {"device": _device_name(device), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"device": device_name(device), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "date": datetime.date.today().isoformat(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "source": source, "images": n_files,
             "jpeg_mean_bytes": jpeg_mean, "batch": batch, "batches": batches, "warmup": warmup,

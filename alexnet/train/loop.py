@@ -7,66 +7,31 @@ step) besides the model, optimiser and schedule to continue bit for bit.
 """
 from __future__ import annotations
 
-import json
+import itertools
 import math
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint as ckpt
-from .config import Config, from_dict, save_config, to_dict
-from .data.augment import draw, pca_lambda, train_batch
-from .data.loader import BatchLoader
-from .data.store import open_store
-from .errors import ConfigError, DivergenceError, UserError
-from .evaluate import autocast, predict, topk_errors
-from .model import build_model
-from .optim import build_optimizer, set_lr
-from .schedule import PlateauSchedule
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name} but no CUDA device is available: use train.device=cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"train.device={name!r} is not a device (use auto, cpu, cuda or cuda:N)") from None
+from .. import checkpoint as ckpt
+from ..config import Config, to_dict
+from ..data.augment import draw, train_batch
+from ..errors import ConfigError, DivergenceError
+from ..evaluate import predict, topk_errors
+from ..runtime import autocast, configure_torch, resolve_device
+from .optim import apply_lr
+from .parts import Parts, build_parts
+from .resume import same_net
+from .run import RunFolder
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
-
-
-class RunLog:
-    """metrics.jsonl (one JSON object per line) and TensorBoard scalars in the run folder."""
-
-    def __init__(self, out: Path):
-        self.file = open(out / "metrics.jsonl", "a")
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(out / "tb"))
-        except ImportError:  # tensorboard is a dependency, but a broken install should not stop training
-            self.tb = None
-
-    def write(self, kind: str, step: int, **values) -> None:
-        self.file.write(json.dumps({"kind": kind, "step": step, "time": time.time(), **values}) + "\n")
-        self.file.flush()
-        if self.tb is not None:
-            for k, v in values.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    self.tb.add_scalar(f"{kind}/{k}", v, step)
-
-    def close(self) -> None:
-        self.file.close()
-        if self.tb is not None:
-            self.tb.close()
 
 
 class StopRequest:
@@ -96,87 +61,64 @@ class StopRequest:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, resume: bool = False):
-        self.cfg = cfg
-        self.out = Path(cfg.train.out)
-        self.device = resolve_device(cfg.train.device)
-        self._prepare_out(resume)
-        self.store = open_store(cfg.data.store) if cfg.data.store else None
-        if self.store is None:
-            raise ConfigError("data.store is empty: point it at a folder made by `alexnet prepare` (--data STORE)")
-        self._check_data()
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        torch.use_deterministic_algorithms(cfg.train.deterministic)
-        torch.manual_seed(cfg.train.seed)  # the initial weights
-        self.model = build_model(cfg.model).to(self.device)
-        if cfg.train.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward = torch.compile(self.model, mode=cfg.train.compile_mode) if cfg.train.compile else self.model
-        self.optimizer = build_optimizer(self.model, cfg.optim)
-        self.schedule = PlateauSchedule(cfg.schedule, cfg.optim.lr)
+    """Runs `parts` (train/parts.py). With a RunFolder it logs, validates and checkpoints (fit);
+    without one it only steps (run_steps), which is what benchmarks use."""
+
+    def __init__(self, cfg: Config, parts: Parts, run: RunFolder | None = None):
+        self.cfg, self.parts, self.run = cfg, parts, run
+        self.model, self.optimizer, self.schedule = parts.model, parts.optimizer, parts.schedule
         self.epoch, self.batch, self.step = 0, 0, 0
         self.best_error = math.inf
-        self.train_reader = self.store.split(cfg.data.train_split)
-        self.val_reader = self.store.split(cfg.data.val_split)
-        self.loader = BatchLoader(self.train_reader, cfg.optim.batch_size, shuffle=True, seed=cfg.train.seed,
-                                  prefetch=cfg.data.prefetch, max_batches=cfg.train.max_steps_per_epoch,
-                                  device=self.device, threads=cfg.data.threads, decode=cfg.data.decode)
-        if len(self.loader) == 0:
-            raise ConfigError(f"split {cfg.data.train_split!r} has {len(self.train_reader)} images, "
-                              f"fewer than one batch of optim.batch_size={cfg.optim.batch_size}")
-        self.mean = self.store.mean.to(self.device) if cfg.data.mean_image else None
-        self.eigvecs = self.store.pca_eigvecs.to(self.device)
-        self.lam = pca_lambda(self.store.pca_eigvals, cfg.data.pca_scale).to(self.device)
-        if resume:
-            self.load(self.out / "last.pt")
-        save_config(cfg, self.out / "config.json")
-        self.log = RunLog(self.out)
-
-    # -- set-up -------------------------------------------------------------------------------
-    def _prepare_out(self, resume: bool) -> None:
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-            probe = self.out / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as e:
-            raise UserError(f"cannot write to run folder {self.out}: {e.strerror}; choose another --out") from None
-        has_ckpt = (self.out / "last.pt").exists() or ckpt.prev_path(self.out / "last.pt").exists()
-        if has_ckpt and not resume:
-            raise UserError(f"run folder {self.out} already holds a checkpoint: continue it with --resume {self.out}, "
-                            "or choose another --out")
-        if resume and not has_ckpt:
-            raise UserError(f"nothing to resume in {self.out}: it has no last.pt")
-
-    def _check_data(self) -> None:
-        cfg, store = self.cfg, self.store
-        if cfg.data.crop > store.size:
-            raise ConfigError(f"data.crop={cfg.data.crop} is larger than the store's {store.size}px images ({store.path})")
-        if cfg.model.num_classes != store.num_classes:
-            raise ConfigError(f"model.num_classes={cfg.model.num_classes} but store {store.path} has "
-                              f"{store.num_classes} classes: set model.num_classes={store.num_classes}")
+        self.log = run.open_log() if run is not None else None
 
     # -- one step -----------------------------------------------------------------------------
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step on a uint8 batch; returns (loss, finite) as device tensors (no host sync)."""
-        cfg = self.cfg
+        cfg, p = self.cfg, self.parts
         gen = step_generator(cfg.train.seed, self.step)
         d = draw(images.shape[0], images.shape[-1], cfg.data.crop, gen, cfg.data.flip, cfg.data.pca_std)
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))  # dropout masks, replayable
-        x = train_batch(images.to(self.device, non_blocking=True), d, cfg.data.crop, self.mean, self.eigvecs, self.lam)
+        x = train_batch(images.to(p.device, non_blocking=True), d, cfg.data.crop, p.mean, p.eigvecs, p.lam)
         if cfg.train.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        y = labels.to(self.device, non_blocking=True)
-        with autocast(self.device, cfg.train.precision):
-            logits = self.forward(x)  # (B, num_classes)
+        y = labels.to(p.device, non_blocking=True)
+        with autocast(p.device, cfg.train.precision):
+            logits = p.forward(x)  # (B, num_classes)
         loss = F.cross_entropy(logits.float(), y)  # §3.5 multinomial logistic regression
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norms = torch._foreach_norm([p.grad for p in self.model.parameters() if p.grad is not None])
+        grad_norms = torch._foreach_norm([q.grad for q in self.model.parameters() if q.grad is not None])
         finite = torch.isfinite(loss) & torch.isfinite(torch.stack(grad_norms).sum())
+        apply_lr(self.optimizer, self.schedule.lr)  # the schedule owns the lr; this is where it applies
         self.optimizer.step()
         return loss.detach(), finite
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The rest of this epoch from self.batch, then the following epochs (counters advance in _advance)."""
+        epoch, start = self.epoch, self.batch
+        for e in itertools.count(epoch):
+            yield from self.parts.loader.batches(e, start=start if e == epoch else 0)
+
+    def _advance(self) -> None:
+        self.batch, self.step = self.batch + 1, self.step + 1
+        if self.batch == len(self.parts.loader):
+            self.epoch, self.batch = self.epoch + 1, 0
+
+    def run_steps(self, n: int) -> dict:
+        """N training steps from where the run stands, crossing epochs as fit does, at the
+        schedule's current lr (no validation, no checkpoint, no log). Returns the per-step losses
+        as floats and whether every step was finite: one host sync, at the end."""
+        losses, finite = [], []
+        batches = self._batches()
+        try:
+            for images, labels in itertools.islice(batches, n):
+                loss, ok = self.train_step(images, labels)
+                self._advance()
+                losses.append(loss)
+                finite.append(ok)
+        finally:
+            batches.close()
+        return {"losses": torch.stack(losses).float().cpu().tolist(), "finite": bool(torch.stack(finite).all())}
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict:
@@ -186,32 +128,35 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step, "best_error": self.best_error},
-            "classes": list(self.store.classes),
+            "classes": list(self.parts.store.classes),
         }
 
     def save(self, name: str = "last.pt") -> None:
-        ckpt.save_checkpoint(self.state(), self.out / name)
+        ckpt.save_checkpoint(self.state(), self.run.path / name)
 
-    def load(self, path: Path) -> None:
-        state, used = ckpt.load_with_fallback(path, map_location=self.device)
+    def restore(self, path: Path) -> None:
+        """Continue from the checkpoint at `path` (or its .prev twin if it is damaged)."""
+        state, used = ckpt.load_with_fallback(path, map_location=self.parts.device)
         if used != path:
             print(f"alexnet: warning: {path} is missing or damaged; resuming from {used}", file=sys.stderr)
-        if _net(state.get("config", {})) != _net(to_dict(self.cfg)):
+        saved = state.get("config", {})
+        if not same_net(saved, self.cfg):
             raise ConfigError(f"{used} was trained with a different model config: resume without model.* overrides")
         ckpt.unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
+        if saved.get("optim", {}).get("lr", self.cfg.optim.lr) != self.cfg.optim.lr:
+            self.schedule.restart_at(self.cfg.optim.lr)  # resumed with --set optim.lr=...: from here on
         p = state["progress"]
         self.epoch, self.batch, self.step, self.best_error = p["epoch"], p["batch"], p["step"], p["best_error"]
-        set_lr(self.optimizer, self.schedule.lr)
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        probs = predict([self.forward], self.val_reader, self.mean, self.cfg.data.crop, "center",
-                        self.cfg.eval.batch_size, self.device, self.cfg.train.precision,
-                        threads=self.cfg.data.threads)
+        p = self.parts
+        probs = predict([p.forward], p.val_reader, p.mean, self.cfg.data.crop, "center",
+                        self.cfg.eval.batch_size, p.device, self.cfg.train.precision, threads=self.cfg.data.threads)
         self.model.train()
-        return topk_errors(probs, torch.as_tensor(self.val_reader.labels, dtype=torch.int64))
+        return topk_errors(probs, torch.as_tensor(p.val_reader.labels, dtype=torch.int64))
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -225,12 +170,11 @@ class Trainer:
         return self._summary(status="finished")
 
     def _run_epoch(self, stop: StopRequest) -> str:
-        cfg, n = self.cfg, len(self.loader)
-        set_lr(self.optimizer, self.schedule.lr)
+        cfg, n = self.cfg, len(self.parts.loader)
         self.model.train()
         bar = _progress(cfg.train.progress, n, self.batch, f"epoch {self.epoch + 1}")
         t0, seen, loss_sum, count, first_bad = time.perf_counter(), 0, None, 0, None
-        for images, labels in self.loader.batches(self.epoch, start=self.batch):
+        for images, labels in self.parts.loader.batches(self.epoch, start=self.batch):
             loss, finite = self.train_step(images, labels)
             self.batch, self.step, seen, count = self.batch + 1, self.step + 1, seen + images.shape[0], count + 1
             loss_sum = loss if loss_sum is None else loss_sum + loss
@@ -255,7 +199,7 @@ class Trainer:
     def _check_finite(self, first_bad: torch.Tensor | None) -> None:
         if first_bad is not None and int(first_bad) >= 0:
             raise DivergenceError(f"non-finite loss or gradient at step {int(first_bad)}: stopped; the last good "
-                                  f"checkpoint {self.out / 'last.pt'} is kept (lower optim.lr or use "
+                                  f"checkpoint {self.run.last} is kept (lower optim.lr or use "
                                   "train.on_divergence=rollback)")
 
     def _end_epoch(self) -> None:
@@ -272,19 +216,19 @@ class Trainer:
         if improved:
             self.save("best.pt")
 
+    def rollback(self) -> None:
+        """After a divergence: back to the last good checkpoint with the lr divided by schedule.factor."""
+        self.restore(self.run.last)
+        self.schedule.reduce()
+        self.log.write("rollback", self.step, lr=self.schedule.lr)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
     def _summary(self, status: str) -> dict:
-        return {"status": status, "run": str(self.out), "epoch": self.epoch, "step": self.step,
+        return {"status": status, "run": str(self.run.path), "epoch": self.epoch, "step": self.step,
                 "best_val_top1_error": self.best_error, "lr": self.schedule.lr}
-
-
-def _net(config: dict) -> dict:
-    """The model config that defines the function (defaults filled in for fields added since it
-    was saved); lrn_impl and grouped_impl only say how it is computed, so they may change on resume."""
-    try:
-        model = to_dict(from_dict({"model": config.get("model", {})}))["model"]
-    except ConfigError:
-        return {"unreadable": config.get("model")}
-    return {k: v for k, v in model.items() if k not in ("lrn_impl", "grouped_impl")}
 
 
 def _first_bad(first_bad, finite: torch.Tensor, step: int) -> torch.Tensor:
@@ -318,19 +262,30 @@ def _print(enabled: bool, message: str) -> None:
         tqdm.write(message)
 
 
+def open_trainer(cfg: Config, resume: bool = False) -> Trainer:
+    """A Trainer that writes into cfg.train.out: the folder checked, the parts built, the last
+    checkpoint restored when resuming, and config.json written once all of that succeeded."""
+    configure_torch(cfg.train.threads, cfg.train.deterministic)
+    device = resolve_device(cfg.train.device)
+    run = RunFolder(cfg.train.out, resume)
+    trainer = Trainer(cfg, build_parts(cfg, device), run)
+    if resume:
+        trainer.restore(run.last)
+    run.save_config(cfg)
+    return trainer
+
+
 def train(cfg: Config, resume: bool = False) -> dict:
     """Train with divergence handling: 'stop' raises; 'rollback' reloads last.pt with lr x0.1 (3 times at most)."""
-    trainer = Trainer(cfg, resume=resume)
+    trainer = open_trainer(cfg, resume)
     try:
         for attempt in range(4):
             try:
                 return trainer.fit()
             except DivergenceError:
-                if cfg.train.on_divergence != "rollback" or attempt == 3 or not (trainer.out / "last.pt").exists():
+                if cfg.train.on_divergence != "rollback" or attempt == 3 or not trainer.run.last.exists():
                     raise
-                trainer.load(trainer.out / "last.pt")
-                trainer.schedule.state.lr *= cfg.schedule.factor
-                trainer.log.write("rollback", trainer.step, lr=trainer.schedule.lr)
+                trainer.rollback()
         raise AssertionError("unreachable")
     finally:
-        trainer.log.close()
+        trainer.close()

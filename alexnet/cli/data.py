@@ -1,0 +1,50 @@
+"""`alexnet prepare`: an image-folder tree or archive into a store (§2)."""
+from __future__ import annotations
+
+from ..errors import UserError
+
+
+def cmd_prepare(args) -> int:
+    from ..data.prepare import prepare
+    labels: dict[str, str] = {}
+    for item in args.labels or []:
+        split, sep, path = item.partition("=")
+        if not sep or not split or not path:
+            raise UserError(f"--labels {item!r}: expected SPLIT=FILE, e.g. --labels val=LOC_val_solution.csv")
+        if split in labels:
+            raise UserError(f"--labels: split {split} is given twice ({labels[split]}, {path})")
+        labels[split] = path
+    summary = prepare(args.src, args.out, size=args.size, fmt=args.format, quality=args.quality,
+                      workers=args.workers, strict=args.strict, splits=args.splits,
+                      limit_per_class=args.limit_per_class, progress=not args.quiet,
+                      labels=labels or None, synsets=args.synsets, full_decode=args.full_decode)
+    print(summary.line())
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("prepare", help="turn an image-folder tree or archive into a store (§2)")
+    p.add_argument("src", help="SRC/<split>/<class>/<images>, or a .tar/.tar.gz with that layout")
+    p.add_argument("out", help="store folder to create (re-running continues an interrupted prepare)")
+    p.add_argument("--size", type=int, default=256, help="stored side S (§2: 256)")
+    p.add_argument("--format", choices=["raw", "jpeg"], default="raw", help="raw uint8 or JPEG-compressed")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality for --format jpeg")
+    p.add_argument("--full-decode", action="store_true",
+                   help="decode large JPEGs at full scale (slower; pixels identical to torchvision's Resize+CenterCrop)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--splits", nargs="+", default=None, help="only these splits (default: all)")
+    p.add_argument("--limit-per-class", type=int, default=None, help="first K images per class (demos, tests)")
+    p.add_argument("--strict", action="store_true", help="any unreadable image is an error instead of a skip")
+    p.add_argument("--labels", action="append", metavar="SPLIT=FILE",
+                   help="split SPLIT is flat (ImageNet's val: SRC/SPLIT/ILSVRC2012_val_*.JPEG, no class folders); "
+                        "FILE gives each image's class, a class folder name of the other splits: 'file,class' "
+                        "lines (Kaggle's LOC_val_solution.csv; comma, tab or space; header and extension optional) "
+                        "or the devkit's ILSVRC2012_validation_ground_truth.txt (needs --synsets). Unknown classes, "
+                        "missing files and unlabelled images are skipped into skipped.tsv. Repeatable")
+    p.add_argument("--synsets", metavar="FILE",
+                   help="for the devkit's ground truth: one wnid per line in ILSVRC2012_ID order (line 1 = ID 1), "
+                        "made from the devkit's meta.mat with: python -c \"import scipy.io; "
+                        "s = scipy.io.loadmat('meta.mat')['synsets'][:1000, 0]; print('\\n'.join(str(x['WNID'][0]) "
+                        "for x in sorted(s, key=lambda x: int(x['ILSVRC2012_ID'][0, 0]))))\" > synsets.txt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_prepare)

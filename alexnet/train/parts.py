@@ -1,0 +1,68 @@
+"""What a training run is made of, built from its config by one function with no side effects
+(no files written, no global torch state changed): the store, the net, the optimiser, the
+schedule, the loader and the augmentation constants. The loop (loop.py) runs them; benchmarks
+build the same parts and drive them through the loop's public API."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..data.augment import pca_lambda
+from ..data.loader import BatchLoader
+from ..data.store import SplitReader, Store, open_store
+from ..errors import ConfigError
+from ..nets.model import build_model
+from .optim import build_optimizer
+from .schedule import PlateauSchedule
+
+
+@dataclass
+class Parts:
+    device: torch.device
+    store: Store
+    model: nn.Module  # the plain module: its state_dict is what checkpoints hold
+    forward: nn.Module  # what a step calls: the model, or torch.compile of it
+    optimizer: torch.optim.Optimizer
+    schedule: PlateauSchedule  # owns the learning rate
+    loader: BatchLoader  # the training split in an order that is a function of (seed, epoch)
+    val_reader: SplitReader
+    mean: torch.Tensor | None  # (3, S, S) §2 mean image on the device, or None (data.mean_image=false)
+    eigvecs: torch.Tensor  # (3, 3) §4.1 PCA of RGB values, columns
+    lam: torch.Tensor  # (3,) scales of the PCA noise (augment.pca_lambda)
+
+
+def build_parts(cfg: Config, device: torch.device) -> Parts:
+    if not cfg.data.store:
+        raise ConfigError("data.store is empty: point it at a folder made by `alexnet prepare` (--data STORE)")
+    store = open_store(cfg.data.store)
+    check_data(cfg, store)
+    with torch.random.fork_rng(devices=[]):  # the initial weights, drawn without touching the caller's RNG
+        torch.manual_seed(cfg.train.seed)
+        model = build_model(cfg.model).to(device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model, mode=cfg.train.compile_mode) if cfg.train.compile else model
+    train_reader = store.split(cfg.data.train_split)
+    loader = BatchLoader(train_reader, cfg.optim.batch_size, shuffle=True, seed=cfg.train.seed,
+                         prefetch=cfg.data.prefetch, max_batches=cfg.train.max_steps_per_epoch,
+                         device=device, threads=cfg.data.threads, decode=cfg.data.decode)
+    if len(loader) == 0:
+        raise ConfigError(f"split {cfg.data.train_split!r} has {len(train_reader)} images, "
+                          f"fewer than one batch of optim.batch_size={cfg.optim.batch_size}")
+    return Parts(device=device, store=store, model=model, forward=forward,
+                 optimizer=build_optimizer(model, cfg.optim), schedule=PlateauSchedule(cfg.schedule, cfg.optim.lr),
+                 loader=loader, val_reader=store.split(cfg.data.val_split),
+                 mean=store.mean.to(device) if cfg.data.mean_image else None,
+                 eigvecs=store.pca_eigvecs.to(device), lam=pca_lambda(store.pca_eigvals, cfg.data.pca_scale).to(device))
+
+
+def check_data(cfg: Config, store: Store) -> None:
+    """The config must fit the store it trains on."""
+    if cfg.data.crop > store.size:
+        raise ConfigError(f"data.crop={cfg.data.crop} is larger than the store's {store.size}px images ({store.path})")
+    if cfg.model.num_classes != store.num_classes:
+        raise ConfigError(f"model.num_classes={cfg.model.num_classes} but store {store.path} has "
+                          f"{store.num_classes} classes: set model.num_classes={store.num_classes}")
