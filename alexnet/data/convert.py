@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from alexnet.data import sources
-from alexnet.data.store import decode_jpeg
+from alexnet.data.jpeg import decode_pillow
 
 
 # ---- one image ---------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def convert_chunk(job: Job) -> ChunkResult:
             img.save(buf, "JPEG", quality=job.quality, subsampling=0)
             encoded.append(buf.getvalue())
             # Statistics describe what the reader will return: the decoded JPEG.
-            pixels = decode_jpeg(encoded[-1]) if job.stats else None
+            pixels = decode_pillow(encoded[-1]).transpose(2, 0, 1) if job.stats else None
         else:
             pixels = to_chw(img)
             stored.append(pixels)

@@ -18,7 +18,6 @@ files that become the .npy files at the end). This module owns every one of thes
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from pathlib import Path
@@ -26,8 +25,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
+from alexnet.data import jpeg
 from alexnet.errors import UserError
 
 VERSION = 1
@@ -142,23 +141,34 @@ class SplitReader:
             self._offsets = np.load(self.root / offsets_file(self.name))  # (N+1,) int64
             self._data = np.memmap(path, np.uint8, "r")
 
-    def read(self, indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
+    def read(self, indices: np.ndarray, out: torch.Tensor | None = None, decoder: str = "auto") -> torch.Tensor:
         """Images at `indices`, in that order, as a (B, 3, S, S) uint8 CPU tensor; written into
-        `out` (e.g. a slice of a reused pinned buffer) when given."""
+        `out` (e.g. a slice of a reused pinned buffer) when given. jpeg stores decode with
+        `decoder` (see data/jpeg.py), straight into `out` when it is channels-last in memory
+        (jpeg.batch_buffer, what a new `out` is for a jpeg store)."""
         data = self._open()
         indices = self._check(indices)
+        shape = (len(indices), 3, self.size, self.size)
         if out is None:
-            out = torch.empty((len(indices), 3, self.size, self.size), dtype=torch.uint8)
-        elif out.shape != (len(indices), 3, self.size, self.size) or out.dtype != torch.uint8:
-            raise ValueError(f"out has shape {tuple(out.shape)} {out.dtype}, expected ({len(indices)}, 3, "
-                             f"{self.size}, {self.size}) uint8")
-        dst = out.numpy()
+            out = jpeg.batch_buffer(len(indices), self.size) if self.format == "jpeg" else torch.empty(shape, dtype=torch.uint8)
+        elif out.shape != shape or out.dtype != torch.uint8:
+            raise ValueError(f"out has shape {tuple(out.shape)} {out.dtype}, expected {shape} uint8")
         if self.format == "raw":
-            np.take(data, indices, axis=0, out=dst)  # one copy, from the page cache
+            np.take(data, indices, axis=0, out=out.numpy())  # one copy, from the page cache
             return out
         assert self._offsets is not None
+        name = jpeg.resolve(decoder)
+        slots = jpeg.image_slots(out)  # (B, S, S, 3) view of out, or None: decode, then transpose
+        scratch = np.empty((self.size, self.size, 3), np.uint8) if slots is None else None
         for k, i in enumerate(indices):
-            dst[k] = decode_jpeg(data[self._offsets[i] : self._offsets[i + 1]])
+            dst = slots[k] if slots is not None else scratch
+            try:
+                jpeg.decode_into(data[self._offsets[i] : self._offsets[i + 1]], dst, name)
+            except jpeg.DecodeError as e:
+                raise StoreError(f"image {i} of split {self.name!r} in {self.root} does not decode ({e}): "
+                                 "the store is damaged; delete it and run `alexnet prepare` again") from None
+            if slots is None:
+                out[k] = torch.from_numpy(scratch).permute(2, 0, 1)
         return out
 
     def _check(self, indices: np.ndarray) -> np.ndarray:
@@ -178,12 +188,6 @@ class SplitReader:
         assert self._offsets is not None
         # np.array copies out of the read-only memmap: the tensors own writable memory.
         return [torch.from_numpy(np.array(data[self._offsets[i] : self._offsets[i + 1]])) for i in indices]
-
-
-def decode_jpeg(data: np.ndarray | bytes) -> np.ndarray:
-    """Decode one stored JPEG to (3, S, S) uint8 (the same decoder prepare used for the mean)."""
-    with Image.open(io.BytesIO(memoryview(data))) as img:
-        return np.asarray(img.convert("RGB")).transpose(2, 0, 1)
 
 
 class Store:
