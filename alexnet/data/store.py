@@ -21,13 +21,15 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from alexnet.data import jpeg
 from alexnet.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where it is used: prepare's processes never need it
+    import torch
 
 VERSION = 1
 META = "store.json"
@@ -146,6 +148,7 @@ class SplitReader:
         `out` (e.g. a slice of a reused pinned buffer) when given. jpeg stores decode with
         `decoder` (see data/jpeg.py), straight into `out` when it is channels-last in memory
         (jpeg.batch_buffer, what a new `out` is for a jpeg store)."""
+        import torch
         data = self._open()
         indices = self._check(indices)
         shape = (len(indices), 3, self.size, self.size)
@@ -180,6 +183,7 @@ class SplitReader:
     def read_encoded(self, indices: np.ndarray) -> list[torch.Tensor]:
         """jpeg stores only: the stored JPEG file of each index, in that order, undecoded, as a
         1-D uint8 CPU tensor (for decoding elsewhere, e.g. on the GPU: alexnet.data.gpu_decode)."""
+        import torch
         if self.format != "jpeg":
             raise StoreError(f"read_encoded needs a jpeg store; {self.root} is {self.format} "
                              "(make one with `alexnet prepare --format jpeg`)")
@@ -194,6 +198,7 @@ class Store:
     """An opened, complete store. See the module docstring for the files."""
 
     def __init__(self, path: Path, meta: dict[str, Any]):
+        import torch
         self.path = path
         self.meta = meta
         self.size: int = meta["size"]
