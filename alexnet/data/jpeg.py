@@ -70,6 +70,13 @@ def decode_pillow(data: np.ndarray | bytes) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
+def decode_fast(data: np.ndarray | bytes) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of any JPEG, with the fastest installed decoder (identical pixels)."""
+    if simplejpeg is not None:
+        return simplejpeg.decode_jpeg(data, "RGB")
+    return decode_pillow(data)
+
+
 def batch_buffer(n: int, size: int, pin: bool = False) -> "torch.Tensor":  # noqa: F821 - torch imported lazily
     """An (n, 3, S, S) uint8 tensor laid out channels-last, (n, S, S, 3) in memory (pinned if `pin`)."""
     import torch

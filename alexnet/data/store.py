@@ -12,8 +12,9 @@ Layout of a store folder OUT (all images already rescaled and centre-cropped to 
     jpeg: <split>.jpg.bin   concatenated JPEG files; <split>.offsets.npy (N+1,) int64 byte offsets
 
 While `alexnet prepare` builds it, the folder also holds prepare.json (its arguments),
-progress.npz (the commit marker) and <split>.labels.part / <split>.offsets.part (append-only
-files that become the .npy files at the end). This module owns every one of these names.
+progress.npz (the commit marker), <split>.labels.part / <split>.offsets.part (append-only
+files that become the .npy files at the end) and <split>.<chunk>.shard.tmp (a worker's
+converted chunk, appended to the split's image file when it is committed). This module owns every one of these names.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ def names_file(split: str) -> str:
 def part_file(final: str) -> str:
     """The append-only file prepare grows while building `final` (a .npy written at the end)."""
     return final.removesuffix(".npy") + ".part"
+
+
+SHARD_SUFFIX = ".shard.tmp"
+
+
+def shard_file(split: str, chunk: int) -> str:
+    """A prepare worker's images of one chunk, until the main process appends them to the split."""
+    return f"{split}.{chunk:06d}{SHARD_SUFFIX}"
 
 
 def split_files(split: str, fmt: str) -> list[str]:
