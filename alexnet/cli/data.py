@@ -29,8 +29,9 @@ def register(sub) -> None:
     p.add_argument("out", help="store folder to create (re-running continues an interrupted prepare)")
     p.add_argument("--size", type=int, default=256, help="stored side S (§2: 256)")
     p.add_argument("--format", choices=["raw", "jpeg"], default="raw", help="raw uint8 or JPEG-compressed")
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality for --format jpeg")
-    p.add_argument("--subsampling", choices=["4:4:4", "4:2:2", "4:2:0"], default="4:4:4",
+    p.add_argument("--quality", type=int, default=90,
+                   help="JPEG quality for --format jpeg (README: store format, measured)")
+    p.add_argument("--subsampling", choices=["4:4:4", "4:2:2", "4:2:0"], default="4:2:0",
                    help="chroma subsampling of the stored JPEGs (--format jpeg); see the README's store-format table")
     p.add_argument("--progressive", action="store_true",
                    help="store progressive JPEGs (--format jpeg): smaller, slower to decode, no GPU hardware decode")

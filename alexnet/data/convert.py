@@ -96,7 +96,7 @@ class Job:
     # (label, name, payload, read error); payload: the bytes, a file's path, or (tar path, offset, size)
     draft: bool = True  # reduced-scale decoding of large JPEGs (see set_draft)
     hook: Callable[[str, int], None] | None = None  # prepare.Hook, called at "worker"
-    subsampling: str = "4:4:4"  # jpeg only: chroma subsampling of the stored files
+    subsampling: str = "4:2:0"  # jpeg only: chroma subsampling of the stored files
     progressive: bool = False  # jpeg only: progressive instead of baseline files
     shard: str | None = None  # write the images to this file instead of returning them (worker processes)
 

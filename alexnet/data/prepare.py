@@ -202,13 +202,13 @@ class PrepareArgs:
     source: Path
     size: int = 256
     fmt: str = "raw"
-    quality: int = 95  # jpeg only
+    quality: int = 90  # jpeg only; 90, 4:2:0, baseline: README "Store format" (<= 50 GB for ImageNet)
     splits: tuple[str, ...] | None = None  # None: every split
     limit_per_class: int | None = None
     labels: dict[str, dict[str, str]] | None = None  # flat split -> {"file", "sha256"} of its labels file
     synsets: dict[str, str] | None = None  # {"file", "sha256"} of the devkit's synsets file
     full_decode: bool = False
-    subsampling: str = "4:4:4"  # jpeg only: chroma subsampling (README "Store format")
+    subsampling: str = "4:2:0"  # jpeg only: chroma subsampling
     progressive: bool = False  # jpeg only
 
     def record(self) -> dict[str, Any]:
@@ -221,7 +221,7 @@ class PrepareArgs:
             rec["labels"], rec["synsets"] = self.labels, self.synsets
         if self.full_decode:  # likewise recorded only when set
             rec["full_decode"] = True
-        if self.fmt == "jpeg" and (self.subsampling, self.progressive) != ("4:4:4", False):  # likewise
+        if self.fmt == "jpeg":  # always: jpeg stores made before these options were 4:4:4, baseline
             rec["subsampling"], rec["progressive"] = self.subsampling, self.progressive
         return rec
 
@@ -260,12 +260,12 @@ def _check_arguments(size: int, fmt: str, quality: int, workers: int | None, lim
 # ---- the run -----------------------------------------------------------------------------
 
 
-def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "raw", quality: int = 95,
+def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "raw", quality: int = 90,
             workers: int | None = None, strict: bool = False, splits: list[str] | None = None,
             limit_per_class: int | None = None, progress: bool = True,
             labels: dict[str, str | Path] | None = None, synsets: str | Path | None = None,
             full_decode: bool = False, chunk_files: int | None = None, hook: Hook | None = None,
-            subsampling: str = "4:4:4", progressive: bool = False) -> PrepareSummary:
+            subsampling: str = "4:2:0", progressive: bool = False) -> PrepareSummary:
     """Convert SRC (folder or .tar/.tar.gz/.tgz of <split>/<class>/<image>) into a store at OUT.
 
     `labels` maps a flat split (its images directly in SRC/<split>/, e.g. ImageNet's val) to its
