@@ -90,7 +90,7 @@ class _Failing:
     def __len__(self):
         return 20
 
-    def read(self, idx, out=None, decoder="auto"):
+    def read(self, idx, out=None):
         if 5 in idx:
             raise OSError("image 5 is corrupt")
         return out.zero_() if out is not None else torch.zeros(len(idx), 3, 4, 4, dtype=torch.uint8)

@@ -124,7 +124,9 @@ class _Fetcher:
 
     def __init__(self, loader: BatchLoader):
         self.reader, self.device, self.decode = loader.reader, loader.device, loader.decode
-        self.threads, self.batch_size, self.decoder = loader.threads, loader.batch_size, loader.cpu_decoder
+        self.threads, self.batch_size = loader.threads, loader.batch_size
+        self.jpeg = getattr(self.reader, "format", None) == "jpeg"
+        self.decoder = (loader.cpu_decoder,) if self.jpeg else ()  # read()'s decoder argument: jpeg readers only
         self.share = loader.device_share if self.decode == "device" else 0.0
         cpu_work = self.threads > 1 if self.decode == "cpu" else self.share < 1
         self.pool = ThreadPoolExecutor(self.threads) if cpu_work else None
@@ -157,10 +159,10 @@ class _Fetcher:
         if out is None:  # nothing for the CPU
             return []
         if self.pool is None:
-            self.reader.read(chunk, out, self.decoder)
+            self.reader.read(chunk, out, *self.decoder)
             return []
         bounds = np.linspace(0, len(chunk), min(self.threads, len(chunk)) + 1).astype(int)
-        return [self.pool.submit(self.reader.read, chunk[a:b], out[a:b], self.decoder) for a, b in zip(bounds, bounds[1:])]
+        return [self.pool.submit(self.reader.read, chunk[a:b], out[a:b], *self.decoder) for a, b in zip(bounds, bounds[1:])]
 
     def _staging(self, n: int) -> torch.Tensor:
         """The next pinned buffer, once the GPU has finished copying out of it."""
@@ -175,7 +177,7 @@ class _Fetcher:
     def _buffer(self, n: int, pin: bool = False) -> torch.Tensor:
         """(n, 3, S, S) uint8 for a batch: channels-last in memory for jpeg stores (decoded in place)."""
         size = self.reader.size
-        if getattr(self.reader, "format", "raw") == "jpeg":
+        if self.jpeg:
             return jpeg.batch_buffer(n, size, pin)
         return torch.empty((n, 3, size, size), dtype=torch.uint8, pin_memory=pin)
 
