@@ -57,6 +57,9 @@ class DataConfig:
     prefetch: int = 2  # batches read ahead by a background thread
     threads: int = 0  # threads decoding each batch on the CPU; 0: every usable core (at most 32)
     decode: Literal["cpu", "device"] = "cpu"  # jpeg stores: "device" decodes on the training device (nvJPEG on CUDA)
+    cpu_decoder: Literal["auto", "simplejpeg", "pillow"] = "auto"  # data/jpeg.py; same pixels, simplejpeg scales with threads
+    device_share: float = 1.0  # decode=device: share of each batch decoded on the device, the rest on CPU threads at once
+    backend: Literal["torchvision", "dali"] = "torchvision"  # decode=device: nvJPEG through torchvision, or NVIDIA DALI (alexnet[dali])
 
 
 @dataclass
@@ -216,6 +219,7 @@ def validate(cfg: Config) -> Config:
         (cfg.data.pca_std >= 0, "data.pca_std must be >= 0"),
         (cfg.data.prefetch >= 0, "data.prefetch must be >= 0"),
         (cfg.data.threads >= 0, "data.threads must be >= 0 (0: one per core)"),
+        (0 < cfg.data.device_share <= 1, "data.device_share must be in (0, 1] (1: the whole batch on the device)"),
         (cfg.optim.lr > 0, "optim.lr must be > 0"),
         (0 <= cfg.optim.momentum < 1, "optim.momentum must be in [0, 1)"),
         (cfg.optim.weight_decay >= 0, "optim.weight_decay must be >= 0"),

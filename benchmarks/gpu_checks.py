@@ -4,7 +4,9 @@
    the CPU path's batches, also when the model's stream is busy while batches arrive;
 2. data.decode=device (nvJPEG through torchvision.io.decode_jpeg) vs Pillow on the same bytes:
    how far the pixels differ;
-3. a few training steps with each decode mode: finite and close.
+3. a few training steps with each decode mode: finite and close;
+4. data.device_share=0.5 (half of each batch on nvJPEG, half on CPU threads) and data.backend=dali
+   (if alexnet[dali] is installed) vs the CPU decoder: how far the pixels differ.
 
     python benchmarks/gpu_checks.py --raw STORE_RAW --jpeg STORE_JPEG
 
@@ -35,15 +37,29 @@ def loader_matches_cpu(store, batch: int = 64, batches: int = 30) -> bool:
     return bool(ok)
 
 
-def nvjpeg_vs_pillow(store, batch: int = 64, batches: int = 10) -> bool:
+def nvjpeg_vs_pillow(store, batch: int = 64, batches: int = 10, what: str = "nvJPEG", **device_kw) -> bool:
+    """Device decoding vs the CPU decoder (simplejpeg = Pillow's pixels: tests/test_jpeg.py). Tolerance:
+    mean |diff| < 1 level (4:2:0 chroma upsampling may differ between libraries; §4.1's colour noise
+    moves pixels by about 5 levels)."""
     reader = store.split("train")
     cpu = BatchLoader(reader, batch, shuffle=False, threads=4, max_batches=batches)
-    dev = BatchLoader(reader, batch, shuffle=False, max_batches=batches, device="cuda", decode="device")
+    dev = BatchLoader(reader, batch, shuffle=False, max_batches=batches, device="cuda", decode="device",
+                      threads=4, **device_kw)
     diffs = [((xc.int() - xd.cpu().int()).abs()) for (xc, _), (xd, _) in zip(cpu.batches(0), dev.batches(0))]
     d = torch.cat([x.flatten() for x in diffs]).float()
-    print(f"nvJPEG vs Pillow pixels: mean |diff| {d.mean():.3f}, max {d.max():.0f}, "
-          f"share differing {(d > 0).float().mean():.3f}")
+    print(f"{what} vs Pillow pixels ({store.meta.get('jpeg_subsampling')}): mean |diff| {d.mean():.3f}, "
+          f"max {d.max():.0f}, share differing {(d > 0).float().mean():.3f}")
     return bool(d.mean() < 1.0)
+
+
+def other_device_decoders(store) -> list[bool]:
+    results = [nvjpeg_vs_pillow(store, what="nvJPEG half + CPU half", device_share=0.5)]
+    try:
+        import nvidia.dali  # noqa: F401
+    except ImportError:
+        print("DALI not installed (pip install 'alexnet[dali]'): data.backend=dali not checked")
+        return results
+    return results + [nvjpeg_vs_pillow(store, what="DALI", backend="dali")]
 
 
 def training_steps(store, steps: int = 5) -> bool:
@@ -64,7 +80,8 @@ def main() -> int:
     p.add_argument("--jpeg", required=True)
     a = p.parse_args()
     raw, jpeg = open_store(a.raw), open_store(a.jpeg)
-    results = [loader_matches_cpu(raw), loader_matches_cpu(jpeg), nvjpeg_vs_pillow(jpeg), training_steps(jpeg)]
+    results = [loader_matches_cpu(raw), loader_matches_cpu(jpeg), nvjpeg_vs_pillow(jpeg), training_steps(jpeg),
+               *other_device_decoders(jpeg)]
     print("all checks passed" if all(results) else f"FAILED: {results}")
     return 0 if all(results) else 1
 

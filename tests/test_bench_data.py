@@ -59,10 +59,13 @@ def test_synthetic_images_have_requested_sizes(tmp_path):
 def test_bench_data_synthetic_tiny(tmp_path):
     sizes = [((160, 120), 0.7), ((120, 160), 0.3)]
     result = bench_data("synthetic", tmp_path, torch.device("cpu"), batch=8, batches=2, workers=2, crop=56, size=64,
-                        warmup=1, data_dir=IMAGENETTE.parent, synthetic_images=40, synthetic_sizes=sizes)
+                        warmup=1, data_dir=IMAGENETTE.parent, synthetic_images=40, synthetic_sizes=sizes, rows=list(ROWS))
     rows = {r["name"]: r for r in result["rows"]}
     assert list(rows) == list(ROWS)
-    for name in ("torchvision", "store-raw", "store-jpeg-cpu"):
+    for name in ("store-jpeg-mixed", "store-jpeg-dali"):
+        assert rows[name]["img_s"] is None and "CUDA" in rows[name]["skipped"]
+    assert rows["store-jpeg-pillow"]["loader"] == {"cpu_decoder": "pillow"}
+    for name in ("torchvision", "store-raw", "store-jpeg-cpu", "store-jpeg-pillow"):
         assert rows[name]["img_s"] > 0 and rows[name]["skipped"] is None and rows[name]["bytes_per_image"] > 0
     assert rows["store-raw"]["bytes_per_image"] == 3 * 64 * 64
     assert rows["store-jpeg-gpu"]["img_s"] is None and "CUDA" in rows["store-jpeg-gpu"]["skipped"]

@@ -11,7 +11,8 @@ import torch
 from alexnet.config import build_config
 from alexnet.data.loader import BatchLoader
 from alexnet.data.prepare import prepare
-from alexnet.data.store import decode_jpeg, open_store
+from alexnet.data.jpeg import decode_pillow
+from alexnet.data.store import open_store
 from alexnet.errors import ConfigError
 from alexnet.train import train
 
@@ -48,7 +49,7 @@ def test_device_decode_matches_the_cpu_decoder(stores):
     dev = epoch(BatchLoader(reader, 5, shuffle=False, drop_last=False, decode="device"))
     assert torch.equal(cpu[1], dev[1]) and torch.equal(cpu[0], dev[0])
     first = np.frombuffer(reader.read_encoded(np.array([0]))[0].numpy().tobytes(), np.uint8)
-    assert torch.equal(cpu[0][0], torch.from_numpy(decode_jpeg(first).copy()))
+    assert torch.equal(cpu[0][0], torch.from_numpy(decode_pillow(first)).permute(2, 0, 1))
 
 
 def losses(run) -> list[float]:

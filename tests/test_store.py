@@ -50,7 +50,7 @@ def stores(tmp_path_factory):
     kw = dict(limit_per_class=K, workers=1, progress=False)
     made = {
         "inet_raw": prepare(IMAGENETTE, root / "inet_raw", size=72, **kw),
-        "inet_jpeg": prepare(IMAGENETTE, root / "inet_jpeg", size=72, fmt="jpeg", **kw),  # quality 95
+        "inet_jpeg": prepare(IMAGENETTE, root / "inet_jpeg", size=72, fmt="jpeg", **kw),  # quality 90, 4:2:0
         "cifar_raw": prepare(CIFAR, root / "cifar_raw", size=40, **kw),  # 32 -> 40: upscaling
     }
     return {k: open_store(s.out) for k, s in made.items()}
@@ -83,7 +83,9 @@ def test_jpeg_round_trip_within_tolerance(stores):
         reader = store.split(split)
         images = reader.read(np.arange(len(reader))).numpy().astype(np.float64)
         expected = np.stack([reference(d, 72) for _, d in files]).astype(np.float64)
-        assert np.abs(images - expected).mean() < 3
+        # The default format (quality 90, 4:2:0): 3.3 levels at 72px, where a 224px photo shrinks to dense
+        # detail; 3.0 at 256px on ImageNet-like photos (README "Store format").
+        assert np.abs(images - expected).mean() < 4
         assert np.array_equal(reader.labels, stores["inet_raw"].split(split).labels)
 
 

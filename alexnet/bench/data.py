@@ -13,9 +13,16 @@ Rows:
                   into reused pinned buffers, copied on a side stream), then train_batch
                   (random crop, flip, PCA colour noise, mean image) on the device.
   store-jpeg-cpu  our jpeg store, the same loader: `workers` threads decode slices of each
-                  batch with Pillow; then as store-raw.
+                  batch with simplejpeg (no GIL, straight into the pinned batch buffer); then
+                  as store-raw.
+  store-jpeg-pillow  the same with data.cpu_decoder=pillow (the decoder before issue 13).
   store-jpeg-gpu  (CUDA only) our jpeg store with data.decode=device: the loader fetches the
                   JPEG bytes and nvJPEG decodes the batch on a side stream; then train_batch.
+  store-jpeg-mixed  (CUDA only) decode=device with data.device_share=SHARE: nvJPEG decodes the
+                  first SHARE of each batch while `workers` CPU threads decode the rest.
+  store-jpeg-dali (CUDA and alexnet[dali] only) decode=device with data.backend=dali: DALI's
+                  decoder (the card's hardware JPEG engine where it has one) instead of
+                  torchvision's nvJPEG.
 
 Sources:
   imagenette  the bundled imagenette-224.tar.gz (train split, 224x224 JPEGs of ~13 KB: much
@@ -46,7 +53,14 @@ from ..runtime import device_name
 from .sources import extract_imagenette, make_synthetic, read_done
 from .timing import timed
 
-ROWS = ("torchvision", "store-raw", "store-jpeg-cpu", "store-jpeg-gpu")
+ROWS = ("torchvision", "store-raw", "store-jpeg-cpu", "store-jpeg-pillow", "store-jpeg-gpu", "store-jpeg-mixed",
+        "store-jpeg-dali")
+DEFAULT_ROWS = ("torchvision", "store-raw", "store-jpeg-cpu", "store-jpeg-gpu")
+# Loader settings of each store row (BatchLoader keywords).
+STORE_ROWS = {"store-raw": {}, "store-jpeg-cpu": {}, "store-jpeg-pillow": {"cpu_decoder": "pillow"},
+              "store-jpeg-gpu": {"decode": "device"}, "store-jpeg-mixed": {"decode": "device"},
+              "store-jpeg-dali": {"decode": "device", "backend": "dali"}}
+
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # pytorch/examples
 
 
@@ -92,14 +106,14 @@ def _dir_mean_bytes(root: Path) -> tuple[float, int]:
 def bench_data(source: str, work: Path, device: torch.device, batch: int, batches: int, workers: int,
                crop: int = 224, size: int = 256, *, warmup: int | None = None, data_dir: str | Path | None = None,
                synthetic_images: int = 2000, synthetic_sizes: list[tuple[tuple[int, int], float]] | None = None,
-               rows: list[str] | None = None, progress: bool = False) -> dict:
+               rows: list[str] | None = None, progress: bool = False, device_share: float = 0.7) -> dict:
     """Run the rows (default: all) on SOURCE ("imagenette" or "synthetic"); data under WORK.
     warmup: batches per row delivered before timing (default workers + 2: one full round of
     DataLoader workers and the read-ahead queue). data_dir: folder holding (or path of)
-    imagenette-224.tar.gz, found like quickstart when None."""
+    imagenette-224.tar.gz, found like quickstart when None. device_share: the store-jpeg-mixed row's."""
     if source not in ("imagenette", "synthetic"):
         raise UserError(f"unknown source {source!r}: use imagenette or synthetic")
-    wanted = list(rows or ROWS)
+    wanted = list(rows or DEFAULT_ROWS)
     if unknown := [r for r in wanted if r not in ROWS]:
         raise UserError(f"unknown row(s) {', '.join(unknown)}; rows are {', '.join(ROWS)}")
     if crop > size or batch < 1 or batches < 1 or workers < 0:
@@ -116,7 +130,7 @@ def bench_data(source: str, work: Path, device: torch.device, batch: int, batche
         root = make_synthetic(folder, synthetic_images, archive=archive, sizes=synthetic_sizes, threads=max(1, workers))
         tag, splits, fresh = folder.name, None, read_done(folder) != before  # regenerated: old stores are stale
     jpeg_mean, n_files = _dir_mean_bytes(root)
-    fmts = [f for f, r in (("raw", "store-raw"), ("jpeg", "store-jpeg-cpu"), ("jpeg", "store-jpeg-gpu")) if r in wanted]
+    fmts = ["raw" if r == "store-raw" else "jpeg" for r in wanted if r in STORE_ROWS]
     stores = _prepare_stores(root.parent if source == "synthetic" else archive, work, tag, size,
                              sorted(set(fmts)), splits, fresh, progress)
 
@@ -125,8 +139,8 @@ def bench_data(source: str, work: Path, device: torch.device, batch: int, batche
     n_batches = warmup + batches
     for name in wanted:
         row: dict = {"name": name, "img_s": None, "ms_batch_median": None, "bytes_per_image": None, "skipped": None}
-        if name == "store-jpeg-gpu" and device.type != "cuda":
-            row["skipped"] = "needs a CUDA device (nvJPEG decode)"
+        row["skipped"] = _why_skipped(name, device)
+        if row["skipped"]:
             out_rows.append(row)
             continue
         torch.manual_seed(0)
@@ -144,9 +158,9 @@ def bench_data(source: str, work: Path, device: torch.device, batch: int, batche
             store = open_store(stores["raw" if name == "store-raw" else "jpeg"])
             reader = store.split("train")
             row["bytes_per_image"] = (store.path / image_file("train", store.format)).stat().st_size / len(reader)
-            decode = "device" if name == "store-jpeg-gpu" else "cpu"
-            loader = BatchLoader(reader, batch, shuffle=True, seed=0, device=device, threads=max(1, workers),
-                                 decode=decode)
+            extra = dict(STORE_ROWS[name], **({"device_share": device_share} if name == "store-jpeg-mixed" else {}))
+            row["loader"] = extra
+            loader = BatchLoader(reader, batch, shuffle=True, seed=0, device=device, threads=max(1, workers), **extra)
             if len(loader) == 0:
                 raise UserError(f"{len(reader)} images in {store.path}: fewer than one batch of {batch}")
             items = loader.forever()
@@ -171,7 +185,19 @@ def bench_data(source: str, work: Path, device: torch.device, batch: int, batche
             "date": datetime.date.today().isoformat(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "source": source, "images": n_files,
             "jpeg_mean_bytes": jpeg_mean, "batch": batch, "batches": batches, "warmup": warmup,
-            "workers": workers, "crop": crop, "size": size, "rows": out_rows, "ratios": ratios}
+            "workers": workers, "crop": crop, "size": size, "device_share": device_share, "rows": out_rows,
+            "ratios": ratios}
+
+
+def _why_skipped(row: str, device: torch.device) -> str | None:
+    if row in ("store-jpeg-gpu", "store-jpeg-mixed", "store-jpeg-dali") and device.type != "cuda":
+        return "needs a CUDA device (GPU decode)"
+    if row == "store-jpeg-dali":
+        try:
+            import nvidia.dali  # noqa: F401
+        except ImportError:
+            return "needs NVIDIA DALI: pip install 'alexnet[dali]'"
+    return None
 
 
 def format_data(result: dict) -> str:
@@ -181,14 +207,14 @@ def format_data(result: dict) -> str:
              f"source {r['source']}: {r['images']} JPEGs, mean {r['jpeg_mean_bytes'] / 1e3:.1f} KB; batch {r['batch']}, "
              f"{r['batches']} timed batches after {r['warmup']} warm-up, {r['workers']} workers, "
              f"store {r['size']}px -> crop {r['crop']}px",
-             f"{'row':<15} {'img/s':>9} {'ms/batch':>9} {'KB/image':>9} {'vs tv':>6}"]
+             f"{'row':<18} {'img/s':>9} {'ms/batch':>9} {'KB/image':>9} {'vs tv':>6}"]
     for row in r["rows"]:
         kb = f"{row['bytes_per_image'] / 1e3:.1f}" if row["bytes_per_image"] is not None else "-"
         if row["skipped"]:
-            lines.append(f"{row['name']:<15} {'skipped':>9} {'':>9} {kb:>9} {'':>6}  ({row['skipped']})")
+            lines.append(f"{row['name']:<18} {'skipped':>9} {'':>9} {kb:>9} {'':>6}  ({row['skipped']})")
             continue
         vs = f"{row['vs_torchvision']:.2f}x" if "vs_torchvision" in row else "-"
-        lines.append(f"{row['name']:<15} {row['img_s']:>9.1f} {row['ms_batch_median']:>9.1f} {kb:>9} {vs:>6}")
+        lines.append(f"{row['name']:<18} {row['img_s']:>9.1f} {row['ms_batch_median']:>9.1f} {kb:>9} {vs:>6}")
     if "best_store_vs_torchvision" in r["ratios"]:
         lines.append(f"best store row ({r['ratios']['best_store']}) vs torchvision: "
                      f"{r['ratios']['best_store_vs_torchvision']:.2f}x")

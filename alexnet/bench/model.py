@@ -79,7 +79,8 @@ def _infer_fn(s: Setup, x: torch.Tensor, device: torch.device):
 
 
 def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compile_: bool, crop: int = 224,
-                store=None, threads: int = 0, decode: str = "cpu", compile_mode: str = "default") -> dict:
+                store=None, threads: int = 0, decode: str = "cpu", compile_mode: str = "default",
+                loader_kw: dict | None = None) -> dict:
     torch.manual_seed(0)
     setups = _setups(device, compile_, compile_mode)
     x = torch.randn(batch, 3, crop, crop, device=device) * 50  # mean-subtracted 0..255 pixels
@@ -100,7 +101,8 @@ def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compi
     by = {r["name"]: r for r in rows}
     ratios = {"fast_vs_paper_fp32_eager": by["paper-fast"]["train_img_s"] / by["paper-ref"]["train_img_s"],
               "fast_vs_torchvision_examples": by["paper-fast"]["train_img_s"] / by["torchvision"]["train_img_s"]}
-    feed = None if store is None else bench_feed(setups[-1], store, device, batch, steps, warmup, threads, decode)
+    feed = None if store is None else bench_feed(setups[-1], store, device, batch, steps, warmup, threads, decode,
+                                                 **(loader_kw or {}))
     if feed:
         ratios["store_vs_synthetic"] = feed["store_vs_synthetic"]
     return {"device": device_name(device), "torch": torch.__version__, "batch": batch, "crop": crop,
@@ -108,9 +110,10 @@ def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compi
 
 
 def bench_feed(s: Setup, store, device: torch.device, batch: int, steps: int, warmup: int,
-               threads: int = 0, decode: str = "cpu") -> dict:
+               threads: int = 0, decode: str = "cpu", **loader_kw) -> dict:
     """Train-step img/s of setup `s` fed from synthetic device batches and from `store`
-    (its train split), over `steps` steps timed as one stretch (no sync between steps)."""
+    (its train split), over `steps` steps timed as one stretch (no sync between steps).
+    loader_kw: more BatchLoader settings (cpu_decoder, device_share, backend)."""
     size = store.size
     crop = 224 if size >= 256 else size - size // 8  # the paper's 224 of 256, or the same margin
     augment = store_augmenter(store, device, crop, torch.Generator().manual_seed(0))
@@ -124,7 +127,8 @@ def bench_feed(s: Setup, store, device: torch.device, batch: int, steps: int, wa
     s.model.train()
     synthetic = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
     labels = torch.randint(0, 1000, (batch,), device=device)
-    loader = BatchLoader(store.split("train"), batch, shuffle=True, device=device, threads=threads, decode=decode)
+    loader = BatchLoader(store.split("train"), batch, shuffle=True, device=device, threads=threads, decode=decode,
+                         **loader_kw)
     if len(loader) * 2 < warmup + steps:
         raise UserError(f"store {store.path} has {len(loader)} batches of {batch}: too few for {warmup} + {steps} "
                         "steps; lower --batch-size or --steps")
@@ -134,7 +138,7 @@ def bench_feed(s: Setup, store, device: torch.device, batch: int, steps: int, wa
     finally:
         fed.close()
     return {"store": str(store.path), "format": store.format, "size": size, "crop": crop, "threads": loader.threads,
-            "decode": decode, "synthetic_img_s": rates["synthetic"], "store_img_s": rates["store"],
+            "decode": decode, **loader_kw, "synthetic_img_s": rates["synthetic"], "store_img_s": rates["store"],
             "store_vs_synthetic": rates["store"] / rates["synthetic"]}
 
 

@@ -18,7 +18,9 @@ def cmd_bench_model(args) -> int:
     compile_ = device.type == "cuda" and not args.no_compile
     store = open_store(args.data) if args.data else None
     result = bench_model(device, batch, steps, warmup=args.warmup, compile_=compile_, store=store,
-                         threads=args.data_threads, decode=args.decode, compile_mode=args.compile_mode)
+                         threads=args.data_threads, decode=args.decode, compile_mode=args.compile_mode,
+                         loader_kw={"cpu_decoder": args.cpu_decoder, "device_share": args.device_share,
+                                    "backend": args.backend})
     print(json.dumps(result) if args.json else format_model(result))
     return 0
 
@@ -29,7 +31,8 @@ def cmd_bench_data(args) -> int:
     device = resolve_device(args.device)
     result = bench_data(args.source, Path(args.work), device, args.batch_size, args.batches, args.workers,
                         crop=args.crop, size=args.size, data_dir=args.data_dir,
-                        synthetic_images=args.synthetic_images, progress=not args.json)
+                        synthetic_images=args.synthetic_images, progress=not args.json, rows=args.rows,
+                        device_share=args.device_share)
     print(json.dumps(result) if args.json else format_data(result))
     return 0
 
@@ -60,6 +63,12 @@ def register(sub) -> None:
                    help="also time the training step fed from this store vs from a synthetic batch")
     p.add_argument("--data-threads", type=int, default=0, help="loader decode threads (0: one per core)")
     p.add_argument("--decode", choices=["cpu", "device"], default="cpu", help="jpeg stores: where to decode")
+    p.add_argument("--cpu-decoder", choices=["auto", "simplejpeg", "pillow"], default="auto",
+                   help="jpeg stores, CPU decoding: data.cpu_decoder")
+    p.add_argument("--device-share", type=float, default=1.0,
+                   help="--decode device: share of each batch decoded on the device, the rest on CPU threads")
+    p.add_argument("--backend", choices=["torchvision", "dali"], default="torchvision",
+                   help="--decode device: the decoding library (dali: pip install 'alexnet[dali]')")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_model)
 
@@ -73,6 +82,11 @@ def register(sub) -> None:
     p.add_argument("--batches", type=int, default=50, help="timed batches per row")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="DataLoader workers / decode threads")
     p.add_argument("--synthetic-images", type=int, default=2000)
+    p.add_argument("--rows", nargs="+", default=None, metavar="ROW",
+                   help="rows to run (default: torchvision store-raw store-jpeg-cpu store-jpeg-gpu); also "
+                        "store-jpeg-pillow, store-jpeg-mixed, store-jpeg-dali")
+    p.add_argument("--device-share", type=float, default=0.7,
+                   help="store-jpeg-mixed: share of each batch decoded on the GPU (the rest on CPU threads)")
     p.add_argument("--crop", type=int, default=224)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--json", action="store_true")

@@ -17,7 +17,8 @@ def cmd_prepare(args) -> int:
     summary = prepare(args.src, args.out, size=args.size, fmt=args.format, quality=args.quality,
                       workers=args.workers, strict=args.strict, splits=args.splits,
                       limit_per_class=args.limit_per_class, progress=not args.quiet,
-                      labels=labels or None, synsets=args.synsets, full_decode=args.full_decode)
+                      labels=labels or None, synsets=args.synsets, full_decode=args.full_decode,
+                      subsampling=args.subsampling, progressive=args.progressive)
     print(summary.line())
     return 0
 
@@ -28,7 +29,12 @@ def register(sub) -> None:
     p.add_argument("out", help="store folder to create (re-running continues an interrupted prepare)")
     p.add_argument("--size", type=int, default=256, help="stored side S (§2: 256)")
     p.add_argument("--format", choices=["raw", "jpeg"], default="raw", help="raw uint8 or JPEG-compressed")
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality for --format jpeg")
+    p.add_argument("--quality", type=int, default=90,
+                   help="JPEG quality for --format jpeg (README: store format, measured)")
+    p.add_argument("--subsampling", choices=["4:4:4", "4:2:2", "4:2:0"], default="4:2:0",
+                   help="chroma subsampling of the stored JPEGs (--format jpeg); see the README's store-format table")
+    p.add_argument("--progressive", action="store_true",
+                   help="store progressive JPEGs (--format jpeg): smaller, slower to decode, no GPU hardware decode")
     p.add_argument("--full-decode", action="store_true",
                    help="decode large JPEGs at full scale (slower; pixels identical to torchvision's Resize+CenterCrop)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")

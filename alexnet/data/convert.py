@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from alexnet.data import sources
-from alexnet.data.store import decode_jpeg
+from alexnet.data.jpeg import decode_fast
 
 
 # ---- one image ---------------------------------------------------------------------------
@@ -81,6 +81,9 @@ def to_chw(img: Image.Image) -> np.ndarray:
 # ---- one chunk (runs in a worker process) --------------------------------------------------
 
 
+SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}  # JPEG chroma subsampling -> Pillow's code
+
+
 @dataclass
 class Job:
     index: int  # position in the global chunk order
@@ -89,21 +92,55 @@ class Job:
     fmt: str
     quality: int
     stats: bool  # accumulate mean/PCA sums (the stats split only)
-    items: list[tuple[int, str, bytes | str | None, str]]  # (label, name, bytes or path to read, read error)
+    items: list[tuple[int, str, bytes | str | tuple[str, int, int] | None, str]]
+    # (label, name, payload, read error); payload: the bytes, a file's path, or (tar path, offset, size)
     draft: bool = True  # reduced-scale decoding of large JPEGs (see set_draft)
     hook: Callable[[str, int], None] | None = None  # prepare.Hook, called at "worker"
+    subsampling: str = "4:2:0"  # jpeg only: chroma subsampling of the stored files
+    progressive: bool = False  # jpeg only: progressive instead of baseline files
+    shard: str | None = None  # write the images to this file instead of returning them (worker processes)
 
 
 @dataclass
 class ChunkResult:
     index: int
     split: str
-    images: np.ndarray | list[bytes]  # raw: (n, 3, S, S) uint8; jpeg: n encoded files
+    images: np.ndarray | list[bytes] | None  # raw: (n, 3, S, S) uint8; jpeg: n encoded files; None: in `shard`
     labels: list[int]
     names: list[str]
     skips: list[tuple[str, str]]  # (name, reason)
     pixel_sum: np.ndarray | None  # (3, S, S) int64, sum of the stored images
     rgb_outer: np.ndarray | None  # (3, 3) int64, sum over pixels of x x^T, x the RGB vector
+    lengths: list[int] | None = None  # jpeg: bytes of each stored file, in order
+    shard: str | None = None  # the file holding the images' bytes, in order (Job.shard)
+
+
+def read_payload(payload: bytes | str | tuple[str, int, int] | None) -> bytes:
+    """The source file's bytes: given, read from a folder, or read from a plain .tar at an offset."""
+    if isinstance(payload, str):
+        return sources.read_file(payload)
+    if isinstance(payload, tuple):
+        return sources.read_member(*payload)
+    return payload or b""
+
+
+def encode(img: Image.Image, job: Job) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=job.quality, subsampling=SUBSAMPLING[job.subsampling], progressive=job.progressive)
+    return buf.getvalue()
+
+
+class _Sums:
+    """Exact sums over a chunk's stored images: per-pixel (mean image, §2) and RGB x x^T (PCA, §4.1)."""
+
+    def __init__(self, size: int):
+        self.pixels = np.zeros((3, size, size), np.uint32)  # exact for up to 16 million images
+        self.outer = np.zeros((3, 3), np.float64)
+
+    def add(self, pixels: np.ndarray) -> None:  # (3, S, S) uint8
+        np.add(self.pixels, pixels, out=self.pixels)
+        x = pixels.reshape(3, -1).astype(np.float64)
+        self.outer += x @ x.T  # integers below 2**53: exact, so sums are order-independent
 
 
 def convert_chunk(job: Job) -> ChunkResult:
@@ -112,14 +149,12 @@ def convert_chunk(job: Job) -> ChunkResult:
     stored: list[np.ndarray] = []
     encoded: list[bytes] = []
     labels, names, skips = [], [], []
-    pixel_sum = np.zeros((3, job.size, job.size), np.int64) if job.stats else None
-    outer = np.zeros((3, 3), np.float64)
+    sums = _Sums(job.size) if job.stats else None
     for label, name, payload, error in job.items:
         try:
             if error:
                 raise _Skip(error)
-            data = sources.read_file(payload) if isinstance(payload, str) else payload or b""
-            img = load_image(data, job.size, job.draft)
+            img = load_image(read_payload(payload), job.size, job.draft)
         except OSError as e:
             skips.append((name, f"cannot read: {e.strerror or e}"))
             continue
@@ -127,24 +162,25 @@ def convert_chunk(job: Job) -> ChunkResult:
             skips.append((name, str(e)))
             continue
         if job.fmt == "jpeg":
-            buf = io.BytesIO()
-            # 4:4:4 chroma: colour edges survive (about 20% larger files than the default 4:2:0).
-            img.save(buf, "JPEG", quality=job.quality, subsampling=0)
-            encoded.append(buf.getvalue())
-            # Statistics describe what the reader will return: the decoded JPEG.
-            pixels = decode_jpeg(encoded[-1]) if job.stats else None
+            encoded.append(encode(img, job))
+            # Statistics describe what the reader will return: the decoded JPEG (jpeg.decode_fast).
+            pixels = decode_fast(encoded[-1]).transpose(2, 0, 1) if sums else None
         else:
             pixels = to_chw(img)
             stored.append(pixels)
-        if job.stats:
-            pixel_sum += pixels
-            x = pixels.reshape(3, -1).astype(np.float64)
-            outer += x @ x.T  # integers below 2**53: exact, so sums are order-independent
+        if sums:
+            sums.add(pixels)
         labels.append(label)
         names.append(name)
     if job.fmt == "jpeg":
-        images: np.ndarray | list[bytes] = encoded
+        images: np.ndarray | list[bytes] | None = encoded
     else:
         images = np.stack(stored) if stored else np.zeros((0, 3, job.size, job.size), np.uint8)
-    rgb_outer = np.rint(outer).astype(np.int64) if job.stats else None
-    return ChunkResult(job.index, job.split, images, labels, names, skips, pixel_sum, rgb_outer)
+    lengths = [len(b) for b in encoded] if job.fmt == "jpeg" else None
+    if job.shard is not None:  # only the small results go back through the pipe
+        with open(job.shard, "wb") as f:
+            f.write(b"".join(encoded) if job.fmt == "jpeg" else np.ascontiguousarray(images).reshape(-1))
+        images = None
+    return ChunkResult(job.index, job.split, images, labels, names, skips,
+                       sums.pixels.astype(np.int64) if sums else None,
+                       np.rint(sums.outer).astype(np.int64) if sums else None, lengths, job.shard)

@@ -3,7 +3,8 @@ function of (seed, epoch), so a run resumes mid-epoch exactly.
 
 How a batch is made (one batch ahead of the model, or `prefetch` batches):
   - a read-ahead thread takes the batch's indices; `threads` threads decode slices of it
-    (Pillow's JPEG decoder and numpy's copies release the GIL);
+    (data/jpeg.py: simplejpeg holds no GIL while it decodes, straight into the batch buffer,
+    which is channels-last for jpeg stores; raw stores are one numpy copy, GIL released);
   - on CUDA the images land in a reused pinned buffer and are copied to the GPU on a side
     stream, so the copy overlaps the model's compute; with decode="device" the JPEG bytes go
     to nvJPEG instead (torchvision.io.decode_jpeg on the GPU), on the same side stream;
@@ -23,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from . import jpeg
 from ..errors import ConfigError
 
 
@@ -51,7 +53,8 @@ def auto_threads() -> int:
 class BatchLoader:
     def __init__(self, reader, batch_size: int, *, shuffle: bool, seed: int = 0, drop_last: bool = True,
                  rank: int = 0, world: int = 1, prefetch: int = 2, max_batches: int = 0,
-                 device: torch.device | str = "cpu", threads: int = 1, decode: str = "cpu"):
+                 device: torch.device | str = "cpu", threads: int = 1, decode: str = "cpu",
+                 cpu_decoder: str = "auto", device_share: float = 1.0, backend: str = "torchvision"):
         self.reader, self.batch_size, self.shuffle, self.seed = reader, batch_size, shuffle, seed
         self.drop_last, self.rank, self.world, self.prefetch = drop_last, rank, world, prefetch
         self.max_batches = max_batches  # 0: all; >0 truncates each epoch (smoke tests)
@@ -63,6 +66,18 @@ class BatchLoader:
             raise ConfigError(f"data.decode=device decodes JPEG on the device, but {reader} is a "
                               f"{reader.format} store: use data.decode=cpu, or prepare with --format jpeg")
         self.decode = decode
+        try:
+            self.cpu_decoder = jpeg.resolve(cpu_decoder)  # "simplejpeg" or "pillow"
+        except (ValueError, ImportError) as e:
+            raise ConfigError(f"data.cpu_decoder: {e}") from None
+        if not 0 < device_share <= 1:
+            raise ConfigError(f"data.device_share={device_share}: must be in (0, 1]")
+        if backend not in ("torchvision", "dali"):
+            raise ConfigError(f"data.backend={backend!r} is not one of torchvision, dali")
+        if backend == "dali":
+            from .dali_decode import check_dali
+            check_dali(decode)
+        self.device_share, self.backend = device_share, backend
 
     def indices(self, epoch: int) -> np.ndarray:
         order = epoch_order(len(self.reader), epoch, self.seed, self.shuffle)
@@ -102,14 +117,20 @@ class BatchLoader:
 
 class _Fetcher:
     """Makes one batch: decode on CPU threads (into a reused pinned buffer on CUDA), then copy
-    to the GPU on a side stream; or, decode="device", hand the JPEG bytes to the device decoder."""
+    to the GPU on a side stream; or, decode="device", hand the JPEG bytes to the device decoder,
+    all of them, or the first `device_share` of the batch while CPU threads decode the rest."""
 
     SLOTS = 2  # pinned staging buffers: one being filled while the other's copy finishes
 
     def __init__(self, loader: BatchLoader):
         self.reader, self.device, self.decode = loader.reader, loader.device, loader.decode
         self.threads, self.batch_size = loader.threads, loader.batch_size
-        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 and self.decode == "cpu" else None
+        self.jpeg = getattr(self.reader, "format", None) == "jpeg"
+        self.decoder = (loader.cpu_decoder,) if self.jpeg else ()  # read()'s decoder argument: jpeg readers only
+        self.share = loader.device_share if self.decode == "device" else 0.0
+        cpu_work = self.threads > 1 if self.decode == "cpu" else self.share < 1
+        self.pool = ThreadPoolExecutor(self.threads) if cpu_work else None
+        self.device_decode = _device_decoder(loader) if self.decode == "device" else None
         self.cuda = self.device.type == "cuda"
         self.stream = torch.cuda.Stream(self.device) if self.cuda else None
         self.slots: list[tuple[torch.Tensor, torch.cuda.Event | None]] = []
@@ -117,46 +138,48 @@ class _Fetcher:
 
     def __call__(self, chunk: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.cuda.Event | None]:
         labels = torch.from_numpy(np.asarray(self.reader.labels)[chunk].astype(np.int64))
-        if self.decode == "device":
-            from .gpu_decode import decode_batch
-            encoded = self.reader.read_encoded(chunk)  # B 1-D uint8 tensors
-            with self._side():
-                images = decode_batch(encoded, self.device)  # (B, 3, S, S) uint8, nvJPEG on CUDA
-                labels = labels.to(self.device, non_blocking=True)
-                return images, labels, self._record()
-        if not self.cuda:
-            return self._read(chunk, None), labels, None
-        buf = self._staging(len(chunk))
-        self._read(chunk, buf)
+        k = round(len(chunk) * self.share)  # images decoded on the device: chunk[:k]
+        rest = chunk[k:]  # decoded on CPU threads, meanwhile
+        buf = None if not len(rest) else self._staging(len(rest)) if self.cuda else self._buffer(len(rest))
+        jobs = self._submit(rest, buf)
         with self._side():
-            images = buf.to(self.device, non_blocking=True)  # async: buf is pinned
+            parts = [self.device_decode(self.reader.read_encoded(chunk[:k]), self.device)] if k else []
+            _wait(jobs)  # re-raises a thread's decode error here
+            if len(rest):
+                parts.append(buf.to(self.device, non_blocking=True) if self.cuda else buf)  # async: buf is pinned
+            images = parts[0] if len(parts) == 1 else torch.cat(parts)  # (B, 3, S, S) uint8, chunk order
             labels = labels.to(self.device, non_blocking=True)
             ready = self._record()
-        self.slots[self.turn] = (self.slots[self.turn][0], ready)  # buf is busy until `ready`
+        if self.cuda and len(rest):
+            self.slots[self.turn] = (self.slots[self.turn][0], ready)  # buf is busy until `ready`
         return images, labels, ready
 
-    def _read(self, chunk: np.ndarray, out: torch.Tensor | None) -> torch.Tensor:
-        """Decode `chunk` into `out` (new if None), in `threads` slices at once."""
+    def _submit(self, chunk: np.ndarray, out: torch.Tensor | None) -> list:
+        """Start decoding `chunk` into `out` in `threads` slices (or decode it now, without a pool)."""
+        if out is None:  # nothing for the CPU
+            return []
         if self.pool is None:
-            return self.reader.read(chunk, out)
-        size = self.reader.size
-        out = torch.empty((len(chunk), 3, size, size), dtype=torch.uint8) if out is None else out
+            self.reader.read(chunk, out, *self.decoder)
+            return []
         bounds = np.linspace(0, len(chunk), min(self.threads, len(chunk)) + 1).astype(int)
-        jobs = [self.pool.submit(self.reader.read, chunk[a:b], out[a:b]) for a, b in zip(bounds, bounds[1:])]
-        for job in jobs:
-            job.result()  # re-raises a worker's error here
-        return out
+        return [self.pool.submit(self.reader.read, chunk[a:b], out[a:b], *self.decoder) for a, b in zip(bounds, bounds[1:])]
 
     def _staging(self, n: int) -> torch.Tensor:
         """The next pinned buffer, once the GPU has finished copying out of it."""
         self.turn = (self.turn + 1) % self.SLOTS
         if len(self.slots) == self.turn:  # first use: allocate
-            size = self.reader.size
-            self.slots.append((torch.empty((self.batch_size, 3, size, size), dtype=torch.uint8).pin_memory(), None))
+            self.slots.append((self._buffer(self.batch_size, pin=True), None))
         buf, busy = self.slots[self.turn]
         if busy is not None:
             busy.synchronize()  # blocks this read-ahead thread only
         return buf[:n]
+
+    def _buffer(self, n: int, pin: bool = False) -> torch.Tensor:
+        """(n, 3, S, S) uint8 for a batch: channels-last in memory for jpeg stores (decoded in place)."""
+        size = self.reader.size
+        if self.jpeg:
+            return jpeg.batch_buffer(n, size, pin)
+        return torch.empty((n, 3, size, size), dtype=torch.uint8, pin_memory=pin)
 
     def _side(self):
         return torch.cuda.stream(self.stream) if self.cuda else contextlib.nullcontext()
@@ -171,6 +194,21 @@ class _Fetcher:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _wait(jobs: list) -> None:
+    """Wait for every job; the first error re-raises here (the others' are dropped)."""
+    for job in jobs:
+        job.result()
+
+
+def _device_decoder(loader: BatchLoader):
+    """(B encoded JPEGs, device) -> (B, 3, S, S) uint8 on the device, from the backend's library."""
+    if loader.backend == "dali":
+        from .dali_decode import DaliDecoder
+        return DaliDecoder(loader.batch_size, loader.threads)
+    from .gpu_decode import decode_batch
+    return decode_batch
 
 
 def _prefetched(items: Iterator, depth: int) -> Iterator:

@@ -43,11 +43,12 @@ import numpy as np
 from tqdm import tqdm
 
 from alexnet.data import sources
-from alexnet.data.convert import ChunkResult, Job, convert_chunk
+from alexnet.data.convert import SUBSAMPLING, ChunkResult, Job, convert_chunk
 from alexnet.data.plan import Plan, PrepareError, make_jobs, make_plan
 from alexnet.data.sources import Labels, LabelsError, SourceError
-from alexnet.data.store import (MANIFEST, MEAN, META, PCA, PROGRESS, STATE, VERSION, building_files, check_files,
-                                image_file, labels_file, names_file, offsets_file, part_file, read_meta)
+from alexnet.data.store import (MANIFEST, MEAN, META, PCA, PROGRESS, SHARD_SUFFIX, STATE, VERSION, building_files,
+                                check_files, image_file, labels_file, names_file, offsets_file, part_file, read_meta,
+                                shard_file)
 from alexnet.fsutil import write_atomic
 
 CHUNK_FILES = 256  # files per unit of work and of commit; recorded in OUT so a resume reuses it
@@ -129,14 +130,39 @@ def _truncate(out: Path, lengths: dict[str, int]) -> None:
             f.truncate(length)
 
 
+def _append_shard(out: Path, state: State, name: str, shard: Path) -> None:
+    """Like _append, with the data in a worker's shard file: copied inside the kernel."""
+    fd, src = os.open(out / name, os.O_RDWR | os.O_CREAT, 0o644), os.open(shard, os.O_RDONLY)
+    try:
+        end, n = state.lengths[name], os.fstat(src).st_size
+        done = 0
+        while done < n:
+            if hasattr(os, "copy_file_range"):
+                step = os.copy_file_range(src, fd, n - done, done, end + done)
+            else:  # no copy_file_range on this OS
+                step = os.pwrite(fd, os.pread(src, min(n - done, 2**24), done), end + done)
+            if step == 0:
+                raise OSError(f"{shard} ended early")
+            done += step
+        os.ftruncate(fd, end + n)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.close(src)
+    state.lengths[name] = end + n
+
+
 def _commit(out: Path, state: State, res: ChunkResult, fmt: str, hook: Hook | None) -> None:
     split = res.split
-    if fmt == "raw":
+    start = state.lengths[image_file(split, fmt)]
+    if res.shard is not None:
+        _append_shard(out, state, image_file(split, fmt), Path(res.shard))
+    elif fmt == "raw":
         _append(out, state, image_file(split, fmt), np.ascontiguousarray(res.images).reshape(-1))  # flat: a view
     else:
-        start = state.lengths[image_file(split, fmt)]
-        ends = start + np.cumsum([len(b) for b in res.images], dtype=np.int64)
         _append(out, state, image_file(split, fmt), b"".join(res.images))
+    if fmt == "jpeg":
+        ends = start + np.cumsum(res.lengths, dtype=np.int64)
         _append(out, state, part_file(offsets_file(split)), ends.tobytes())
     _append(out, state, part_file(labels_file(split)), np.asarray(res.labels, np.int64).tobytes())
     names = "".join(_tsv(n) + "\n" for n in res.names)
@@ -155,6 +181,8 @@ def _commit(out: Path, state: State, res: ChunkResult, fmt: str, hook: Hook | No
         state.stats_images += len(res.names)
     state.chunks += 1
     state.save(out)  # the commit point
+    if res.shard is not None:
+        os.unlink(res.shard)
     if hook:
         hook("committed", res.index)
 
@@ -174,12 +202,14 @@ class PrepareArgs:
     source: Path
     size: int = 256
     fmt: str = "raw"
-    quality: int = 95  # jpeg only
+    quality: int = 90  # jpeg only; 90, 4:2:0, baseline: README "Store format" (<= 50 GB for ImageNet)
     splits: tuple[str, ...] | None = None  # None: every split
     limit_per_class: int | None = None
     labels: dict[str, dict[str, str]] | None = None  # flat split -> {"file", "sha256"} of its labels file
     synsets: dict[str, str] | None = None  # {"file", "sha256"} of the devkit's synsets file
     full_decode: bool = False
+    subsampling: str = "4:2:0"  # jpeg only: chroma subsampling
+    progressive: bool = False  # jpeg only
 
     def record(self) -> dict[str, Any]:
         """The JSON form saved in prepare.json and store.json (the keys of older stores unchanged)."""
@@ -191,6 +221,8 @@ class PrepareArgs:
             rec["labels"], rec["synsets"] = self.labels, self.synsets
         if self.full_decode:  # likewise recorded only when set
             rec["full_decode"] = True
+        if self.fmt == "jpeg":  # always: jpeg stores made before these options were 4:4:4, baseline
+            rec["subsampling"], rec["progressive"] = self.subsampling, self.progressive
         return rec
 
 
@@ -201,18 +233,25 @@ class RunOptions:
     workers: int = 1
     strict: bool = False
     progress: bool = True
-    chunk_files: int = CHUNK_FILES  # for a new store; a resume keeps the chunking it started with
+    chunk_files: int | None = None  # for a new store (None: auto_chunk); a resume keeps the chunking it started with
     hook: Hook | None = None
 
 
+def auto_chunk(files: int, workers: int) -> int:
+    """Files per chunk: CHUNK_FILES, or fewer when that would leave workers idle (small sets), so
+    that every worker gets about four chunks; at least 16 so per-chunk commits stay cheap."""
+    return max(16, min(CHUNK_FILES, -(-files // (4 * workers))))
+
+
 def _check_arguments(size: int, fmt: str, quality: int, workers: int | None, limit_per_class: int | None,
-                     chunk_files: int) -> None:
+                     chunk_files: int | None, subsampling: str) -> None:
     checks = [(size >= 1, f"--size {size}: the stored side must be >= 1 pixel (§2: 256)"),
               (fmt in FORMATS, f"--format {fmt!r}: use one of {', '.join(FORMATS)}"),
               (1 <= quality <= 100, f"--quality {quality}: JPEG quality must be in 1..100"),
               (workers is None or workers >= 1, f"--workers {workers}: must be >= 1 (default: all cores)"),
               (limit_per_class is None or limit_per_class >= 1, f"--limit-per-class {limit_per_class}: must be >= 1"),
-              (chunk_files >= 1, f"chunk_files={chunk_files}: must be >= 1")]
+              (subsampling in SUBSAMPLING, f"--subsampling {subsampling!r}: use one of {', '.join(SUBSAMPLING)}"),
+              (chunk_files is None or chunk_files >= 1, f"chunk_files={chunk_files}: must be >= 1")]
     for ok, message in checks:
         if not ok:
             raise PrepareError(message)
@@ -221,11 +260,12 @@ def _check_arguments(size: int, fmt: str, quality: int, workers: int | None, lim
 # ---- the run -----------------------------------------------------------------------------
 
 
-def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "raw", quality: int = 95,
+def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "raw", quality: int = 90,
             workers: int | None = None, strict: bool = False, splits: list[str] | None = None,
             limit_per_class: int | None = None, progress: bool = True,
             labels: dict[str, str | Path] | None = None, synsets: str | Path | None = None,
-            full_decode: bool = False, chunk_files: int = CHUNK_FILES, hook: Hook | None = None) -> PrepareSummary:
+            full_decode: bool = False, chunk_files: int | None = None, hook: Hook | None = None,
+            subsampling: str = "4:2:0", progressive: bool = False) -> PrepareSummary:
     """Convert SRC (folder or .tar/.tar.gz/.tgz of <split>/<class>/<image>) into a store at OUT.
 
     `labels` maps a flat split (its images directly in SRC/<split>/, e.g. ImageNet's val) to its
@@ -234,15 +274,16 @@ def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "ra
     ILSVRC2012_ID order).
 
     `full_decode` turns off the reduced-scale decoding of large JPEGs (convert.draft), for pixels
-    identical to torchvision's Resize + CenterCrop of the full image. `chunk_files` and `hook`
-    are for tests (see RunOptions and Hook).
+    identical to torchvision's Resize + CenterCrop of the full image. `subsampling` ("4:4:4",
+    "4:2:2", "4:2:0") and `progressive` choose the stored JPEG files (fmt="jpeg"). `chunk_files`
+    (default: auto_chunk) and `hook` are for tests (see RunOptions and Hook).
     """
-    _check_arguments(size, fmt, quality, workers, limit_per_class, chunk_files)
+    _check_arguments(size, fmt, quality, workers, limit_per_class, chunk_files, subsampling)
     src, out = Path(src).expanduser().resolve(), Path(out).expanduser().resolve()
     label_files, synsets_file = _label_inputs(labels, synsets)
     args = PrepareArgs(src, size, fmt, quality, tuple(sorted(set(splits))) if splits else None, limit_per_class,
                        {s: _file_arg(p, d) for s, (p, d) in sorted(label_files.items())} or None,
-                       _file_arg(*synsets_file) if synsets_file else None, full_decode)
+                       _file_arg(*synsets_file) if synsets_file else None, full_decode, subsampling, progressive)
     opts = RunOptions(workers or os.cpu_count() or 1, strict, progress, chunk_files, hook)
     done = _finished(out, args.record())
     if done is not None:
@@ -250,12 +291,14 @@ def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "ra
     plan, chunk = _begin(args, out, opts, _parse_labels(label_files, synsets_file))
     state = State.load(out)
     _truncate(out, state.lengths)
+    for stale in out.glob(f"*{SHARD_SUFFIX}"):  # shards of chunks a killed run had not committed
+        stale.unlink()
     jobs = make_jobs(plan, chunk)
     todo = range(state.chunks, len(jobs))
     total = sum(len(plan.entries[s]) for s in plan.splits)
     done_files = sum(len(jobs[i][1]) for i in range(state.chunks))
     with tqdm(total=total, initial=done_files, unit="img", disable=not progress, desc="prepare") as bar:
-        for res in _run(args, opts, plan, jobs, todo):
+        for res in _run(args, opts, plan, jobs, todo, out):
             if strict and res.skips:
                 name, reason = res.skips[0]
                 raise PrepareError(f"strict: {name} in {src}: {reason}")
@@ -319,31 +362,37 @@ def _begin(args: PrepareArgs, out: Path, opts: RunOptions, labels: dict[str, Lab
         s = plan.skips[0]
         raise PrepareError(f"strict: {s.name} in {src}: {s.reason}")
     if saved is None:
-        _start(out, plan, record, opts.chunk_files)
-        return plan, opts.chunk_files
+        chunk = opts.chunk_files or auto_chunk(sum(len(plan.entries[s]) for s in plan.splits), opts.workers)
+        _start(out, plan, record, chunk)
+        return plan, chunk
     if saved["fingerprint"] != plan.fingerprint():
         raise PrepareError(f"{src} changed since {out} was started: delete {out} or choose a new OUT")
     return plan, saved["chunk_files"]  # the chunking of the interrupted run
 
 
-def _run(args: PrepareArgs, opts: RunOptions, plan: Plan, jobs: list, todo: range) -> Iterator[ChunkResult]:
-    """Convert chunks `todo` in parallel, yielding results in job order."""
+def _run(args: PrepareArgs, opts: RunOptions, plan: Plan, jobs: list, todo: range, out: Path) -> Iterator[ChunkResult]:
+    """Convert chunks `todo` in parallel, yielding results in job order. Worker processes read
+    their own files (folders, and plain .tar archives at the members' offsets) and write their
+    images to a shard file in OUT; only names, labels and sums come back through the pipe. A
+    compressed archive is one stream: the main process reads it and sends the bytes."""
     src, workers = args.source, max(1, min(opts.workers, len(todo)))
-    reader = sources.TarReader(src) if not src.is_dir() and todo else None
+    plain_tar = not src.is_dir() and sources.is_plain_tar(src)
+    reader = sources.TarReader(src) if not src.is_dir() and not plain_tar and todo else None
 
     def job(i: int) -> Job:
         split, entries = jobs[i]
         items = []
         for label, e in entries:
-            if reader is None:
-                items.append((label, e.name, e.key, ""))  # the worker reads the file itself
+            if reader is None:  # the worker reads the file itself
+                items.append((label, e.name, (str(src), e.offset, e.size) if plain_tar else e.key, ""))
                 continue
-            try:  # archives are read here, sequentially: workers only decode
+            try:  # a compressed archive is read here, sequentially: workers only decode
                 items.append((label, e.name, reader.read(e), ""))
             except (OSError, EOFError, zlib.error) as err:  # e.g. an archive truncated mid-member
                 items.append((label, e.name, None, f"cannot read: {err}"))
+        shard = str(out / shard_file(split, i)) if workers > 1 else None
         return Job(i, split, args.size, args.fmt, args.quality, split == plan.stats_split, items,
-                   not args.full_decode, opts.hook)
+                   not args.full_decode, opts.hook, args.subsampling, args.progressive, shard)
 
     try:
         if workers == 1:
@@ -430,7 +479,8 @@ def _finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: in
     stored = sum(c["stored"] for c in state.counts.values())
     meta = {
         "version": VERSION, "size": size, "format": fmt, "quality": args["quality"],
-        "jpeg_subsampling": "4:4:4" if fmt == "jpeg" else None,
+        "jpeg_subsampling": args.get("subsampling", "4:4:4") if fmt == "jpeg" else None,
+        "jpeg_progressive": args.get("progressive", False) if fmt == "jpeg" else None,
         "classes": plan.classes,
         "splits": {s: {"count": state.counts[s]["stored"], **state.counts[s]} for s in plan.splits},
         "stats_split": plan.stats_split, "stats_images": state.stats_images,

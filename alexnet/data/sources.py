@@ -174,6 +174,26 @@ class TarReader:
         self.tf.close()
 
 
+def is_plain_tar(path: Path) -> bool:
+    """An uncompressed tar (ImageNet's own archives): its members can be read at their offsets
+    by any process, with no decompression stream to share."""
+    with open(path, "rb") as f:
+        head = f.read(265)
+    return len(head) == 265 and head[257:262] == b"ustar"
+
+
+def read_member(path: str, offset: int, size: int) -> bytes:
+    """One member's bytes from a plain tar at the data offset the listing found."""
+    if size > MAX_FILE_BYTES:
+        raise OSError(f"file too large ({size} bytes)")
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(size)
+    if len(data) != size:
+        raise OSError("archive ends inside this member")
+    return data
+
+
 def read_file(path: str) -> bytes:
     """Read a folder source's file; OSError (permission, vanished, too large) means skip it."""
     with open(path, "rb") as f:

@@ -12,23 +12,25 @@ Layout of a store folder OUT (all images already rescaled and centre-cropped to 
     jpeg: <split>.jpg.bin   concatenated JPEG files; <split>.offsets.npy (N+1,) int64 byte offsets
 
 While `alexnet prepare` builds it, the folder also holds prepare.json (its arguments),
-progress.npz (the commit marker) and <split>.labels.part / <split>.offsets.part (append-only
-files that become the .npy files at the end). This module owns every one of these names.
+progress.npz (the commit marker), <split>.labels.part / <split>.offsets.part (append-only
+files that become the .npy files at the end) and <split>.<chunk>.shard.tmp (a worker's
+converted chunk, appended to the split's image file when it is committed). This module owns every one of these names.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from PIL import Image
 
+from alexnet.data import jpeg
 from alexnet.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where it is used: prepare's processes never need it
+    import torch
 
 VERSION = 1
 META = "store.json"
@@ -62,6 +64,14 @@ def names_file(split: str) -> str:
 def part_file(final: str) -> str:
     """The append-only file prepare grows while building `final` (a .npy written at the end)."""
     return final.removesuffix(".npy") + ".part"
+
+
+SHARD_SUFFIX = ".shard.tmp"
+
+
+def shard_file(split: str, chunk: int) -> str:
+    """A prepare worker's images of one chunk, until the main process appends them to the split."""
+    return f"{split}.{chunk:06d}{SHARD_SUFFIX}"
 
 
 def split_files(split: str, fmt: str) -> list[str]:
@@ -142,23 +152,35 @@ class SplitReader:
             self._offsets = np.load(self.root / offsets_file(self.name))  # (N+1,) int64
             self._data = np.memmap(path, np.uint8, "r")
 
-    def read(self, indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
+    def read(self, indices: np.ndarray, out: torch.Tensor | None = None, decoder: str = "auto") -> torch.Tensor:
         """Images at `indices`, in that order, as a (B, 3, S, S) uint8 CPU tensor; written into
-        `out` (e.g. a slice of a reused pinned buffer) when given."""
+        `out` (e.g. a slice of a reused pinned buffer) when given. jpeg stores decode with
+        `decoder` (see data/jpeg.py), straight into `out` when it is channels-last in memory
+        (jpeg.batch_buffer, what a new `out` is for a jpeg store)."""
+        import torch
         data = self._open()
         indices = self._check(indices)
+        shape = (len(indices), 3, self.size, self.size)
         if out is None:
-            out = torch.empty((len(indices), 3, self.size, self.size), dtype=torch.uint8)
-        elif out.shape != (len(indices), 3, self.size, self.size) or out.dtype != torch.uint8:
-            raise ValueError(f"out has shape {tuple(out.shape)} {out.dtype}, expected ({len(indices)}, 3, "
-                             f"{self.size}, {self.size}) uint8")
-        dst = out.numpy()
+            out = jpeg.batch_buffer(len(indices), self.size) if self.format == "jpeg" else torch.empty(shape, dtype=torch.uint8)
+        elif out.shape != shape or out.dtype != torch.uint8:
+            raise ValueError(f"out has shape {tuple(out.shape)} {out.dtype}, expected {shape} uint8")
         if self.format == "raw":
-            np.take(data, indices, axis=0, out=dst)  # one copy, from the page cache
+            np.take(data, indices, axis=0, out=out.numpy())  # one copy, from the page cache
             return out
         assert self._offsets is not None
+        name = jpeg.resolve(decoder)
+        slots = jpeg.image_slots(out)  # (B, S, S, 3) view of out, or None: decode, then transpose
+        scratch = np.empty((self.size, self.size, 3), np.uint8) if slots is None else None
         for k, i in enumerate(indices):
-            dst[k] = decode_jpeg(data[self._offsets[i] : self._offsets[i + 1]])
+            dst = slots[k] if slots is not None else scratch
+            try:
+                jpeg.decode_into(data[self._offsets[i] : self._offsets[i + 1]], dst, name)
+            except jpeg.DecodeError as e:
+                raise StoreError(f"image {i} of split {self.name!r} in {self.root} does not decode ({e}): "
+                                 "the store is damaged; delete it and run `alexnet prepare` again") from None
+            if slots is None:
+                out[k] = torch.from_numpy(scratch).permute(2, 0, 1)
         return out
 
     def _check(self, indices: np.ndarray) -> np.ndarray:
@@ -170,6 +192,7 @@ class SplitReader:
     def read_encoded(self, indices: np.ndarray) -> list[torch.Tensor]:
         """jpeg stores only: the stored JPEG file of each index, in that order, undecoded, as a
         1-D uint8 CPU tensor (for decoding elsewhere, e.g. on the GPU: alexnet.data.gpu_decode)."""
+        import torch
         if self.format != "jpeg":
             raise StoreError(f"read_encoded needs a jpeg store; {self.root} is {self.format} "
                              "(make one with `alexnet prepare --format jpeg`)")
@@ -180,16 +203,11 @@ class SplitReader:
         return [torch.from_numpy(np.array(data[self._offsets[i] : self._offsets[i + 1]])) for i in indices]
 
 
-def decode_jpeg(data: np.ndarray | bytes) -> np.ndarray:
-    """Decode one stored JPEG to (3, S, S) uint8 (the same decoder prepare used for the mean)."""
-    with Image.open(io.BytesIO(memoryview(data))) as img:
-        return np.asarray(img.convert("RGB")).transpose(2, 0, 1)
-
-
 class Store:
     """An opened, complete store. See the module docstring for the files."""
 
     def __init__(self, path: Path, meta: dict[str, Any]):
+        import torch
         self.path = path
         self.meta = meta
         self.size: int = meta["size"]

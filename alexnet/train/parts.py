@@ -48,7 +48,8 @@ def build_parts(cfg: Config, device: torch.device) -> Parts:
     train_reader = store.split(cfg.data.train_split)
     loader = BatchLoader(train_reader, cfg.optim.batch_size, shuffle=True, seed=cfg.train.seed,
                          prefetch=cfg.data.prefetch, max_batches=cfg.train.max_steps_per_epoch,
-                         device=device, threads=cfg.data.threads, decode=cfg.data.decode)
+                         device=device, threads=cfg.data.threads, decode=cfg.data.decode,
+                         cpu_decoder=cfg.data.cpu_decoder, device_share=cfg.data.device_share, backend=cfg.data.backend)
     if len(loader) == 0:
         raise ConfigError(f"split {cfg.data.train_split!r} has {len(train_reader)} images, "
                           f"fewer than one batch of optim.batch_size={cfg.optim.batch_size}")
