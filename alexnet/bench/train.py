@@ -107,8 +107,10 @@ def _synthetic_rate(trainer, steps: int, warmup: int) -> float:
 
 
 def _final_eval(checkpoint: Path, store: str, views: str, device: torch.device, batch: int) -> dict:
+    """Top-1/top-5 error of `checkpoint` on its validation split; `batch` views per forward pass."""
     start = time.perf_counter()
-    result = evaluate_checkpoints([str(checkpoint)], open_store(store), None, views, device, batch)
+    images = max(1, batch // 10) if views == "10crop" else batch
+    result = evaluate_checkpoints([str(checkpoint)], open_store(store), None, views, device, images)
     return {**result, "seconds": time.perf_counter() - start}
 
 

@@ -27,8 +27,8 @@ from ..evaluate import predict, topk_errors
 from ..runtime import autocast, configure_torch, resolve_device
 from .checkpointing import CheckpointWriter, Hook
 from .optim import apply_lr
-from .phases import Phases
 from .parts import Parts, build_parts
+from .phases import Phases
 from .resume import same_net
 from .run import RunFolder
 
@@ -241,10 +241,10 @@ class Trainer:
                                   "train.on_divergence=rollback)")
 
     def _end_epoch(self) -> None:
-        done, every = self.epoch + 1, self.cfg.train
-        if not (_due(done, every.val_every_epochs) or self.schedule.finished(done)):
+        done, tc = self.epoch + 1, self.cfg.train
+        if not (_due(done, tc.val_every_epochs) or self.schedule.finished(done)):
             self.epoch, self.batch = done, 0  # no validation after this epoch (train.val_every_epochs)
-            if _due(done, every.ckpt_every_epochs):
+            if _due(done, tc.ckpt_every_epochs):
                 self._checkpoint()
             return
         with self.phases("validation"):
@@ -257,7 +257,7 @@ class Trainer:
                f"{metrics['top5_error']:.4f}, lr {self.schedule.lr:g}" + (" (cut)" if cut else ""))
         improved = err < self.best_error
         self.best_error = min(self.best_error, err)
-        if improved or _due(done, every.ckpt_every_epochs) or self.schedule.finished(done):
+        if improved or _due(done, tc.ckpt_every_epochs) or self.schedule.finished(done):
             self._checkpoint(best=improved)
 
     def rollback(self) -> None:
