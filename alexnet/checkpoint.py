@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -34,12 +35,19 @@ def prev_path(path: Path) -> Path:
     return path.with_name(path.stem + ".prev" + path.suffix)
 
 
-def save_checkpoint(state: dict, path: str | Path, keep_prev: bool = True) -> Path:
-    """Atomically write `state` to `path`. On any failure the last good checkpoint stays intact."""
+def save_checkpoint(state: dict, path: str | Path, keep_prev: bool = True,
+                    hook: Callable[[str, Path], None] | None = None) -> Path:
+    """Atomically write `state` to `path`. On any failure the last good checkpoint stays intact.
+    `hook(point, path)` (tests) is called at "written": serialised into the temporary file, not
+    yet made durable or renamed."""
     path = Path(path)
+
+    def content(f) -> None:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, f)
+        if hook is not None:
+            hook("written", path)
     try:
-        write_atomic(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **state}, f),
-                     keep=prev_path(path) if keep_prev else None)
+        write_atomic(path, content, keep=prev_path(path) if keep_prev else None)
     except OSError as e:
         raise CheckpointError(f"could not write checkpoint {path}: {e.strerror or e}; the previous one is intact") from None
     return path

@@ -31,7 +31,7 @@ class ModelConfig:
     lrn: bool = True  # §3.3
     lrn_alpha: float = 1e-4  # §3.3, as in the paper's formula
     lrn_alpha_per_n: bool = False  # 2012 code / Caffe: alpha is divided by n (effective paper alpha 2e-5)
-    lrn_impl: Literal["auto", "reference", "fast", "triton"] = "auto"  # auto: the fused autograd LRN (nets/lrn.py)
+    lrn_impl: Literal["auto", "reference", "fast", "triton"] = "auto"  # auto: the Triton op on CUDA, fused LRN on CPU (nets/lrn.py)
     grouped_impl: Literal["grouped", "split"] = "grouped"  # how conv2/4/5's two columns are computed (nets/model.py)
     pool_kernel: int = 3  # §3.4 overlapping (z=3, s=2); 2 is the non-overlapping ablation
     columns: Literal[1, 2] = 2  # §3.2; 1 = one column with half the kernels (conv5 and FC full size)
@@ -75,6 +75,11 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
+    # plateau: §5 (lr / 10 when validation error stops improving). linear / cosine: not the paper's,
+    # for a fixed budget (time to accuracy, preset imagenette-fast): linear warm-up over warmup_epochs,
+    # then linear or cosine decay to 0 at the end of `epochs`, as a function of the step
+    kind: Literal["plateau", "linear", "cosine"] = "plateau"
+    warmup_epochs: float = 0.0  # linear / cosine only
     factor: float = 0.1  # §5 "divide the learning rate by 10"
     patience: int = 5  # epochs without a new best validation error before a cut
     threshold: float = 0.0  # improvement (absolute, in error fraction) that counts as one
@@ -99,6 +104,9 @@ class TrainConfig:
     on_divergence: Literal["stop", "rollback"] = "stop"  # rollback: reload last good checkpoint, lr x0.1
     progress: bool = True
     threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+    val_every_epochs: int = 1  # validate every k epochs and after the last; 0: only after the last (§5 plateau needs 1)
+    ckpt_every_epochs: int = 1  # last.pt every k epochs and after the last (and best.pt on a new best); 0: only after the last
+    cudnn_benchmark: bool = False  # CUDA speed switch: cuDNN times its convolution algorithms for each new shape
 
 
 @dataclass
@@ -230,6 +238,12 @@ def validate(cfg: Config) -> Config:
         (cfg.schedule.max_cuts >= 0, "schedule.max_cuts must be >= 0"),
         (cfg.schedule.tail_epochs >= 0, "schedule.tail_epochs must be >= 0"),
         (cfg.schedule.epochs >= 1, "schedule.epochs must be >= 1"),
+        (0 <= cfg.schedule.warmup_epochs < cfg.schedule.epochs, "schedule.warmup_epochs must be in [0, schedule.epochs)"),
+        (cfg.train.val_every_epochs >= 0, "train.val_every_epochs must be >= 0 (0: only after the last epoch)"),
+        (cfg.train.ckpt_every_epochs >= 0, "train.ckpt_every_epochs must be >= 0 (0: only after the last epoch)"),
+        (cfg.schedule.kind != "plateau" or cfg.train.val_every_epochs == 1,
+         "schedule.kind=plateau reads the validation error of every epoch: set train.val_every_epochs=1, "
+         "or use schedule.kind=linear|cosine"),
         (cfg.train.ckpt_every_steps >= 0, "train.ckpt_every_steps must be >= 0"),
         (cfg.train.log_every_steps >= 1, "train.log_every_steps must be >= 1"),
         (cfg.train.max_steps_per_epoch >= 0, "train.max_steps_per_epoch must be >= 0"),

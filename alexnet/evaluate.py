@@ -15,14 +15,15 @@ from .data.augment import eval_views
 from .data.loader import BatchLoader
 from .errors import CheckpointError, UserError
 from .nets.model import build_model
-from .runtime import autocast
+from .runtime import autocast, to_device
 
 
 @torch.no_grad()
 def predict(models: list[nn.Module], reader, mean: torch.Tensor | None, crop: int, views: str,
             batch_size: int, device: torch.device, precision: str = "fp32", progress: bool = False,
-            threads: int = 0) -> torch.Tensor:
-    """Softmax averaged over views and models: (N, C) float32 on the CPU, in the reader's order."""
+            threads: int = 0, on_device: bool = False) -> torch.Tensor:
+    """Softmax averaged over views and models: (N, C) float32 in the reader's order, on the CPU
+    (one transfer at the end, no host sync per batch), or left on `device` with on_device=True."""
     for m in models:
         m.eval()
     loader = BatchLoader(reader, batch_size, shuffle=False, drop_last=False, device=device, threads=threads)
@@ -40,18 +41,20 @@ def predict(models: list[nn.Module], reader, mean: torch.Tensor | None, crop: in
             with autocast(device, precision):
                 logits = m(v.flatten(0, 1))  # (V*B, C)
             probs = probs + F.softmax(logits.float(), dim=-1).view(V, B, -1).mean(0)  # (B, C)
-        out.append((probs / len(models)).cpu())
-    return torch.cat(out)
+        out.append(probs / len(models))  # (B, C) on the device
+    probs = torch.cat(out)
+    return probs if on_device else probs.cpu()
 
 
 def topk_errors(probs: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> dict[str, float]:
     """Fraction of samples whose label is not among the k most probable classes."""
-    result = {}
+    labels = to_device(labels, probs.device)
+    errors = []
     for k in ks:
         k_eff = min(k, probs.shape[1])
         hit = (probs.topk(k_eff, dim=1).indices == labels[:, None]).any(dim=1)
-        result[f"top{k}_error"] = 1.0 - hit.float().mean().item()
-    return result
+        errors.append(1.0 - hit.float().mean())
+    return dict(zip((f"top{k}_error" for k in ks), torch.stack(errors).tolist()))  # one transfer
 
 
 def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, Config, dict]:

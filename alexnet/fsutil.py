@@ -27,7 +27,7 @@ def write_atomic(path: Path, content: bytes | Callable[[BinaryIO], None], keep: 
     renamed to `keep`, so a complete file exists at every instant. On any error the temporary file
     is removed and the error re-raised; `path` is untouched."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one name per process (stale_temporaries)
     try:
         with open(tmp, "wb") as f:
             if callable(content):
@@ -44,3 +44,11 @@ def write_atomic(path: Path, content: bytes | Callable[[BinaryIO], None], keep: 
         raise
     fsync_dir(path.parent)
     return path
+
+
+def stale_temporaries(path: Path) -> list[Path]:
+    """Temporary files that write_atomic left next to `path` when its process was killed mid-write
+    (never read: the old file or the new one is always complete). Delete them only when no other
+    process can be writing `path`."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.name}.*.tmp"))

@@ -29,6 +29,14 @@ def autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on `device` without making the host wait: on CUDA through pinned memory with
+    a non-blocking copy (a plain .to() from pageable memory synchronises the stream)."""
+    if device.type != "cuda" or t.is_cuda:
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def sync(device: torch.device) -> None:
     """Wait for the device's queued work (a no-op on the CPU, which runs eagerly)."""
     if device.type == "cuda":
@@ -41,9 +49,11 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def configure_torch(threads: int, deterministic: bool) -> None:
-    """Process-wide torch settings of a run (train.threads, train.deterministic): set once by
-    the program that runs, never as a side effect of building something."""
+def configure_torch(threads: int, deterministic: bool, cudnn_benchmark: bool = False) -> None:
+    """Process-wide torch settings of a run (train.threads, train.deterministic,
+    train.cudnn_benchmark): set once by the program that runs, never as a side effect of building
+    something."""
     if threads:
         torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = cudnn_benchmark and not deterministic

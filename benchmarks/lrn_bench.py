@@ -21,22 +21,23 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from alexnet.nets.lrn import _FastLRN  # noqa: E402
+from alexnet.nets.lrn import _FastLRN, lrn_op  # noqa: E402
 
 N, ALPHA, BETA, K = 5, 1e-4, 0.75, 2.0  # §3.3, paper convention (torch's alpha is ALPHA * N)
 
 
 def _triton_fn():
+    """The custom op alexnet::lrn (its CUDA kernel is the Triton one), where CUDA and triton exist."""
     if not torch.cuda.is_available():
         return None
     try:
-        from alexnet.nets.kernels import lrn_triton
+        import triton  # noqa: F401
     except ImportError:
         return None
-    return lrn_triton
+    return lrn_op
 
 
-def implementations(lrn_triton_mod):
+def implementations(triton_op):
     torch_lrn = torch.nn.LocalResponseNorm(N, alpha=ALPHA * N, beta=BETA, k=K)
     impls = {
         # the stock op, in the input's dtype (what a model without alexnet.lrn would run)
@@ -44,8 +45,8 @@ def implementations(lrn_triton_mod):
         # alexnet.lrn "fast" on CPU: fp32 inside, cast back
         "_FastLRN (fp32 inside)": lambda x: _FastLRN.apply(x.float(), N, ALPHA, BETA, K).to(x.dtype),
     }
-    if lrn_triton_mod is not None:
-        impls["triton"] = lambda x: lrn_triton_mod.lrn_triton(x, N, ALPHA, BETA, K)
+    if triton_op is not None:
+        impls["triton"] = lambda x: triton_op(x, N, ALPHA, BETA, K)
     return impls
 
 
@@ -109,8 +110,9 @@ def run_case(shape, dtype, channels_last, device, impls, seed):
     return floor_bytes, rows
 
 
-def sweep(shape, dtype, channels_last, device, mod, seed):
-    """Time Triton forward+backward for a few block configurations (patches the module's config)."""
+def sweep(shape, dtype, channels_last, device, op, seed):
+    """Time Triton forward+backward for a few block configurations (patches the kernel module's config)."""
+    from alexnet.nets.kernels import lrn_triton as mod
     x, g = make_inputs(shape, dtype, channels_last, device, seed)
     xr = x.detach().requires_grad_()
     orig_nchw, orig_nhwc = mod._nchw_config, mod._nhwc_config
@@ -125,7 +127,7 @@ def sweep(shape, dtype, channels_last, device, mod, seed):
                 mod._nhwc_config = lambda c, cfg=cfg: cfg
             else:
                 mod._nchw_config = lambda hw, cfg=cfg: cfg
-            ms = bench(lambda: torch.autograd.grad(mod.lrn_triton(xr, N, ALPHA, BETA, K), xr, g), device)
+            ms = bench(lambda: torch.autograd.grad(op(xr, N, ALPHA, BETA, K), xr, g), device)
             print(f"    sweep {cfg}: {ms:.3f} ms")
     finally:
         mod._nchw_config, mod._nhwc_config = orig_nchw, orig_nhwc

@@ -40,10 +40,13 @@ def _steps_logged(out: Path) -> int:
     return max(steps, default=0)
 
 
-def _run_until(store: Path, out: Path, step: int, sig: int) -> subprocess.Popen:
+def _run_until(store: Path, out: Path, step: int, sig: int, checkpointed: bool = False) -> subprocess.Popen:
+    """Start a run and send `sig` once it has logged `step` (and, with checkpointed, once a
+    checkpoint is on disk: they are written in the background, so one may still be in flight)."""
     proc = _start(store, out)
     deadline = time.time() + 120
-    while _steps_logged(out) < step and proc.poll() is None and time.time() < deadline:
+    while (_steps_logged(out) < step or (checkpointed and not (out / "last.pt").exists())) \
+            and proc.poll() is None and time.time() < deadline:
         time.sleep(0.002)
     proc.send_signal(sig)
     proc.wait(60)
@@ -66,7 +69,7 @@ def _same_weights(a: dict, b: dict) -> bool:
 @pytest.mark.parametrize("kill_at", [3, 9, 16])  # mid-epoch 1, mid-epoch 2, mid-epoch 3
 def test_kill9_then_resume_is_bitwise_identical(tiny_store, tmp_path, reference, kill_at):
     out = tmp_path / "run"
-    proc = _run_until(tiny_store, out, kill_at, signal.SIGKILL)
+    proc = _run_until(tiny_store, out, kill_at, signal.SIGKILL, checkpointed=True)
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     killed_at = _steps_logged(out)
     assert killed_at < 21
@@ -77,6 +80,26 @@ def test_kill9_then_resume_is_bitwise_identical(tiny_store, tmp_path, reference,
     assert final["progress"]["step"] == reference["progress"]["step"] == 21
     assert _same_weights(final["model"], reference["model"])
     assert final["schedule"] == reference["schedule"]
+
+
+def test_kill9_during_a_background_checkpoint_write(tiny_store, tmp_path, reference):
+    """Checkpoints are written by a background thread while training goes on: a kill -9 in the
+    middle of a write (the third write of last.pt, step 6's, serialised but not yet renamed) keeps
+    the previous checkpoint (step 4), and --resume still ends bitwise identical."""
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, str(REPO / "tests" / "ckpt_hooks.py"), "3", "7", *tiny_overrides(tiny_store, out, *KILL_RUN)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert _steps_logged(out) == 7  # training went on to the epoch's end while step 6's write was in flight
+    assert load_checkpoint(out / "last.pt")["progress"]["step"] == 4  # the previous checkpoint, intact
+    assert len(list(out.glob(".last.pt.*.tmp"))) == 1  # the write that was cut short
+    proc = _start(tiny_store, out, resume=True)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    final = load_checkpoint(out / "last.pt")
+    assert final["progress"]["step"] == 21 and _same_weights(final["model"], reference["model"])
+    assert not list(out.glob(".*.tmp"))  # the resume removed the stale temporary file
 
 
 def test_ctrl_c_saves_and_exits_cleanly(tiny_store, tmp_path, reference):

@@ -29,3 +29,32 @@ def test_state_round_trip():
     t = PlateauSchedule(ScheduleConfig(patience=1), 0.01)
     t.load_state_dict(s.state_dict())
     assert t.state == s.state and t.lr == 0.001
+
+
+def test_decay_schedules_warm_up_then_reach_zero_at_the_budget():
+    from alexnet.train.schedule import build_schedule
+    lin = build_schedule(ScheduleConfig(kind="linear", warmup_epochs=1, epochs=5), 0.1, steps_per_epoch=10)
+    cos = build_schedule(ScheduleConfig(kind="cosine", warmup_epochs=1, epochs=5), 0.1, steps_per_epoch=10)
+    assert [round(lin.lr_at(s), 6) for s in (0, 4, 9)] == [0.01, 0.05, 0.1]  # (step + 1) / 10 of the peak
+    assert lin.lr_at(10) == cos.lr_at(10) == 0.1  # the decay starts at the peak
+    assert abs(lin.lr_at(30) - 0.05) < 1e-12 and abs(cos.lr_at(30) - 0.05) < 1e-12  # half way: both at half
+    assert cos.lr_at(20) > lin.lr_at(20)  # the cosine stays higher early on
+    assert 0 < lin.lr_at(49) < 0.003 and lin.lr_at(50) == 0.0  # the last step of the budget is the smallest
+    assert lin.advance(30) == lin.lr == lin.lr_at(30)
+    assert not lin.observe(0, 0.5) and not lin.finished(4) and lin.finished(5)
+    again = build_schedule(ScheduleConfig(kind="linear", warmup_epochs=1, epochs=5), 0.1, steps_per_epoch=10)
+    again.load_state_dict(lin.state_dict())
+    assert again.lr == lin.lr
+    lin.reduce()
+    assert abs(lin.lr_at(30) - 0.005) < 1e-12
+
+
+def test_plateau_needs_validation_every_epoch():
+    import pytest
+    from alexnet.config import build_config
+    from alexnet.errors import ConfigError
+    with pytest.raises(ConfigError, match="train.val_every_epochs=1"):
+        build_config(None, ["train.val_every_epochs=2"])
+    assert build_config(None, ["train.val_every_epochs=0", "schedule.kind=cosine"]).schedule.kind == "cosine"
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        build_config(None, ["schedule.kind=linear", "schedule.warmup_epochs=90"])

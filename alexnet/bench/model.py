@@ -5,8 +5,10 @@ process on synthetic input (random, never zeros: zeros run faster than real data
 Rows:
   torchvision  torchvision.models.alexnet, fp32, eager, torch.optim.SGD (pytorch/examples)
   paper-ref    the paper net, fp32, eager, reference LRN (nn.functional.local_response_norm)
-  paper-fast   the paper net on the fast path: fast LRN, PaperSGD (foreach), and on CUDA
-               bf16 autocast + channels-last (+ torch.compile unless --no-compile)
+  paper-fast   the paper net on the fast path: model.lrn_impl=auto (the Triton op on CUDA, the
+               fused LRN on CPU), PaperSGD (foreach), and on CUDA bf16 autocast + channels-last
+               (+ torch.compile unless --no-compile). With --lrn-impl I1 I2 ..., one such row
+               per LRN implementation, named paper-fast-I1, paper-fast-I2, ...
 
 With a store (--data STORE), also the whole training step fed two ways, paper-fast each time:
   synthetic    one random uint8 batch already on the device, augmented every step (§4.1)
@@ -40,20 +42,22 @@ class Setup:
     channels_last: bool
 
 
-def _setups(device: torch.device, compile_: bool, compile_mode: str = "default") -> list[Setup]:
+def _setups(device: torch.device, compile_: bool, compile_mode: str = "default",
+            lrn_impls: tuple[str, ...] = ("auto",)) -> list[Setup]:
     cuda = device.type == "cuda"
     tv = torchvision.models.alexnet(weights=None).to(device)
     ref = AlexNet(ModelConfig(lrn_impl="reference")).to(device)
-    fast = AlexNet(ModelConfig(lrn_impl="fast")).to(device)
-    if cuda:
-        fast = fast.to(memory_format=torch.channels_last)
     setups = [
         Setup("torchvision", tv, torch.optim.SGD(tv.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4), "fp32", False),
         Setup("paper-ref", ref, build_optimizer(ref, OptimConfig()), "fp32", False),
-        Setup("paper-fast", fast, build_optimizer(fast, OptimConfig()), "bf16" if cuda else "fp32", cuda),
     ]
-    if compile_:
-        setups[2].model = torch.compile(setups[2].model, mode=compile_mode)
+    for impl in lrn_impls:
+        fast = AlexNet(ModelConfig(lrn_impl=impl)).to(device)
+        if cuda:
+            fast = fast.to(memory_format=torch.channels_last)
+        name = "paper-fast" if len(lrn_impls) == 1 else f"paper-fast-{impl}"
+        forward = torch.compile(fast, mode=compile_mode) if compile_ else fast
+        setups.append(Setup(name, forward, build_optimizer(fast, OptimConfig()), "bf16" if cuda else "fp32", cuda))
     return setups
 
 
@@ -62,6 +66,7 @@ def _train_fn(s: Setup, x: torch.Tensor, y: torch.Tensor, device: torch.device):
         x = x.contiguous(memory_format=torch.channels_last)
 
     def step():
+        torch.compiler.cudagraph_mark_step_begin()  # a new iteration for CUDA graphs (reduce-overhead); else nothing
         with autocast(device, s.precision):
             loss = F.cross_entropy(s.model(x).float(), y)
         s.optimizer.zero_grad(set_to_none=True)
@@ -80,9 +85,9 @@ def _infer_fn(s: Setup, x: torch.Tensor, device: torch.device):
 
 def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compile_: bool, crop: int = 224,
                 store=None, threads: int = 0, decode: str = "cpu", compile_mode: str = "default",
-                loader_kw: dict | None = None) -> dict:
+                loader_kw: dict | None = None, lrn_impls: tuple[str, ...] = ("auto",)) -> dict:
     torch.manual_seed(0)
-    setups = _setups(device, compile_, compile_mode)
+    setups = _setups(device, compile_, compile_mode, tuple(lrn_impls))
     x = torch.randn(batch, 3, crop, crop, device=device) * 50  # mean-subtracted 0..255 pixels
     y = torch.randint(0, 1000, (batch,), device=device)
     rows = []
@@ -97,16 +102,20 @@ def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compi
         rows.append({"name": s.name, "precision": s.precision, "channels_last": s.channels_last,
                      "train_img_s": batch / sec, "train_ms_step": 1000 * sec, "peak_mib": peak,
                      "infer_img_s": batch / inf})
-    rows[-1]["tencrop_img_s"] = _tencrop_rate(setups[-1], batch, crop, steps, warmup, device)
     by = {r["name"]: r for r in rows}
-    ratios = {"fast_vs_paper_fp32_eager": by["paper-fast"]["train_img_s"] / by["paper-ref"]["train_img_s"],
-              "fast_vs_torchvision_examples": by["paper-fast"]["train_img_s"] / by["torchvision"]["train_img_s"]}
+    ratios = {}
+    for s in setups[2:]:  # the fast rows
+        by[s.name]["tencrop_img_s"] = _tencrop_rate(s, batch, crop, steps, warmup, device)
+        tag = "" if s.name == "paper-fast" else s.name.removeprefix("paper-fast") + "_"
+        ratios[f"fast_{tag}vs_paper_fp32_eager"] = by[s.name]["train_img_s"] / by["paper-ref"]["train_img_s"]
+        ratios[f"fast_{tag}vs_torchvision_examples"] = by[s.name]["train_img_s"] / by["torchvision"]["train_img_s"]
     feed = None if store is None else bench_feed(setups[-1], store, device, batch, steps, warmup, threads, decode,
                                                  **(loader_kw or {}))
     if feed:
         ratios["store_vs_synthetic"] = feed["store_vs_synthetic"]
     return {"device": device_name(device), "torch": torch.__version__, "batch": batch, "crop": crop,
-            "steps": steps, "compile": compile_, "compile_mode": compile_mode if compile_ else None, "rows": rows, "ratios": ratios, "feed": feed}
+            "steps": steps, "compile": compile_, "compile_mode": compile_mode if compile_ else None,
+            "lrn_impls": list(lrn_impls), "rows": rows, "ratios": ratios, "feed": feed}
 
 
 def bench_feed(s: Setup, store, device: torch.device, batch: int, steps: int, warmup: int,
@@ -164,8 +173,8 @@ def format_model(result: dict) -> str:
         peak = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "-"
         lines.append(f"{r['name']:<12} {r['precision']:<9} {r['train_img_s']:>12.1f} {r['train_ms_step']:>9.1f} "
                      f"{peak:>9} {r['infer_img_s']:>12.1f}")
-    fast = result["rows"][-1]
-    lines.append(f"paper-fast 10-patch eval: {fast['tencrop_img_s']:.1f} img/s")
+    for fast in result["rows"][2:]:
+        lines.append(f"{fast['name']} 10-patch eval: {fast['tencrop_img_s']:.1f} img/s")
     if f := result.get("feed"):
         lines.append(f"paper-fast training step fed from {f['store']} ({f['format']}, {f['size']}px -> {f['crop']}px, "
                      f"{f['threads']} threads, decode {f['decode']}): {f['store_img_s']:.1f} img/s vs "

@@ -20,7 +20,8 @@ def cmd_bench_model(args) -> int:
     result = bench_model(device, batch, steps, warmup=args.warmup, compile_=compile_, store=store,
                          threads=args.data_threads, decode=args.decode, compile_mode=args.compile_mode,
                          loader_kw={"cpu_decoder": args.cpu_decoder, "device_share": args.device_share,
-                                    "backend": args.backend})
+                                    "backend": args.backend},
+                         lrn_impls=tuple(args.lrn_impl))
     print(json.dumps(result) if args.json else format_model(result))
     return 0
 
@@ -48,6 +49,19 @@ def cmd_bench_curve(args) -> int:
     return 0
 
 
+def cmd_bench_train(args) -> int:
+    from ..bench.curve import check_out, to_json, write_json
+    from ..bench.train import bench_train, format_train
+    check_out(args.json_out)
+    result = bench_train(args.data, args.preset, args.overrides, epochs=args.epochs, out=args.out, device=args.device,
+                         sync_phases=not args.no_sync, synthetic_steps=args.synthetic_steps, warmup=args.warmup,
+                         final_eval=args.final_eval, max_seconds=args.max_seconds)
+    if args.json_out:
+        write_json(to_json(result), args.json_out)
+    print(to_json(result) if args.json else format_train(result))
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("bench", help="measure throughput side by side with a baseline")
     bench = p.add_subparsers(dest="what", required=True)
@@ -59,6 +73,8 @@ def register(sub) -> None:
     p.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
     p.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"], default="default",
                    help="torch.compile mode of the fast path (reduce-overhead: CUDA graphs)")
+    p.add_argument("--lrn-impl", nargs="+", choices=["auto", "fast", "reference", "triton"], default=["auto"],
+                   help="LRN implementation(s) of the fast path, one row each (auto: the Triton op on CUDA, fast on CPU)")
     p.add_argument("--data", default=None, metavar="STORE",
                    help="also time the training step fed from this store vs from a synthetic batch")
     p.add_argument("--data-threads", type=int, default=0, help="loader decode threads (0: one per core)")
@@ -104,3 +120,22 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", help="also write the JSON result to this file")
     p.set_defaults(func=cmd_bench_curve)
+
+    p = bench.add_parser("train", help="the real training loop end to end vs the model's step on a device batch, "
+                                       "and where the wall time goes")
+    add_config_args(p)
+    p.add_argument("--data", required=True, help="store folder (same as --set data.store=...)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs to train (0: the preset's own schedule.epochs)")
+    p.add_argument("--out", default=None, help="run folder to create (default: a temporary one, removed afterwards)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--no-sync", action="store_true",
+                   help="do not synchronise the device between parts (parts become host time; the total is unchanged)")
+    p.add_argument("--synthetic-steps", type=int, default=20, help="timed steps of the model on a device batch")
+    p.add_argument("--warmup", type=int, default=3, help="untimed synthetic steps before those")
+    p.add_argument("--final-eval", choices=["none", "center", "10crop"], default="none",
+                   help="evaluate the run's last.pt afterwards (not timed): the centre patch or the ten patches")
+    p.add_argument("--max-seconds", type=float, default=0.0,
+                   help="stop training cleanly after this long (last.pt saved, status interrupted); 0: no limit")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--json-out", default=None, help="also write the JSON result to this file")
+    p.set_defaults(func=cmd_bench_train)

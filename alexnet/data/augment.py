@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..runtime import to_device
+
 
 @dataclass
 class Draws:
@@ -33,6 +35,10 @@ class Draws:
     xs: torch.Tensor  # (B,) int64 left columns
     flip: torch.Tensor  # (B,) bool
     alpha: torch.Tensor  # (B, 3) float32 PCA coefficients a_i
+
+    def to(self, device: torch.device) -> Draws:
+        """The draws on `device`, copied without a host sync (runtime.to_device)."""
+        return Draws(*(to_device(t, device) for t in (self.ys, self.xs, self.flip, self.alpha)))
 
 
 def draw(batch: int, size: int, crop: int, generator: torch.Generator, flip: bool = True,
@@ -71,6 +77,7 @@ def crop_flip(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, flip: torch.T
 def train_batch(x: torch.Tensor, d: Draws, crop: int, mean: torch.Tensor | None,
                 eigvecs: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     """x: (B, 3, S, S) uint8 on the training device -> (B, 3, crop, crop) float32 network input."""
+    d = d.to(x.device)
     xf = crop_flip(x, d.ys, d.xs, d.flip, crop).float()  # crop first: a quarter less float work
     if mean is not None:  # §2 subtract the mean image at the same positions (and reflection)
         xf -= crop_flip(mean.expand(x.shape[0], -1, -1, -1), d.ys, d.xs, d.flip, crop)

@@ -7,6 +7,7 @@ step) besides the model, optimiser and schedule to continue bit for bit.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import signal
@@ -21,11 +22,13 @@ import torch.nn.functional as F
 from .. import checkpoint as ckpt
 from ..config import Config, to_dict
 from ..data.augment import draw, train_batch
-from ..errors import ConfigError, DivergenceError
+from ..errors import CheckpointError, ConfigError, DivergenceError
 from ..evaluate import predict, topk_errors
 from ..runtime import autocast, configure_torch, resolve_device
+from .checkpointing import CheckpointWriter, Hook
 from .optim import apply_lr
 from .parts import Parts, build_parts
+from .phases import Phases
 from .resume import same_net
 from .run import RunFolder
 
@@ -64,20 +67,29 @@ class Trainer:
     """Runs `parts` (train/parts.py). With a RunFolder it logs, validates and checkpoints (fit);
     without one it only steps (run_steps), which is what benchmarks use."""
 
-    def __init__(self, cfg: Config, parts: Parts, run: RunFolder | None = None):
+    def __init__(self, cfg: Config, parts: Parts, run: RunFolder | None = None, checkpoint_hook: Hook | None = None,
+                 phases: Phases | None = None):
         self.cfg, self.parts, self.run = cfg, parts, run
+        self.phases = phases or Phases()  # where the wall time goes (train/phases.py; bench train)
+        self.writer = CheckpointWriter(hook=checkpoint_hook)  # checkpoints written in the background
         self.model, self.optimizer, self.schedule = parts.model, parts.optimizer, parts.schedule
         self.epoch, self.batch, self.step = 0, 0, 0
         self.best_error = math.inf
         self.log = run.open_log() if run is not None else None
+        # CUDA graphs (torch.compile mode reduce-overhead) replay into static output buffers: each step
+        # tells torch a new iteration begins, and nothing the graph outputs is kept past its step
+        self.cudagraphs = cfg.train.compile and cfg.train.compile_mode == "reduce-overhead"
 
     # -- one step -----------------------------------------------------------------------------
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step on a uint8 batch; returns (loss, finite) as device tensors (no host sync)."""
         cfg, p = self.cfg, self.parts
+        if self.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
         gen = step_generator(cfg.train.seed, self.step)
         d = draw(images.shape[0], images.shape[-1], cfg.data.crop, gen, cfg.data.flip, cfg.data.pca_std)
-        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))  # dropout masks, replayable
+        # dropout masks, replayable; .numpy() reads the CPU draw on the host (never a device sync)
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen).numpy()[0]))
         x = train_batch(images.to(p.device, non_blocking=True), d, cfg.data.crop, p.mean, p.eigvecs, p.lam)
         if cfg.train.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -89,7 +101,7 @@ class Trainer:
         loss.backward()
         grad_norms = torch._foreach_norm([q.grad for q in self.model.parameters() if q.grad is not None])
         finite = torch.isfinite(loss) & torch.isfinite(torch.stack(grad_norms).sum())
-        apply_lr(self.optimizer, self.schedule.lr)  # the schedule owns the lr; this is where it applies
+        apply_lr(self.optimizer, self.schedule.advance(self.step))  # the schedule owns the lr; this is where it applies
         self.optimizer.step()
         return loss.detach(), finite
 
@@ -132,10 +144,23 @@ class Trainer:
         }
 
     def save(self, name: str = "last.pt") -> None:
-        ckpt.save_checkpoint(self.state(), self.run.path / name)
+        """Write a checkpoint now and wait until it is on disk (for callers outside the loop)."""
+        self.writer.save({self.run.path / name: self.state()})
+        self.writer.wait()
+
+    def _checkpoint(self, best: bool = False) -> None:
+        """last.pt, and best.pt (the weights, config and classes: no optimiser state), snapshotted
+        now and written in the background (train/checkpointing.py)."""
+        state = self.state()
+        files = {self.run.last: state}
+        if best:
+            files[self.run.best] = {k: state[k] for k in ("config", "model", "progress", "classes")}
+        with self.phases("checkpoint"):
+            self.writer.save(files)
 
     def restore(self, path: Path) -> None:
         """Continue from the checkpoint at `path` (or its .prev twin if it is damaged)."""
+        self.writer.wait()
         state, used = ckpt.load_with_fallback(path, map_location=self.parts.device)
         if used != path:
             print(f"alexnet: warning: {path} is missing or damaged; resuming from {used}", file=sys.stderr)
@@ -153,14 +178,26 @@ class Trainer:
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         p = self.parts
-        probs = predict([p.forward], p.val_reader, p.mean, self.cfg.data.crop, "center",
-                        self.cfg.eval.batch_size, p.device, self.cfg.train.precision, threads=self.cfg.data.threads)
+        probs = predict([p.forward], p.val_reader, p.mean, self.cfg.data.crop, "center", self.cfg.eval.batch_size,
+                        p.device, self.cfg.train.precision, threads=self.cfg.data.threads, on_device=True)
         self.model.train()
         return topk_errors(probs, torch.as_tensor(p.val_reader.labels, dtype=torch.int64))
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> dict:
-        """Train until the schedule says stop; returns the final summary. Ctrl-C saves and returns."""
+        """Train until the schedule says stop; returns the final summary once the last checkpoint
+        is on disk. Ctrl-C saves and returns."""
+        try:
+            summary = self._fit()
+        except BaseException:
+            with contextlib.suppress(CheckpointError):  # the error in flight is the one to report
+                self.writer.wait()  # a rollback reads last.pt: let the write in flight finish
+            raise
+        with self.phases("checkpoint"):
+            self.writer.wait()
+        return summary
+
+    def _fit(self) -> dict:
         with StopRequest() as stop:
             while not self.schedule.finished(self.epoch):
                 if self._run_epoch(stop) == "stopped":
@@ -174,8 +211,9 @@ class Trainer:
         self.model.train()
         bar = _progress(cfg.train.progress, n, self.batch, f"epoch {self.epoch + 1}")
         t0, seen, loss_sum, count, first_bad = time.perf_counter(), 0, None, 0, None
-        for images, labels in self.parts.loader.batches(self.epoch, start=self.batch):
-            loss, finite = self.train_step(images, labels)
+        for images, labels in self.phases.iterate("data", self.parts.loader.batches(self.epoch, start=self.batch)):
+            with self.phases("step"):
+                loss, finite = self.train_step(images, labels)
             self.batch, self.step, seen, count = self.batch + 1, self.step + 1, seen + images.shape[0], count + 1
             loss_sum = loss if loss_sum is None else loss_sum + loss
             first_bad = _first_bad(first_bad, finite, self.step)
@@ -188,7 +226,7 @@ class Trainer:
                 loss_sum, count = None, 0
             if cfg.train.ckpt_every_steps and self.step % cfg.train.ckpt_every_steps == 0:
                 self._check_finite(first_bad)
-                self.save()
+                self._checkpoint()
             if stop.requested:
                 self._check_finite(first_bad)
                 _close(bar)
@@ -203,7 +241,14 @@ class Trainer:
                                   "train.on_divergence=rollback)")
 
     def _end_epoch(self) -> None:
-        metrics = self.validate()
+        done, tc = self.epoch + 1, self.cfg.train
+        if not (_due(done, tc.val_every_epochs) or self.schedule.finished(done)):
+            self.epoch, self.batch = done, 0  # no validation after this epoch (train.val_every_epochs)
+            if _due(done, tc.ckpt_every_epochs):
+                self._checkpoint()
+            return
+        with self.phases("validation"):
+            metrics = self.validate()
         err = metrics["top1_error"]
         cut = self.schedule.observe(self.epoch, err)
         self.epoch, self.batch = self.epoch + 1, 0
@@ -212,9 +257,8 @@ class Trainer:
                f"{metrics['top5_error']:.4f}, lr {self.schedule.lr:g}" + (" (cut)" if cut else ""))
         improved = err < self.best_error
         self.best_error = min(self.best_error, err)
-        self.save()
-        if improved:
-            self.save("best.pt")
+        if improved or _due(done, tc.ckpt_every_epochs) or self.schedule.finished(done):
+            self._checkpoint(best=improved)
 
     def rollback(self) -> None:
         """After a divergence: back to the last good checkpoint with the lr divided by schedule.factor."""
@@ -223,12 +267,20 @@ class Trainer:
         self.log.write("rollback", self.step, lr=self.schedule.lr)
 
     def close(self) -> None:
-        if self.log is not None:
-            self.log.close()
+        try:
+            self.writer.close()
+        finally:
+            if self.log is not None:
+                self.log.close()
 
     def _summary(self, status: str) -> dict:
         return {"status": status, "run": str(self.run.path), "epoch": self.epoch, "step": self.step,
                 "best_val_top1_error": self.best_error, "lr": self.schedule.lr}
+
+
+def _due(epochs_done: int, every: int) -> bool:
+    """Whether an every-k-epochs action (train.val_every_epochs, train.ckpt_every_epochs) falls now; 0: never."""
+    return every > 0 and epochs_done % every == 0
 
 
 def _first_bad(first_bad, finite: torch.Tensor, step: int) -> torch.Tensor:
@@ -262,13 +314,15 @@ def _print(enabled: bool, message: str) -> None:
         tqdm.write(message)
 
 
-def open_trainer(cfg: Config, resume: bool = False) -> Trainer:
+def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None = None,
+                 phases: Phases | None = None) -> Trainer:
     """A Trainer that writes into cfg.train.out: the folder checked, the parts built, the last
-    checkpoint restored when resuming, and config.json written once all of that succeeded."""
-    configure_torch(cfg.train.threads, cfg.train.deterministic)
+    checkpoint restored when resuming, and config.json written once all of that succeeded.
+    `checkpoint_hook` (tests) is called by the checkpoint writer (train/checkpointing.py)."""
+    configure_torch(cfg.train.threads, cfg.train.deterministic, cfg.train.cudnn_benchmark)
     device = resolve_device(cfg.train.device)
     run = RunFolder(cfg.train.out, resume)
-    trainer = Trainer(cfg, build_parts(cfg, device), run)
+    trainer = Trainer(cfg, build_parts(cfg, device), run, checkpoint_hook, phases)
     if resume:
         trainer.restore(run.last)
     run.save_config(cfg)

@@ -16,7 +16,7 @@ from ..data.store import SplitReader, Store, open_store
 from ..errors import ConfigError
 from ..nets.model import build_model
 from .optim import build_optimizer
-from .schedule import PlateauSchedule
+from .schedule import Schedule, build_schedule
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Parts:
     model: nn.Module  # the plain module: its state_dict is what checkpoints hold
     forward: nn.Module  # what a step calls: the model, or torch.compile of it
     optimizer: torch.optim.Optimizer
-    schedule: PlateauSchedule  # owns the learning rate
+    schedule: Schedule  # owns the learning rate
     loader: BatchLoader  # the training split in an order that is a function of (seed, epoch)
     val_reader: SplitReader
     mean: torch.Tensor | None  # (3, S, S) §2 mean image on the device, or None (data.mean_image=false)
@@ -54,7 +54,8 @@ def build_parts(cfg: Config, device: torch.device) -> Parts:
         raise ConfigError(f"split {cfg.data.train_split!r} has {len(train_reader)} images, "
                           f"fewer than one batch of optim.batch_size={cfg.optim.batch_size}")
     return Parts(device=device, store=store, model=model, forward=forward,
-                 optimizer=build_optimizer(model, cfg.optim), schedule=PlateauSchedule(cfg.schedule, cfg.optim.lr),
+                 optimizer=build_optimizer(model, cfg.optim),
+                 schedule=build_schedule(cfg.schedule, cfg.optim.lr, len(loader)),
                  loader=loader, val_reader=store.split(cfg.data.val_split),
                  mean=store.mean.to(device) if cfg.data.mean_image else None,
                  eigvecs=store.pca_eigvecs.to(device), lam=pca_lambda(store.pca_eigvals, cfg.data.pca_scale).to(device))

@@ -22,6 +22,7 @@ RESUMABLE = (
     "optim.lr",
     # logging, checkpoints, what to do on divergence
     "train.log_every_steps", "train.ckpt_every_steps", "train.progress", "train.on_divergence",
+    "train.val_every_epochs", "train.ckpt_every_epochs", "train.cudnn_benchmark",
     # how, not what: device, threads, kernels, precision, compilation, reading the store
     "train.device", "train.threads", "train.compile", "train.compile_mode", "train.precision", "train.channels_last",
     "train.deterministic", "model.lrn_impl", "model.grouped_impl", "data.threads", "data.prefetch", "data.decode",

@@ -15,6 +15,7 @@ from pathlib import Path
 from .. import checkpoint as ckpt
 from ..config import Config, save_config
 from ..errors import UserError
+from ..fsutil import stale_temporaries
 
 
 class RunLog:
@@ -55,6 +56,8 @@ class RunFolder:
                             "or choose another --out")
         if resume and not has_ckpt:
             raise UserError(f"nothing to resume in {self.path}: it has no last.pt")
+        if resume:
+            self._remove_stale_temporaries()
 
     @property
     def last(self) -> Path:
@@ -72,6 +75,12 @@ class RunFolder:
             probe.unlink()
         except OSError as e:
             raise UserError(f"cannot write to run folder {self.path}: {e.strerror}; choose another --out") from None
+
+    def _remove_stale_temporaries(self) -> None:
+        """Half-written checkpoints of a killed run (never read; only disk space)."""
+        for path in (self.last, self.best):
+            for tmp in stale_temporaries(path):
+                tmp.unlink(missing_ok=True)
 
     def save_config(self, cfg: Config) -> None:
         save_config(cfg, self.path / "config.json")

@@ -1,7 +1,13 @@
-"""§5 learning-rate schedule: start at 0.01, divide by 10 when the validation error stops
-improving, three times, then stop. The schedule owns the learning rate: the loop reads
-`schedule.lr` and applies it with optim.apply_lr, in one place. The state is a small dict saved
-with every checkpoint."""
+"""Learning-rate schedules. The schedule owns the learning rate: before every step the loop calls
+`schedule.advance(step)` and applies what it returns with optim.apply_lr, in one place; `lr` is
+the rate of the current step. The state is a small dict saved with every checkpoint.
+
+- plateau (§5, the default): start at 0.01, divide by 10 when the validation error stops
+  improving, three times, then stop.
+- linear / cosine (not the paper's; for a fixed budget such as the imagenette-fast preset):
+  linear warm-up over schedule.warmup_epochs, then decay to 0 at the end of schedule.epochs,
+  linearly or along half a cosine. The rate is a function of the step alone.
+"""
 from __future__ import annotations
 
 import math
@@ -27,6 +33,10 @@ class PlateauSchedule:
 
     @property
     def lr(self) -> float:
+        return self.state.lr
+
+    def advance(self, step: int) -> float:
+        """The lr of training step `step` (0-based): the plateau's current rate."""
         return self.state.lr
 
     def observe(self, epoch: int, val_error: float) -> bool:
@@ -65,3 +75,64 @@ class PlateauSchedule:
 
     def load_state_dict(self, d: dict) -> None:
         self.state = PlateauState(**d)
+
+
+@dataclass
+class DecayState:
+    base_lr: float  # the peak, reached at the end of the warm-up
+    step: int = 0  # the step whose lr `lr` reports
+
+
+class DecaySchedule:
+    """schedule.kind=linear|cosine: warm-up, then decay to 0 over schedule.epochs (module docstring)."""
+
+    def __init__(self, cfg: ScheduleConfig, base_lr: float, steps_per_epoch: int):
+        self.cfg = cfg
+        self.total = cfg.epochs * steps_per_epoch
+        self.warmup = round(cfg.warmup_epochs * steps_per_epoch)
+        self.state = DecayState(base_lr=base_lr)
+
+    def lr_at(self, step: int) -> float:
+        base = self.state.base_lr
+        if step < self.warmup:
+            return base * (step + 1) / self.warmup
+        t = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))  # 0 -> 1 over the decay
+        return base * (1.0 - t) if self.cfg.kind == "linear" else base * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    @property
+    def lr(self) -> float:
+        return self.lr_at(self.state.step)
+
+    def advance(self, step: int) -> float:
+        self.state.step = step
+        return self.lr
+
+    def observe(self, epoch: int, val_error: float) -> bool:
+        """Validation does not move this schedule (never a cut)."""
+        return False
+
+    def reduce(self) -> None:
+        """Divergence rollback: the whole remaining curve times `factor`."""
+        self.state.base_lr *= self.cfg.factor
+
+    def restart_at(self, lr: float) -> None:
+        """A resume with optim.lr: the curve's peak becomes `lr` (the rate from here on scales with it)."""
+        self.state.base_lr = lr
+
+    def finished(self, epochs_done: int) -> bool:
+        return epochs_done >= self.cfg.epochs
+
+    def state_dict(self) -> dict:
+        return asdict(self.state)
+
+    def load_state_dict(self, d: dict) -> None:
+        self.state = DecayState(**d)
+
+
+Schedule = PlateauSchedule | DecaySchedule
+
+
+def build_schedule(cfg: ScheduleConfig, base_lr: float, steps_per_epoch: int) -> Schedule:
+    if cfg.kind == "plateau":
+        return PlateauSchedule(cfg, base_lr)
+    return DecaySchedule(cfg, base_lr, steps_per_epoch)

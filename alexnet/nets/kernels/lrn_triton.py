@@ -8,6 +8,9 @@ Paper convention (alpha is NOT divided by n), across channels at every (batch, h
 
 (the same formula as alexnet.lrn._FastLRN; the window is symmetric, so "j in window(i)" == "i in window(j)").
 
+`lrn_forward` / `lrn_backward` are the CUDA kernels of the `alexnet::lrn` custom op registered in
+alexnet/nets/lrn.py (which gives torch.compile its fake implementation and autograd formula).
+
 Why the design is what it is
 ----------------------------
 LRN does ~20 flops per element and is bound by memory traffic. The byte floor is
@@ -248,8 +251,12 @@ def _check(x: torch.Tensor, n: int) -> None:
         raise ValueError(f"n must be odd and positive, got {n}")
 
 
-def _forward(a: torch.Tensor, n: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+def lrn_forward(a: torch.Tensor, n: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+    """Paper-convention LRN of (B, C, H, W) `a` (NCHW or channels_last): b in a's dtype and memory format
+    (a non-dense input, e.g. a slice, gives an NCHW-contiguous b)."""
+    _check(a, n)
     B, C, H, W = a.shape
+    alpha, beta, k = float(alpha), float(beta), float(k)
     if _is_channels_last(a):
         b = torch.empty_like(a, memory_format=torch.channels_last)
         bp, cp, warps = _nhwc_config(C)
@@ -263,8 +270,12 @@ def _forward(a: torch.Tensor, n: int, alpha: float, beta: float, k: float) -> to
     return b
 
 
-def _backward(a: torch.Tensor, g: torch.Tensor, n: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+def lrn_backward(a: torch.Tensor, g: torch.Tensor, n: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+    """grad_a of lrn_forward for the output gradient g (recomputes the denominators from a), in a's
+    dtype; channels_last when a is, else NCHW-contiguous."""
+    _check(a, n)
     B, C, H, W = a.shape
+    alpha, beta, k = float(alpha), float(beta), float(k)
     if _is_channels_last(a):
         g = g.contiguous(memory_format=torch.channels_last)   # no-op when autograd hands g in a's format
         ga = torch.empty_like(a, memory_format=torch.channels_last)
@@ -278,29 +289,3 @@ def _backward(a: torch.Tensor, g: torch.Tensor, n: int, alpha: float, beta: floa
     block, warps = _nchw_config(H * W)
     _lrn_bwd_nchw[(triton.cdiv(H * W, block), B)](a, g, ga, C, H * W, alpha, beta, k, N=n, BLOCK=block, num_warps=warps)
     return ga
-
-
-class TritonLRN(torch.autograd.Function):
-    """Paper-convention LRN; saves only its input (in the input's dtype) for the backward."""
-
-    @staticmethod
-    def forward(ctx, a: torch.Tensor, n: int, alpha: float, beta: float, k: float) -> torch.Tensor:
-        _check(a, n)
-        # A non-dense input (e.g. a slice) is made NCHW-contiguous once here, so that forward and
-        # backward see the same layout.
-        if not (a.is_contiguous() or _is_channels_last(a)):
-            a = a.contiguous()
-        ctx.save_for_backward(a)
-        ctx.params = (n, float(alpha), float(beta), float(k))
-        return _forward(a, n, float(alpha), float(beta), float(k))
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor):
-        (a,) = ctx.saved_tensors
-        n, alpha, beta, k = ctx.params
-        return _backward(a, g, n, alpha, beta, k), None, None, None, None
-
-
-def lrn_triton(x: torch.Tensor, n: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> torch.Tensor:
-    """Paper-convention LRN of (B, C, H, W) x (NCHW or channels_last); output in x's dtype and memory format."""
-    return TritonLRN.apply(x, n, alpha, beta, k)
