@@ -158,8 +158,18 @@ class SplitReader:
             return out
         assert self._offsets is not None
         for k, i in enumerate(indices):
-            dst[k] = decode_jpeg(data[self._offsets[i] : self._offsets[i + 1]])
+            try:
+                dst[k] = decode_jpeg(data[self._offsets[i] : self._offsets[i + 1]])
+            except Exception as e:  # noqa: BLE001 - whatever the decoder says, the stored bytes are damaged
+                raise StoreError(self._damaged(int(i), e)) from None
         return out
+
+    def _damaged(self, i: int, error: Exception) -> str:
+        names = (self.root / names_file(self.name)).read_text(errors="replace").splitlines()
+        source = f" (from {names[i]})" if i < len(names) else ""
+        return (f"damaged store {self.root}: image {i} of {image_file(self.name, self.format)}{source} cannot be "
+                f"decoded ({type(error).__name__}); delete the store and run the same `alexnet prepare` again "
+                "(its arguments are in store.json)")
 
     def _check(self, indices: np.ndarray) -> np.ndarray:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
