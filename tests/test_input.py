@@ -348,14 +348,15 @@ def _damage(store: Path, index: int) -> bytes:
     return (store / "train.files.txt").read_text().splitlines()[index].encode()
 
 
-def test_damaged_jpeg_store_mid_epoch_names_the_image_and_keeps_the_steps(s3j, tmp_path, capsys):
+@pytest.mark.parametrize("decode", ["cpu", "device"])  # device: torchvision's batched decoder (nvJPEG on CUDA)
+def test_damaged_jpeg_store_mid_epoch_names_the_image_and_keeps_the_steps(s3j, tmp_path, capsys, decode):
     store = tmp_path / "store"
     shutil.copytree(s3j, store)
     intact = (store / "train.jpg.bin").read_bytes()
     index = int(epoch_order(24, 0, seed=0)[2 * 8])  # the first image of the third batch of epoch 0
     source = _damage(store, index).decode()
     out = tmp_path / "run"
-    err = one_line_error(capsys, ["train", "--set", *overrides(store, out)], str(store))
+    err = one_line_error(capsys, ["train", "--set", *overrides(store, out, f"data.decode={decode}")], str(store))
     assert f"image {index} of train.jpg.bin (from {source})" in err and "run the same `alexnet prepare` again" in err
     assert f"the 2 steps done are saved in {out / 'last.pt'}" in err and f"--resume {out}" in err
     assert load_checkpoint(out / "last.pt")["progress"]["step"] == 2

@@ -121,7 +121,11 @@ class _Fetcher:
             from .gpu_decode import decode_batch
             encoded = self.reader.read_encoded(chunk)  # B 1-D uint8 tensors
             with self._side():
-                images = decode_batch(encoded, self.device)  # (B, 3, S, S) uint8, nvJPEG on CUDA
+                try:
+                    images = decode_batch(encoded, self.device)  # (B, 3, S, S) uint8, nvJPEG on CUDA
+                except RuntimeError:
+                    self.reader.read(chunk)  # the CPU decoder names a damaged image (StoreError)
+                    raise  # the data decodes there: not the data's fault
                 labels = labels.to(self.device, non_blocking=True)
                 return images, labels, self._record()
         if not self.cuda:
