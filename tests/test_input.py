@@ -162,7 +162,7 @@ def run3(s3, tmp_path_factory) -> Path:
 
 def test_prepare_reads_the_tiny_imagenet_layout_or_says_what_to_give(photos, tmp_path, capsys):
     src, out = tiny_imagenet_tree(tmp_path / "src", photos), tmp_path / "store"
-    argv = ["prepare", str(src), str(out), "--size", "16", "--quiet"]
+    argv = ["prepare", str(src), str(out), "--size", "16", "--quiet", "--workers", "1"]
     err = one_line_error(capsys, argv, "test/, val/")
     assert "--labels" in err and "val/val_annotations.txt" in err and "--splits train" in err
     assert not out.exists()
@@ -206,13 +206,13 @@ def test_statistics_over_zero_images_is_an_error(photos, tmp_path, capsys):
     for f in (src / "train" / first).iterdir():  # one class's training images all unreadable
         f.write_bytes(b"not a jpeg at all")
     out = tmp_path / "out"
-    err = one_line_error(capsys, ["prepare", str(src), str(out), "--size", "16", "--quiet"], first)
+    err = one_line_error(capsys, ["prepare", str(src), str(out), "--size", "16", "--quiet", "--workers", "1"], first)
     assert "no image of class" in err and "skipped.tsv" in err
     with pytest.raises(Exception, match="incomplete store"):
         open_store(out)  # never marked complete
     for f in (src / "train").rglob("*.JPEG"):
         f.write_bytes(b"not a jpeg at all")
-    err = one_line_error(capsys, ["prepare", str(src), str(tmp_path / "out2"), "--size", "16", "--quiet"], "split train")
+    err = one_line_error(capsys, ["prepare", str(src), str(tmp_path / "out2"), "--size", "16", "--quiet", "--workers", "1"], "split train")
     assert "none of the 24 files of split train could be stored (not an image Pillow can read)" in err
     with pytest.raises(PrepareError, match="at least one"):
         statistics(np.zeros((3, 4, 4), np.int64), np.zeros((3, 3), np.int64), 0)
@@ -314,14 +314,14 @@ def test_data_size_contradicting_the_store_is_refused(s3, tmp_path, capsys):
 def test_prepare_into_an_unwritable_folder_is_one_line(src3, tmp_path, capsys, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    argv = ["prepare", str(src3), str(blocker / "out"), "--size", "16", "--quiet"]
+    argv = ["prepare", str(src3), str(blocker / "out"), "--size", "16", "--quiet", "--workers", "1"]
     assert "cannot build the store" in one_line_error(capsys, argv, str(blocker))
 
     def refused(self, *args, **kwargs):  # a folder without write permission (root may write anywhere)
         raise PermissionError(13, "Permission denied", str(self))
     monkeypatch.setattr(Path, "mkdir", refused)
     out = tmp_path / "locked" / "out"
-    err = one_line_error(capsys, ["prepare", str(src3), str(out), "--size", "16", "--quiet"], str(out))
+    err = one_line_error(capsys, ["prepare", str(src3), str(out), "--size", "16", "--quiet", "--workers", "1"], str(out))
     assert "Permission denied" in err and not out.exists()
 
 
@@ -550,7 +550,7 @@ def baselines(s3: Path, src3: Path, ckpt: Path, tmp: Path) -> dict[tuple[str, ..
         ("quickstart",): ["--data-dir", str(DATA), "--work", str(tmp / "qs"), "--set", *SMALL],
         ("train",): ["--preset", "quick", "--data", str(s3), "--out", str(tmp / "run"), "--set", *SMALL],
         ("eval",): [str(ckpt), "--data", str(s3), "--device", "cpu"],
-        ("prepare",): [str(src3), str(tmp / "out"), "--size", "16", "--quiet"],
+        ("prepare",): [str(src3), str(tmp / "out"), "--size", "16", "--quiet", "--workers", "1"],
         ("summary",): ["--set", "model.width=0.125", "data.crop=224"],
         ("config",): [],
         ("bench", "model"): ["--device", "cpu", "--batch-size", "2", "--steps", "1", "--warmup", "0"],
