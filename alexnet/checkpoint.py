@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -73,10 +74,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "disallowed object"
-        raise CheckpointError(
-            f"refusing to load {path}: it holds Python objects that could run code ({first[:120]}); "
-            "only files written by alexnet or plain state dicts are accepted") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))  # torch names the refused global, e.g. posix.system
+        what = f"a reference to {found.group(1)}" if found else "objects other than tensors and plain containers"
+        raise CheckpointError(f"refusing to load {path}: it holds {what}, which could run code when loaded; "
+                              "alexnet loads only files of tensors and plain containers, such as its own checkpoints") from None
     except (RuntimeError, EOFError) as e:
         raise CheckpointError(f"checkpoint {path} could not be read: {str(e).splitlines()[0]}") from None
     if not isinstance(state, dict):

@@ -16,3 +16,7 @@ class CheckpointError(UserError):
 
 class DivergenceError(UserError):
     """Training produced a non-finite loss or gradient."""
+
+
+class InputWarning(UserWarning):
+    """A value that works, but likely not as meant; the CLI prints it as one line."""

@@ -71,23 +71,53 @@ def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, Confi
     return model.to(device).eval(), cfg, state
 
 
+class InStoreOrder(nn.Module):
+    """A net whose outputs are reordered to the store's class order (output j predicts store class j)."""
+
+    def __init__(self, net: nn.Module, order: list[int]):
+        super().__init__()
+        self.net, self.order = net, order
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[:, self.order]  # (B, num_classes) in the store's order
+
+
+def match_classes(net: nn.Module, trained: list[str] | None, store, path) -> nn.Module:
+    """The net with its outputs in the store's class order. Classes are compared by name (a
+    checkpoint records them): another order is remapped, other names are an error."""
+    if trained is None or list(trained) == store.classes:
+        return net
+    if sorted(trained) != sorted(store.classes):
+        ours, theirs = sorted(set(store.classes) - set(trained)), sorted(set(trained) - set(store.classes))
+        raise UserError(f"{path} was trained on other classes than store {store.path} holds: the store's "
+                        f"{', '.join(ours[:3])}{' ...' if len(ours) > 3 else ''} are not among them (the net's "
+                        f"{', '.join(theirs[:3])}{' ...' if len(theirs) > 3 else ''} are not in the store); "
+                        "evaluate it on a store of the classes it was trained on")
+    index = {c: i for i, c in enumerate(trained)}
+    return InStoreOrder(net, [index[c] for c in store.classes])
+
+
 def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str, device: torch.device,
                          batch_size: int = 256, precision: str = "fp32", progress: bool = False) -> dict:
     """Top-1/top-5 error of the checkpoints' averaged softmax on `split` (default: the first
     checkpoint's validation split)."""
-    loaded = [load_model(p, device)[:2] for p in paths]
-    for p, (_, cfg) in zip(paths, loaded):
+    loaded = [load_model(p, device) for p in paths]
+    for p, (_, cfg, _) in zip(paths, loaded):
         if cfg.model.num_classes != store.num_classes:
             raise UserError(f"{p} predicts {cfg.model.num_classes} classes but store {store.path} has "
                             f"{store.num_classes}: evaluate it on the data it was trained for")
         if cfg.data.crop > store.size:
             raise UserError(f"{p} uses {cfg.data.crop}px crops but store {store.path} holds {store.size}px images")
-    if len({(cfg.data.crop, cfg.data.mean_image) for _, cfg in loaded}) != 1:
+    if len({(cfg.data.crop, cfg.data.mean_image) for _, cfg, _ in loaded}) != 1:
         raise UserError("the checkpoints differ in crop size or mean subtraction: an ensemble needs one input format")
+    models = [match_classes(m, state.get("classes"), store, p) for p, (m, _, state) in zip(paths, loaded)]
     first = loaded[0][1].data
     reader = store.split(split or first.val_split)
     mean = store.mean if first.mean_image else None
-    probs = predict([m for m, _ in loaded], reader, mean, first.crop, views, batch_size, device, precision, progress)
+    probs = predict(models, reader, mean, first.crop, views, batch_size, device, precision, progress)
     labels = torch.as_tensor(reader.labels, dtype=torch.int64)
-    return {"checkpoints": [str(p) for p in paths], "store": str(store.path), "split": reader.name, "views": views,
-            "images": len(reader), **topk_errors(probs, labels)}
+    result = {"checkpoints": [str(p) for p in paths], "store": str(store.path), "split": reader.name, "views": views,
+              "images": len(reader), **topk_errors(probs, labels)}
+    if store.num_classes <= 5:
+        result["note"] = f"top-5 error is 0 by construction: the store has only {store.num_classes} classes"
+    return result

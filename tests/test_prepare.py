@@ -76,7 +76,6 @@ BAD = {  # file name -> (bytes, words expected in the reason)
 def hostile_tree(root: Path) -> Path:
     src = root / "src"
     (src / "train" / "cls_a").mkdir(parents=True)
-    (src / "train" / "empty_cls").mkdir()
     (src / "val" / "cls_a").mkdir(parents=True)
     for name, data in GOOD.items():
         (src / "train" / "cls_a" / name).write_bytes(data)
@@ -112,7 +111,7 @@ def test_hostile_folder(tmp_path):
     assert "not a regular file" in rows["val/cls_a/fifo.jpg"]
 
     store = open_store(tmp_path / "out")
-    assert store.classes == ["cls_a", "empty_cls"]  # the empty class folder still counts
+    assert store.classes == ["cls_a"]  # (an empty class folder is an error: tests/test_input.py)
     train = store.split("train")
     names = (store.path / "train.files.txt").read_text().splitlines()
     assert sorted(names) == names == sorted(f"train/cls_a/{n}" for n in GOOD)
@@ -298,7 +297,8 @@ def test_dead_worker_is_an_error_then_resumes(tmp_path):
     with pytest.raises(PrepareError, match="worker process died.*run again"):  # KillAt runs in the spawned worker
         prepare(src, tmp_path / "out", size=8, workers=2, progress=False, chunk_files=3, hook=KillAt("worker", 2))
     assert prepare(src, tmp_path / "out", size=8, workers=2, progress=False) == \
-        prepare_module.PrepareSummary(ref.read, ref.stored, ref.skipped, tmp_path / "out" / "skipped.tsv", tmp_path / "out")
+        prepare_module.PrepareSummary(ref.read, ref.stored, ref.skipped, tmp_path / "out" / "skipped.tsv", tmp_path / "out",
+                                      ref.reasons)
     assert store_bytes(tmp_path / "out") == store_bytes(tmp_path / "ref")
 
 

@@ -80,7 +80,7 @@ def bench_curve(store: str, preset: str | None, overrides: list[str], steps: int
     if steps < 1 or window < 1:
         raise UserError(f"--steps {steps} and --window {window} must both be >= 1")
     window = min(window, steps)
-    dev = resolve_device(device)
+    dev = resolve_device(device, "--device")
     precision = precision or ("bf16" if dev.type == "cuda" else "fp32")
     base = [f"data.store={store}", f"train.device={device}", "train.progress=false", *overrides]
     cfgs = {name: build_config(preset, base + path_overrides(name, dev, precision, compile_)) for name in RUNS}

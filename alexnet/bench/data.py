@@ -121,6 +121,10 @@ def bench_data(source: str, work: Path, device: torch.device, batch: int, batche
     warmup = workers + 2 if warmup is None else warmup
     work = Path(work)
     archive = bundled_archive(data_dir)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--work {work}: {e.strerror or e}; choose a folder that can be written") from None
     if source == "imagenette":
         root = extract_imagenette(archive, work / "jpeg")
         tag, splits, fresh = "imagenette", ["train"], False

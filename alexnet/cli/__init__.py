@@ -5,22 +5,34 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
-from ..errors import UserError
+from ..errors import InputWarning, UserError
 from . import bench, data, info, train
+from .args import Parser
 
 GROUPS = (train, data, info, bench)  # each has register(subparsers); their order is the --help order
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="alexnet", description="The 2012 AlexNet: train, evaluate, inspect.")
+    parser = Parser(prog="alexnet", description="The 2012 AlexNet: train, evaluate, inspect.")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.register(sub)
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    if issubclass(category, InputWarning):
+        return f"alexnet: warning: {message}\n"
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
+_python_format_warning = warnings.formatwarning
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _format_warning  # an InputWarning is one line, like an error
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

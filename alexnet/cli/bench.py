@@ -5,14 +5,14 @@ import json
 import os
 from pathlib import Path
 
-from .args import add_config_args
+from .args import NON_NEGATIVE, POSITIVE, SHARE, Number, add_config_args, check_agree
 
 
 def cmd_bench_model(args) -> int:
     from ..bench.model import bench_model, format_model
     from ..data.store import open_store
     from ..runtime import resolve_device
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "--device")
     batch = args.batch_size or (256 if device.type == "cuda" else 16)
     steps = args.steps or (50 if device.type == "cuda" else 3)
     compile_ = device.type == "cuda" and not args.no_compile
@@ -29,7 +29,7 @@ def cmd_bench_model(args) -> int:
 def cmd_bench_data(args) -> int:
     from ..bench.data import bench_data, format_data
     from ..runtime import resolve_device
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "--device")
     result = bench_data(args.source, Path(args.work), device, args.batch_size, args.batches, args.workers,
                         crop=args.crop, size=args.size, data_dir=args.data_dir,
                         synthetic_images=args.synthetic_images, progress=not args.json, rows=args.rows,
@@ -41,6 +41,7 @@ def cmd_bench_data(args) -> int:
 def cmd_bench_curve(args) -> int:
     from ..bench.curve import bench_curve, check_out, format_curve, to_json, write_json
     check_out(args.out)
+    check_agree([f"data.store={args.data}"], args.overrides)
     result = bench_curve(args.data, args.preset, args.overrides, steps=args.steps, device=args.device,
                          precision=args.precision, compile_=not args.no_compile, window=args.window)
     if args.out:
@@ -67,9 +68,9 @@ def register(sub) -> None:
     bench = p.add_subparsers(dest="what", required=True)
     p = bench.add_parser("model", help="train/inference img/s: paper net (reference, fast) vs torchvision")
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=None, help="default 256 on CUDA, 16 on CPU")
-    p.add_argument("--steps", type=int, default=None, help="timed steps (default 50 on CUDA, 3 on CPU)")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--batch-size", type=POSITIVE, default=None, help="default 256 on CUDA, 16 on CPU")
+    p.add_argument("--steps", type=POSITIVE, default=None, help="timed steps (default 50 on CUDA, 3 on CPU)")
+    p.add_argument("--warmup", type=NON_NEGATIVE, default=2)
     p.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
     p.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"], default="default",
                    help="torch.compile mode of the fast path (reduce-overhead: CUDA graphs)")
@@ -77,11 +78,11 @@ def register(sub) -> None:
                    help="LRN implementation(s) of the fast path, one row each (auto: the Triton op on CUDA, fast on CPU)")
     p.add_argument("--data", default=None, metavar="STORE",
                    help="also time the training step fed from this store vs from a synthetic batch")
-    p.add_argument("--data-threads", type=int, default=0, help="loader decode threads (0: one per core)")
+    p.add_argument("--data-threads", type=NON_NEGATIVE, default=0, help="loader decode threads (0: one per core)")
     p.add_argument("--decode", choices=["cpu", "device"], default="cpu", help="jpeg stores: where to decode")
     p.add_argument("--cpu-decoder", choices=["auto", "simplejpeg", "pillow"], default="auto",
                    help="jpeg stores, CPU decoding: data.cpu_decoder")
-    p.add_argument("--device-share", type=float, default=1.0,
+    p.add_argument("--device-share", type=SHARE, default=1.0,
                    help="--decode device: share of each batch decoded on the device, the rest on CPU threads")
     p.add_argument("--backend", choices=["torchvision", "dali"], default="torchvision",
                    help="--decode device: the decoding library (dali: pip install 'alexnet[dali]')")
@@ -94,25 +95,25 @@ def register(sub) -> None:
     p.add_argument("--work", default="bench-data", help="folder for extracted/generated images and stores (reused)")
     p.add_argument("--data-dir", default=None, help="folder holding imagenette-224.tar.gz (default: as quickstart)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--batches", type=int, default=50, help="timed batches per row")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="DataLoader workers / decode threads")
-    p.add_argument("--synthetic-images", type=int, default=2000)
+    p.add_argument("--batch-size", type=POSITIVE, default=256)
+    p.add_argument("--batches", type=POSITIVE, default=50, help="timed batches per row")
+    p.add_argument("--workers", type=NON_NEGATIVE, default=os.cpu_count() or 1, help="DataLoader workers / decode threads")
+    p.add_argument("--synthetic-images", type=Number(int, 10), default=2000, help="generated images (at least one per class: 10)")
     p.add_argument("--rows", nargs="+", default=None, metavar="ROW",
                    help="rows to run (default: torchvision store-raw store-jpeg-cpu store-jpeg-gpu); also "
                         "store-jpeg-pillow, store-jpeg-mixed, store-jpeg-dali")
-    p.add_argument("--device-share", type=float, default=0.7,
+    p.add_argument("--device-share", type=SHARE, default=0.7,
                    help="store-jpeg-mixed: share of each batch decoded on the GPU (the rest on CPU threads)")
-    p.add_argument("--crop", type=int, default=224)
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--crop", type=POSITIVE, default=224)
+    p.add_argument("--size", type=POSITIVE, default=256)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_data)
 
     p = bench.add_parser("curve", help="loss curves of the fast and reference paths vs run-to-run noise")
     add_config_args(p)
     p.add_argument("--data", required=True, help="store folder (same as --set data.store=...)")
-    p.add_argument("--steps", type=int, default=200, help="SGD steps per run")
-    p.add_argument("--window", type=int, default=20, help="moving-average window in steps")
+    p.add_argument("--steps", type=POSITIVE, default=200, help="SGD steps per run")
+    p.add_argument("--window", type=POSITIVE, default=20, help="moving-average window in steps")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
                    help="fast path autocast (default: bf16 on CUDA, fp32 on CPU); the reference path is fp32")
@@ -125,16 +126,16 @@ def register(sub) -> None:
                                        "and where the wall time goes")
     add_config_args(p)
     p.add_argument("--data", required=True, help="store folder (same as --set data.store=...)")
-    p.add_argument("--epochs", type=int, default=2, help="epochs to train (0: the preset's own schedule.epochs)")
+    p.add_argument("--epochs", type=NON_NEGATIVE, default=2, help="epochs to train (0: the preset's own schedule.epochs)")
     p.add_argument("--out", default=None, help="run folder to create (default: a temporary one, removed afterwards)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-sync", action="store_true",
                    help="do not synchronise the device between parts (parts become host time; the total is unchanged)")
-    p.add_argument("--synthetic-steps", type=int, default=20, help="timed steps of the model on a device batch")
-    p.add_argument("--warmup", type=int, default=3, help="untimed synthetic steps before those")
+    p.add_argument("--synthetic-steps", type=POSITIVE, default=20, help="timed steps of the model on a device batch")
+    p.add_argument("--warmup", type=NON_NEGATIVE, default=3, help="untimed synthetic steps before those")
     p.add_argument("--final-eval", choices=["none", "center", "10crop"], default="none",
                    help="evaluate the run's last.pt afterwards (not timed): the centre patch or the ten patches")
-    p.add_argument("--max-seconds", type=float, default=0.0,
+    p.add_argument("--max-seconds", type=Number(float, 0), default=0.0,
                    help="stop training cleanly after this long (last.pt saved, status interrupted); 0: no limit")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--json-out", default=None, help="also write the JSON result to this file")

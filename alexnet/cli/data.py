@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..errors import UserError
+from .args import POSITIVE, Number
 
 
 def cmd_prepare(args) -> int:
@@ -27,9 +28,9 @@ def register(sub) -> None:
     p = sub.add_parser("prepare", help="turn an image-folder tree or archive into a store (§2)")
     p.add_argument("src", help="SRC/<split>/<class>/<images>, or a .tar/.tar.gz with that layout")
     p.add_argument("out", help="store folder to create (re-running continues an interrupted prepare)")
-    p.add_argument("--size", type=int, default=256, help="stored side S (§2: 256)")
+    p.add_argument("--size", type=POSITIVE, default=256, help="stored side S (§2: 256)")
     p.add_argument("--format", choices=["raw", "jpeg"], default="raw", help="raw uint8 or JPEG-compressed")
-    p.add_argument("--quality", type=int, default=90,
+    p.add_argument("--quality", type=Number(int, 1, 100), default=90,
                    help="JPEG quality for --format jpeg (README: store format, measured)")
     p.add_argument("--subsampling", choices=["4:4:4", "4:2:2", "4:2:0"], default="4:2:0",
                    help="chroma subsampling of the stored JPEGs (--format jpeg); see the README's store-format table")
@@ -37,9 +38,9 @@ def register(sub) -> None:
                    help="store progressive JPEGs (--format jpeg): smaller, slower to decode, no GPU hardware decode")
     p.add_argument("--full-decode", action="store_true",
                    help="decode large JPEGs at full scale (slower; pixels identical to torchvision's Resize+CenterCrop)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--workers", type=POSITIVE, default=None, help="processes (default: all cores)")
     p.add_argument("--splits", nargs="+", default=None, help="only these splits (default: all)")
-    p.add_argument("--limit-per-class", type=int, default=None, help="first K images per class (demos, tests)")
+    p.add_argument("--limit-per-class", type=POSITIVE, default=None, help="first K images per class (demos, tests)")
     p.add_argument("--strict", action="store_true", help="any unreadable image is an error instead of a skip")
     p.add_argument("--labels", action="append", metavar="SPLIT=FILE",
                    help="split SPLIT is flat (ImageNet's val: SRC/SPLIT/ILSVRC2012_val_*.JPEG, no class folders); "

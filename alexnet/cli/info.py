@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .args import add_config_args, config_from_args
+from .args import POSITIVE, add_config_args, config_from_args
 
 
 def cmd_config(args) -> int:
@@ -17,9 +17,12 @@ def cmd_config(args) -> int:
 
 def cmd_summary(args) -> int:
     from ..nets.model import build_model
+    from ..nets.sizes import check_crop
     from ..nets.summary import format_table, layer_table
     cfg = config_from_args(args)
-    table = layer_table(build_model(cfg.model), args.crop or cfg.data.crop)
+    crop = args.crop or cfg.data.crop
+    check_crop(cfg.model, crop, "--crop" if args.crop else "data.crop")
+    table = layer_table(build_model(cfg.model), crop)
     print(json.dumps(table, indent=2) if args.json else format_table(table))
     return 0
 
@@ -27,7 +30,7 @@ def cmd_summary(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("summary", help="layer table: output shapes, neurons, parameters (§3.5)")
     add_config_args(p)
-    p.add_argument("--crop", type=int, default=None, help="input side (default: data.crop)")
+    p.add_argument("--crop", type=POSITIVE, default=None, help="input side (default: data.crop)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=cmd_summary)
 

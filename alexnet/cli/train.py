@@ -4,13 +4,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .args import add_config_args, config_from_args
+from ..errors import UserError
+from .args import POSITIVE, add_config_args, config_from_args
 
 
 def cmd_train(args) -> int:
     from ..train import train
     from ..train.resume import resumed_config
     if args.resume:
+        given = [flag for flag, value in (("--preset", args.preset), ("--data", args.data), ("--out", args.out)) if value]
+        if given:
+            raise UserError(f"{given[0]} cannot be used with --resume: the run continues with its own config "
+                            f"({Path(args.resume) / 'config.json'}); --set may change its budget, lr and logging")
         cfg, resume = resumed_config(Path(args.resume), args.overrides), True
     else:
         extra = [f"data.store={args.data}"] if args.data else []
@@ -25,15 +30,29 @@ def cmd_eval(args) -> int:
     from ..data.store import open_store
     from ..evaluate import evaluate_checkpoints
     from ..runtime import resolve_device
+    paths = [_checkpoint(p) for p in args.checkpoints]
+    device = resolve_device(args.device, "--device")
     store = open_store(args.data)
-    result = evaluate_checkpoints(args.checkpoints, store, args.split, args.views, resolve_device(args.device),
-                                  args.batch_size, args.precision, progress=not args.json)
+    result = evaluate_checkpoints(paths, store, args.split, args.views, device, args.batch_size, args.precision,
+                                  progress=not args.json)
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{len(args.checkpoints)} net(s), {args.views}, {result['images']} images of {result['split']}: "
-              f"top-1 error {100 * result['top1_error']:.2f}%, top-5 error {100 * result['top5_error']:.2f}%")
+        note = f" ({result['note']})" if "note" in result else ""
+        print(f"{len(paths)} net(s), {args.views}, {result['images']} images of {result['split']}: "
+              f"top-1 error {100 * result['top1_error']:.2f}%, top-5 error {100 * result['top5_error']:.2f}%{note}")
     return 0
+
+
+def _checkpoint(path: str) -> str:
+    """A checkpoint file, or a run folder, which stands for its best.pt."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return path
+    if (folder / "best.pt").is_file():
+        return str(folder / "best.pt")
+    last = " (its last.pt is there: evaluate that file)" if (folder / "last.pt").is_file() else ""
+    raise UserError(f"{folder} is a folder without best.pt, written when a run finishes an epoch{last}")
 
 
 def cmd_quickstart(args) -> int:
@@ -59,12 +78,12 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="top-1/top-5 error of one net or an ensemble (§6)")
-    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="one or more checkpoints; several are averaged")
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="one or more checkpoints (a run folder: its best.pt); several are averaged")
     p.add_argument("--data", required=True, help="store folder")
     p.add_argument("--split", default=None, help="default: the validation split the checkpoint was trained with")
     p.add_argument("--views", choices=["center", "10crop"], default="center",
                    help="the centre patch, or the ten patches of §4.1 (corners, centre, reflections)")
-    p.add_argument("--batch-size", type=int, default=256, help="images per batch")
+    p.add_argument("--batch-size", type=POSITIVE, default=256, help="images per batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="autocast precision")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

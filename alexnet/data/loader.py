@@ -143,7 +143,7 @@ class _Fetcher:
         buf = None if not len(rest) else self._staging(len(rest)) if self.cuda else self._buffer(len(rest))
         jobs = self._submit(rest, buf)
         with self._side():
-            parts = [self.device_decode(self.reader.read_encoded(chunk[:k]), self.device)] if k else []
+            parts = [self._device_decode(chunk[:k])] if k else []
             _wait(jobs)  # re-raises a thread's decode error here
             if len(rest):
                 parts.append(buf.to(self.device, non_blocking=True) if self.cuda else buf)  # async: buf is pinned
@@ -153,6 +153,15 @@ class _Fetcher:
         if self.cuda and len(rest):
             self.slots[self.turn] = (self.slots[self.turn][0], ready)  # buf is busy until `ready`
         return images, labels, ready
+
+    def _device_decode(self, chunk: np.ndarray) -> torch.Tensor:
+        """(B, 3, S, S) uint8 on the device (nvJPEG on CUDA). A decode error is re-read on the CPU,
+        whose decoder names a damaged image (StoreError); if the CPU decodes it, the error stands."""
+        try:
+            return self.device_decode(self.reader.read_encoded(chunk), self.device)
+        except RuntimeError:
+            self.reader.read(chunk, None, *self.decoder)
+            raise
 
     def _submit(self, chunk: np.ndarray, out: torch.Tensor | None) -> list:
         """Start decoding `chunk` into `out` in `threads` slices (or decode it now, without a pool)."""

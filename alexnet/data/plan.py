@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from alexnet.data import sources
 from alexnet.data.sources import Entry, LabelRow, Labels
@@ -57,6 +60,9 @@ def make_plan(listing: sources.Listing, src: Path, splits: list[str] | None, lim
             raise PrepareError(f"split(s) {', '.join(missing)} not in {src}; available: {', '.join(found)}")
         found = [s for s in found if s in splits]
     flat = [s for s in found if s in listing.flat]
+    images_only = [s for s in found if set(listing.splits.get(s, {})) == {sources.IMAGES}]
+    if images_only:
+        raise PrepareError(_images_only(images_only, found, src, listing.skips))
     for s in flat:
         if not listing.flat[s] and any(k.split == s and k.reason == sources.FLAT_SUBFOLDER for k in listing.skips):
             raise PrepareError(f"{s}/ in {src} holds folders, not images: --labels {s}=FILE is for a flat {s}/ "
@@ -81,7 +87,45 @@ def make_plan(listing: sources.Listing, src: Path, splits: list[str] | None, lim
     skips.sort(key=lambda k: (k.split, k.name))
     # §2: the mean image (and §4.1 PCA) come from the training set; without one, the first split.
     stats_split = "train" if "train" in found else found[0]
+    _check_not_empty(entries, classes, stats_split, skips, src)
     return Plan(found, classes, entries, skips, stats_split, {s: labels[s].sha256 for s in flat})
+
+
+def _images_only(splits: list[str], found: list[str], src: Path, skips: list[sources.Skip]) -> str:
+    """The message for splits that hold only an images/ folder (Tiny ImageNet's val/ and test/)."""
+    texts = [k.name for k in skips if k.split in splits and k.name.count("/") == 1
+             and k.name.lower().endswith((".txt", ".csv", ".tsv"))]
+    found_text = f" (found: {', '.join(texts)})" if texts else ""
+    others = [s for s in found if s not in splits]
+    one = len(splits) == 1
+    leave = f", or leave {'it' if one else 'them'} out with --splits {' '.join(others)}" if others else ""
+    return (f"{', '.join(f'{s}/' for s in splits)} in {src} {'has' if one else 'have'} no class folders, only an "
+            f"{sources.IMAGES}/ folder: {'its' if one else 'their'} classes come from a labels file, give "
+            f"--labels {splits[0] if one else 'SPLIT'}=FILE{'' if one else ' for each'}{found_text}{leave}")
+
+
+def _check_not_empty(entries: dict[str, list[tuple[int, Entry]]], classes: list[str], stats_split: str,
+                     skips: list[sources.Skip], src: Path) -> None:
+    """Every split has images, and every class has images in the split the statistics come from."""
+    for split, items in entries.items():
+        if not items:
+            raise PrepareError(f"split {split} in {src} has no images to store{_top_reason(skips, split)}; "
+                               "see `alexnet prepare --help` for the layouts it reads")
+    counts = np.bincount([label for label, _ in entries[stats_split]], minlength=len(classes))
+    empty = [classes[i] for i in np.flatnonzero(counts == 0)]
+    if empty:
+        more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
+        raise PrepareError(f"class{'es' if len(empty) > 1 else ''} {', '.join(empty[:3])}{more} "
+                           f"{'have' if len(empty) > 1 else 'has'} no images in split {stats_split} of {src} "
+                           "(a net cannot learn a class it never sees): add images or remove the folder")
+
+
+def _top_reason(skips: list[sources.Skip], split: str) -> str:
+    reasons = Counter(k.reason for k in skips if k.split == split)
+    if not reasons:
+        return ""
+    reason, n = reasons.most_common(1)[0]
+    return f" ({n} file(s) skipped: {reason})"
 
 
 def _label_flat(split: str, files: list[Entry], labels: Labels, index: dict[str, int], class_splits: list[str],
@@ -148,7 +192,9 @@ def _label_flat(split: str, files: list[Entry], labels: Labels, index: dict[str,
     per_class: dict[int, int] = {}
     for e in files:
         row = assigned.get(e.name)
-        if e.name in conflicts:
+        if base[e.name] == labels.path.name and row is None:
+            skips.append(sources.Skip(split, e.name, "the labels file of this split, not an image"))
+        elif e.name in conflicts:
             skips.append(sources.Skip(split, e.name, conflicts[e.name]))
         elif row is None:
             skips.append(sources.Skip(split, e.name, unlabelled))

@@ -27,11 +27,12 @@ import io
 import json
 import multiprocessing as mp
 import os
+import re
 import shutil
 import threading
 import time
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -62,9 +63,12 @@ class PrepareSummary:
     skipped: int  # read == stored + skipped
     manifest: Path  # lists every skipped source file with its reason
     out: Path = field(default=Path("."))
+    reasons: tuple[tuple[str, int], ...] = ()  # the most common reasons for a skip, with their counts
 
     def line(self) -> str:
-        return f"read {self.read}, stored {self.stored}, skipped {self.skipped} -> {self.out} (manifest: {self.manifest})"
+        why = "; main reasons: " + ", ".join(f"{n} {reason}" for reason, n in self.reasons) if self.reasons else ""
+        return (f"read {self.read}, stored {self.stored}, skipped {self.skipped} -> {self.out} "
+                f"(manifest: {self.manifest}){why}")
 
 
 # ---- files and commit state --------------------------------------------------------------
@@ -285,10 +289,20 @@ def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "ra
                        {s: _file_arg(p, d) for s, (p, d) in sorted(label_files.items())} or None,
                        _file_arg(*synsets_file) if synsets_file else None, full_decode, subsampling, progressive)
     opts = RunOptions(workers or os.cpu_count() or 1, strict, progress, chunk_files, hook)
+    try:
+        return _build(args, opts, out, _parse_labels(label_files, synsets_file))
+    except OSError as e:  # source files are read with their own handling (skips): this is OUT or its disk
+        where = f" ({e.filename})" if e.filename else ""
+        raise PrepareError(f"cannot build the store {out}: {e.strerror or e}{where}; check that it can be written "
+                           "and has free space (re-running continues from the last committed chunk)") from None
+
+
+def _build(args: PrepareArgs, opts: RunOptions, out: Path, labels: dict[str, Labels]) -> PrepareSummary:
+    """Start the store at OUT (or continue it), convert what is left, then finish it."""
     done = _finished(out, args.record())
     if done is not None:
         return done
-    plan, chunk = _begin(args, out, opts, _parse_labels(label_files, synsets_file))
+    plan, chunk = _begin(args, out, opts, labels)
     state = State.load(out)
     _truncate(out, state.lengths)
     for stale in out.glob(f"*{SHARD_SUFFIX}"):  # shards of chunks a killed run had not committed
@@ -297,12 +311,12 @@ def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "ra
     todo = range(state.chunks, len(jobs))
     total = sum(len(plan.entries[s]) for s in plan.splits)
     done_files = sum(len(jobs[i][1]) for i in range(state.chunks))
-    with tqdm(total=total, initial=done_files, unit="img", disable=not progress, desc="prepare") as bar:
+    with tqdm(total=total, initial=done_files, unit="img", disable=not opts.progress, desc="prepare") as bar:
         for res in _run(args, opts, plan, jobs, todo, out):
-            if strict and res.skips:
+            if opts.strict and res.skips:
                 name, reason = res.skips[0]
-                raise PrepareError(f"strict: {name} in {src}: {reason}")
-            _commit(out, state, res, fmt, hook)
+                raise PrepareError(f"strict: {name} in {args.source}: {reason}")
+            _commit(out, state, res, args.fmt, opts.hook)
             bar.update(len(res.names) + len(res.skips))
     return _finish(out, plan, state, args.record(), chunk)
 
@@ -466,6 +480,7 @@ def _start(out: Path, plan: Plan, args: dict[str, Any], chunk: int) -> None:
 def _finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: int) -> PrepareSummary:
     """Write labels, offsets, mean and PCA, verify, then mark the store complete."""
     fmt, size = args["format"], args["size"]
+    _check_stored(out, plan, state)
     for s in plan.splits:
         labels = np.fromfile(out / part_file(labels_file(s)), np.int64)  # (N,)
         write_atomic(out / labels_file(s), _npy_bytes(labels))
@@ -501,12 +516,40 @@ def _finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: in
     return _summary(out, meta)
 
 
+def _check_stored(out: Path, plan: Plan, state: State) -> None:
+    """After converting: every split kept some images, and every class some in the stats split."""
+    redo = f"see {out / MANIFEST}; fix or remove those files, delete {out} and run prepare again"
+    for s in plan.splits:
+        if state.counts[s]["stored"] == 0:
+            why = ", ".join(reason for reason, _ in _main_reasons(out / MANIFEST, s, 1))
+            raise PrepareError(f"none of the {state.counts[s]['read']} files of split {s} could be stored ({why}): {redo}")
+    labels = np.fromfile(out / part_file(labels_file(plan.stats_split)), np.int64)  # (N,)
+    empty = [plan.classes[i] for i in np.flatnonzero(np.bincount(labels, minlength=len(plan.classes)) == 0)]
+    if empty:
+        raise PrepareError(f"no image of class {', '.join(empty[:3])}{' ...' if len(empty) > 3 else ''} in split "
+                           f"{plan.stats_split} could be stored: {redo}")
+
+
+def _main_reasons(manifest: Path, split: str | None = None, n: int = 3) -> tuple[tuple[str, int], ...]:
+    """The n most common kinds of reason in the manifest (of one split, or all), with their counts."""
+    rows = [line.split("\t") for line in manifest.read_text(errors="replace").splitlines()[1:]]
+    kinds = Counter(_reason_kind(r[2]) for r in rows if len(r) == 3 and split in (None, r[0]))
+    return tuple(kinds.most_common(n))
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without the details of one file: 'corrupt image: OSError: ...' -> 'corrupt image'."""
+    reason = re.sub(r"'[^']*'", "'...'", reason)
+    reason = re.sub(r" \([^)]*\)", "", reason)
+    reason = re.sub(r"line \d+", "line N", reason)
+    return reason.split(": ", 1)[0]
+
+
 def statistics(pixel_sum: np.ndarray, rgb_outer: np.ndarray, n: int) -> tuple[np.ndarray, dict[str, Any]]:
     """Mean image (§2) and PCA of RGB values (§4.1) from exact integer sums over n images."""
     s = pixel_sum.shape[-1]
     if n == 0:
-        return np.zeros((3, s, s), np.float32), {"eigvals": [0.0] * 3, "eigvecs": np.eye(3).tolist(),
-                                                  "rgb_mean": [0.0] * 3, "covariance": np.zeros((3, 3)).tolist(), "pixels": 0}
+        raise PrepareError("no image of the statistics split was stored: a mean image and PCA need at least one")
     mean = (pixel_sum / n).astype(np.float32)  # (3, S, S)
     pixels = n * s * s
     mu = pixel_sum.sum(axis=(1, 2)) / pixels  # (3,) float64
@@ -538,7 +581,8 @@ def _finished(out: Path, args: dict[str, Any]) -> PrepareSummary | None:
 
 def _summary(out: Path, meta: dict[str, Any]) -> PrepareSummary:
     s = meta["summary"]
-    return PrepareSummary(s["read"], s["stored"], s["skipped"], out / MANIFEST, out)
+    reasons = _main_reasons(out / MANIFEST) if s["skipped"] else ()
+    return PrepareSummary(s["read"], s["stored"], s["skipped"], out / MANIFEST, out, reasons)
 
 
 def _different(out: Path, old: dict[str, Any], new: dict[str, Any]) -> str:

@@ -5,6 +5,10 @@ folder (``imagenette/train/n01440764/x.JPEG``). Archives are read member by memb
 never extracted; members that could escape a folder or are not plain files are
 refused and reported, like every other file that is not read.
 
+A class folder may keep its images one level down, in ``<class>/images/`` (Tiny ImageNet:
+``train/n01443537/images/n01443537_0.JPEG``), and a flat split in ``<split>/images/``; that
+level is read as part of the class or split (`placed`).
+
 A split can also be declared *flat* (ImageNet's validation set: ``val/ILSVRC2012_val_*.JPEG``
 with no class folders); its images sit directly in ``SRC/<split>/`` and their classes come
 from a labels file, parsed here by `read_labels` (and `read_synsets` for the devkit's
@@ -23,6 +27,7 @@ from pathlib import Path
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 MAX_FILE_BYTES = 256 * 2**20  # no image we want is this large; refuse before reading it into RAM
 FLAT_SUBFOLDER = "folder inside a flat split (declared by --labels), not read"
+IMAGES = "images"  # the folder name of a class's (or flat split's) images one level down
 
 
 class SourceError(Exception):
@@ -89,8 +94,8 @@ def list_source(src: Path, flat: frozenset[str] | set[str] = frozenset()) -> Lis
 # ---- folders ---------------------------------------------------------------------------
 
 
-def _walk_dir(root: Path, max_depth: int = 5) -> list[_Item]:
-    # Fixed depth (optional top folder / split / class / file, +1 to report nested folders)
+def _walk_dir(root: Path, max_depth: int = 6) -> list[_Item]:
+    # Fixed depth (optional top folder / split / class / images/ / file, +1 to report nested folders)
     # so that a wrong SRC or a symlink loop cannot make us crawl a whole disk.
     items: list[_Item] = []
 
@@ -213,8 +218,8 @@ def _layout(items: list[_Item], flat: frozenset[str] = frozenset()) -> Listing:
     flats: dict[str, list[Entry]] = {}
     skips: list[Skip] = []
     for it in _strip_top(items, flat):
-        p, kind = it.parts, it.kind
-        name = "/".join(p)
+        p, kind = placed(it.parts, flat), it.kind
+        name = "/".join(it.parts)
         split = p[0] if len(p) > 1 or kind == "dir" else ""
         if kind not in ("file", "dir"):
             skips.append(Skip(split, name, kind))  # refused members are always reported
@@ -250,6 +255,16 @@ def _layout(items: list[_Item], flat: frozenset[str] = frozenset()) -> Listing:
     return Listing({s: dict(sorted(c.items())) for s, c in sorted(splits.items())}, skips, dict(sorted(flats.items())))
 
 
+def placed(parts: tuple[str, ...], flat: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """Layout coordinates of a path: an `images/` folder right inside a class folder, or right
+    inside a flat split, is part of it (train/c/images/x.JPEG -> train/c/x.JPEG; flat
+    val/images/x.JPEG -> val/x.JPEG)."""
+    at = 1 if parts and parts[0] in flat else 2
+    if len(parts) > at and parts[at] == IMAGES:
+        return parts[:at] + parts[at + 1:]
+    return parts
+
+
 def _strip_top(items: list[_Item], flat: frozenset[str] = frozenset()) -> list[_Item]:
     """Strip one top-level folder if that makes the layout <split>/<class>/<file>."""
     visible = [it for it in items if it.kind in ("file", "dir") and it.parts and not it.parts[0].startswith(".")]
@@ -259,7 +274,7 @@ def _strip_top(items: list[_Item], flat: frozenset[str] = frozenset()) -> list[_
     files = [it for it in visible if it.kind == "file"]
 
     def fits(parts: tuple[str, ...]) -> bool:  # an image file's place in the layout
-        return len(parts) == (2 if parts[0] in flat else 3)
+        return len(placed(parts, flat)) == (2 if parts[0] in flat else 3)
 
     at3 = sum(fits(it.parts) for it in files)
     at4 = sum(len(it.parts) > 2 and fits(it.parts[1:]) for it in files)

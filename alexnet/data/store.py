@@ -177,11 +177,17 @@ class SplitReader:
             try:
                 jpeg.decode_into(data[self._offsets[i] : self._offsets[i + 1]], dst, name)
             except jpeg.DecodeError as e:
-                raise StoreError(f"image {i} of split {self.name!r} in {self.root} does not decode ({e}): "
-                                 "the store is damaged; delete it and run `alexnet prepare` again") from None
+                raise StoreError(self._damaged(int(i), e)) from None
             if slots is None:
                 out[k] = torch.from_numpy(scratch).permute(2, 0, 1)
         return out
+
+    def _damaged(self, i: int, error: Exception) -> str:
+        names = (self.root / names_file(self.name)).read_text(errors="replace").splitlines()
+        source = f" (from {names[i]})" if i < len(names) else ""
+        return (f"damaged store {self.root}: image {i} of {image_file(self.name, self.format)}{source} cannot be "
+                f"decoded ({type(error).__name__}); delete the store and run the same `alexnet prepare` again "
+                "(its arguments are in store.json)")
 
     def _check(self, indices: np.ndarray) -> np.ndarray:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)

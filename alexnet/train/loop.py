@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .. import checkpoint as ckpt
 from ..config import Config, to_dict
 from ..data.augment import draw, train_batch
+from ..data.store import StoreError
 from ..errors import CheckpointError, ConfigError, DivergenceError
 from ..evaluate import predict, topk_errors
 from ..runtime import autocast, configure_torch, resolve_device
@@ -200,10 +201,13 @@ class Trainer:
     def _fit(self) -> dict:
         with StopRequest() as stop:
             while not self.schedule.finished(self.epoch):
-                if self._run_epoch(stop) == "stopped":
-                    self.save()
-                    return self._summary(status="interrupted")
-                self._end_epoch()
+                try:
+                    if self._run_epoch(stop) == "stopped":
+                        self.save()
+                        return self._summary(status="interrupted")
+                    self._end_epoch()
+                except StoreError as e:  # a damaged image: keep the steps done, say how to go on
+                    raise StoreError(f"{e}; {self._save_before_error()}") from None
         return self._summary(status="finished")
 
     def _run_epoch(self, stop: StopRequest) -> str:
@@ -234,11 +238,21 @@ class Trainer:
         _close(bar)
         return "done"
 
+    def _save_before_error(self) -> str:
+        if self.step == 0:
+            return "no training step was done yet"
+        if not all(bool(torch.isfinite(q).all()) for q in self.model.parameters()):
+            return "the weights are not finite, so nothing was saved"
+        self.save()
+        return (f"the {self.step} steps done are saved in {self.run.last}: continue with "
+                f"`alexnet train --resume {self.run.path}` once the store is repaired")
+
     def _check_finite(self, first_bad: torch.Tensor | None) -> None:
         if first_bad is not None and int(first_bad) >= 0:
-            raise DivergenceError(f"non-finite loss or gradient at step {int(first_bad)}: stopped; the last good "
-                                  f"checkpoint {self.run.last} is kept (lower optim.lr or use "
-                                  "train.on_divergence=rollback)")
+            kept = (f"the last good checkpoint {self.run.last} is kept" if self.run.last.exists()
+                    else "no checkpoint had been written yet")
+            raise DivergenceError(f"non-finite loss or gradient at step {int(first_bad)}: stopped; {kept} (lower "
+                                  "optim.lr or use train.on_divergence=rollback)")
 
     def _end_epoch(self) -> None:
         done, tc = self.epoch + 1, self.cfg.train
@@ -272,10 +286,12 @@ class Trainer:
         finally:
             if self.log is not None:
                 self.log.close()
+                self.log = None
 
     def _summary(self, status: str) -> dict:
         return {"status": status, "run": str(self.run.path), "epoch": self.epoch, "step": self.step,
-                "best_val_top1_error": self.best_error, "lr": self.schedule.lr}
+                "best_val_top1_error": self.best_error if math.isfinite(self.best_error) else None,  # JSON has no inf
+                "lr": self.schedule.lr}
 
 
 def _due(epochs_done: int, every: int) -> bool:
@@ -322,10 +338,16 @@ def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None
     configure_torch(cfg.train.threads, cfg.train.deterministic, cfg.train.cudnn_benchmark)
     device = resolve_device(cfg.train.device)
     run = RunFolder(cfg.train.out, resume)
-    trainer = Trainer(cfg, build_parts(cfg, device), run, checkpoint_hook, phases)
-    if resume:
-        trainer.restore(run.last)
-    run.save_config(cfg)
+    parts = build_parts(cfg, device)  # a config or data error stops here, before anything is written
+    run.create()
+    trainer = Trainer(cfg, parts, run, checkpoint_hook, phases)
+    try:
+        if resume:
+            trainer.restore(run.last)
+        run.save_config(cfg)
+    except BaseException:
+        trainer.close()
+        raise
     return trainer
 
 
@@ -341,5 +363,9 @@ def train(cfg: Config, resume: bool = False) -> dict:
                     raise
                 trainer.rollback()
         raise AssertionError("unreachable")
+    except BaseException:
+        trainer.close()
+        trainer.run.discard()  # failed before its first checkpoint: the same --out starts clean
+        raise
     finally:
         trainer.close()

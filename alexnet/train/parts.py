@@ -15,6 +15,7 @@ from ..data.loader import BatchLoader
 from ..data.store import SplitReader, Store, open_store
 from ..errors import ConfigError
 from ..nets.model import build_model
+from ..nets.sizes import check_crop, crop_for
 from .optim import build_optimizer
 from .schedule import Schedule, build_schedule
 
@@ -39,6 +40,7 @@ def build_parts(cfg: Config, device: torch.device) -> Parts:
         raise ConfigError("data.store is empty: point it at a folder made by `alexnet prepare` (--data STORE)")
     store = open_store(cfg.data.store)
     check_data(cfg, store)
+    check_crop(cfg.model, cfg.data.crop)  # too small for the net: an error; pool5 under 6x6: a warning
     with torch.random.fork_rng(devices=[]):  # the initial weights, drawn without touching the caller's RNG
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg.model).to(device)
@@ -64,7 +66,11 @@ def build_parts(cfg: Config, device: torch.device) -> Parts:
 def check_data(cfg: Config, store: Store) -> None:
     """The config must fit the store it trains on."""
     if cfg.data.crop > store.size:
-        raise ConfigError(f"data.crop={cfg.data.crop} is larger than the store's {store.size}px images ({store.path})")
+        raise ConfigError(f"data.crop={cfg.data.crop} is larger than the store's {store.size}px images ({store.path}): "
+                          + crop_for(cfg.model, store.size))
+    if cfg.data.size != store.size:
+        raise ConfigError(f"data.size={cfg.data.size} but store {store.path} holds {store.size}px images: "
+                          f"set data.size={store.size}")
     if cfg.model.num_classes != store.num_classes:
         raise ConfigError(f"model.num_classes={cfg.model.num_classes} but store {store.path} has "
                           f"{store.num_classes} classes: set model.num_classes={store.num_classes}")

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -44,17 +45,20 @@ class RunLog:
 
 
 class RunFolder:
-    """The folder of one run. Opening it checks that it can be written and that it matches the
-    intent: a new run never overwrites a checkpoint, a resume needs one."""
+    """The folder of one run. Opening it checks that it matches the intent (a new run never
+    overwrites a checkpoint, a resume needs one) without writing anything; `create` makes it
+    once the run's parts are built, and `discard` takes back what a run that failed before its
+    first checkpoint wrote, so the same --out starts clean."""
+
+    NAMES = ("config.json", "metrics.jsonl", "tb")  # what a run writes before its first checkpoint
 
     def __init__(self, path: str | Path, resume: bool):
         self.path = Path(path)
-        self._check_writable()
-        has_ckpt = self.last.exists() or ckpt.prev_path(self.last).exists()
-        if has_ckpt and not resume:
+        self._made: list[Path] = []  # what create() found missing, so discard() may remove it
+        if not resume and self.has_checkpoint():
             raise UserError(f"run folder {self.path} already holds a checkpoint: continue it with --resume {self.path}, "
                             "or choose another --out")
-        if resume and not has_ckpt:
+        if resume and not self.has_checkpoint():
             raise UserError(f"nothing to resume in {self.path}: it has no last.pt")
         if resume:
             self._remove_stale_temporaries()
@@ -67,7 +71,12 @@ class RunFolder:
     def best(self) -> Path:
         return self.path / "best.pt"
 
-    def _check_writable(self) -> None:
+    def has_checkpoint(self) -> bool:
+        return self.last.exists() or ckpt.prev_path(self.last).exists()
+
+    def create(self) -> None:
+        """Make the folder and check that it can be written."""
+        self._made = [p for p in [self.path] + [self.path / n for n in self.NAMES] if not p.exists()]
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"
@@ -81,6 +90,18 @@ class RunFolder:
         for path in (self.last, self.best):
             for tmp in stale_temporaries(path):
                 tmp.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Remove what this run made, if it wrote no checkpoint (nothing to resume, nothing to keep)."""
+        if self.has_checkpoint() or self.best.exists():
+            return
+        for p in reversed(self._made):  # the folder itself last
+            if p.is_dir() and p != self.path:
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.is_file():
+                p.unlink()
+        if self.path in self._made and self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
 
     def save_config(self, cfg: Config) -> None:
         save_config(cfg, self.path / "config.json")
