@@ -33,7 +33,10 @@ _python_format_warning = warnings.formatwarning
 
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _format_warning  # an InputWarning is one line, like an error
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a bad argument (2, one line already printed): a code, as below
+        return e.code if isinstance(e.code, int) else 0
     try:
         return args.func(args)
     except UserError as e:
