@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +21,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PRESET_DIR = Path(__file__).parent / "presets"
+_LAYER = r"(conv|fc)\d+"
+LAYER_LIST = rf"(|{_LAYER}(\.\.{_LAYER})?(,{_LAYER}(\.\.{_LAYER})?)*)"  # finetune.freeze: "", conv1..conv5, conv1,fc6
 
 
 @dataclass
 class ModelConfig:
     arch: Literal["paper", "owt", "cifar4"] = "paper"  # owt: torchvision's "one weird trick" net; cifar4: Figure 1's 4-layer net
-    num_classes: int = 1000
+    num_classes: int = 0  # 0: the store's class count when one is read (train, finetune), else 1000 (ImageNet, §2)
     width: float = 1.0  # multiplies every layer's kernels/units; not in the paper, for small or CPU runs
     activation: Literal["relu", "tanh"] = "relu"  # §3.1, Figure 1
     lrn: bool = True  # §3.3
@@ -105,6 +108,14 @@ class EvalConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """§6 fine-tuning a trained net on other classes (`alexnet finetune` sets these)."""
+    source: str = ""  # the trained model (checkpoint or weights file) whose layers start the run; "" = from scratch
+    freeze: str = ""  # layers kept fixed, e.g. "conv1..conv5" or "conv1,conv2" (names: nets/layers.py)
+    pretrained_lr_mult: float = 0.1  # lr of the pretrained layers = optim.lr x this; the new classifier gets optim.lr
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -112,6 +123,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 def _parse_value(text: str, typ: Any, key: str) -> Any:
@@ -205,7 +217,7 @@ def load_preset(name_or_path: str) -> dict:
 def validate(cfg: Config) -> Config:
     """Range checks that types cannot express. Raise ConfigError naming the key."""
     checks = [
-        (cfg.model.num_classes >= 1, "model.num_classes must be >= 1"),
+        (cfg.model.num_classes >= 0, "model.num_classes must be >= 1 (or 0: the store's class count)"),
         (cfg.model.width > 0, "model.width must be > 0"),
         (0.0 <= cfg.model.dropout < 1.0, "model.dropout must be in [0, 1)"),
         (cfg.model.pool_kernel in (2, 3), "model.pool_kernel must be 3 (overlapping, §3.4) or 2"),
@@ -231,6 +243,9 @@ def validate(cfg: Config) -> Config:
         (cfg.train.max_steps_per_epoch >= 0, "train.max_steps_per_epoch must be >= 0"),
         (cfg.train.threads >= 0, "train.threads must be >= 0"),
         (cfg.eval.batch_size >= 1, "eval.batch_size must be >= 1"),
+        (re.fullmatch(LAYER_LIST, cfg.finetune.freeze) is not None,
+         f"finetune.freeze={cfg.finetune.freeze!r} should list layers like conv1..conv5 or conv1,conv2,fc6"),
+        (cfg.finetune.pretrained_lr_mult >= 0, "finetune.pretrained_lr_mult must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:

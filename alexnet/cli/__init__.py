@@ -7,20 +7,36 @@ import os
 import sys
 
 from ..errors import UserError
-from . import bench, data, info, train
+from . import bench, data, info, ship, train
 
-GROUPS = (train, data, info, bench)  # each has register(subparsers); their order is the --help order
+GROUPS = (train, data, info, bench, ship)  # each has register(subparsers); their order is the --help order
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="alexnet", description="The 2012 AlexNet: train, evaluate, inspect.")
+    parser = argparse.ArgumentParser(prog="alexnet", description="The 2012 AlexNet: train, evaluate, inspect, predict, export, fine-tune.")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.register(sub)
     return parser
 
 
+FIRST_STEPS = """alexnet: the 2012 AlexNet. Start with
+
+  alexnet quickstart      prepare the bundled Imagenette, train the paper's net (about 10 minutes on a
+                          CPU), evaluate it
+
+then try it on your own photos:
+
+  alexnet predict runs/quickstart-quick/best.pt photo.jpg
+
+All commands: alexnet --help; one command's options: alexnet COMMAND --help"""
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print(FIRST_STEPS)
+        return 0
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
