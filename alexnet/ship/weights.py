@@ -155,7 +155,7 @@ def from_checkpoint(state: dict, path: Path) -> Weights:
     stats = state.get("input") or _stats_from_store(cfg, path)
     progress = state.get("progress", {})
     metrics = [{"split": cfg.data.val_split, "views": "center", "top1_error": progress["best_error"],
-                "command": "alexnet train (best validation error after an epoch)"}] \
+                "command": "alexnet train: validation after each epoch (the run's best so far, the one in best.pt)"}] \
         if np.isfinite(progress.get("best_error", np.inf)) else []
     recipe = {"command": "alexnet finetune" if cfg.finetune.source else "alexnet train", "epochs": progress.get("epoch"),
               "steps": progress.get("step"), "finetuned_from": cfg.finetune.source or None, "store": stats.get("store")}
