@@ -24,7 +24,7 @@ def figure4(predictions: list[Prediction], path: str | Path, size: int = 256) ->
     rows = max(1, -(-len(shown) // COLUMNS))
     cols = min(COLUMNS, max(1, len(shown)))
     fig = plt.figure(figsize=(2.6 * cols, 4.2 * rows))
-    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 2] * rows, hspace=0.35, wspace=0.5)
+    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 2] * rows, hspace=0.15, wspace=0.3)
     for k, p in enumerate(shown):
         r, c = divmod(k, COLUMNS)
         ax = fig.add_subplot(grid[2 * r, c])
