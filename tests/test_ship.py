@@ -304,13 +304,15 @@ def test_finetune_end_to_end(trained, val_images, tmp_path, capsys):
     assert main(["prepare", str(src), str(store), "--size", "72", "--quiet"]) == 0
     run = tmp_path / "ft"
     code = main(["finetune", str(trained / "best.pt"), "--data", str(store), "--out", str(run), "--freeze",
-                 "conv1..conv3", "--lr", "0.005", "--pretrained-lr-mult", "0.2", "--epochs", "2", "-b", "8"])
+                 "conv1..conv3", "--lr", "0.005", "--pretrained-lr-mult", "0.2", "--epochs", "2", "-b", "8",
+                 "--set", "train.log_every_steps=2"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["status"] == "finished" and summary["epoch"] == 2
     before, after = load_checkpoint(trained / "best.pt"), load_checkpoint(run / "last.pt")
     cfg = after["config"]
     assert cfg["model"]["num_classes"] == 3 and cfg["finetune"]["freeze"] == "conv1..conv3"
+    assert (cfg["optim"]["lr"], cfg["optim"]["batch_size"], cfg["train"]["log_every_steps"]) == (0.005, 8, 2)
     assert after["classes"] == ["ant", "bee", "cow"] and after["model"]["classifier.fc8.weight"].shape[0] == 3
     for k in ("features.conv1.weight", "features.conv3.bias"):  # frozen: as trained
         assert torch.equal(before["model"][k], after["model"][k]), k

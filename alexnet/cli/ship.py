@@ -55,7 +55,7 @@ def cmd_export(args) -> int:
 def cmd_finetune(args) -> int:
     from ..ship.finetune import finetune
     extra = shortcut_overrides(args, {"freeze": "finetune.freeze", "pretrained_lr_mult": "finetune.pretrained_lr_mult"})
-    result = finetune(args.model, args.data, args.out, extra)
+    result = finetune(args.model, args.data, args.out, extra + args.overrides)
     print(json.dumps(result))
     return 130 if result["status"] == "interrupted" else 0
 
