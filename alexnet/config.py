@@ -112,7 +112,7 @@ class FinetuneConfig:
     """§6 fine-tuning a trained net on other classes (`alexnet finetune` sets these)."""
     source: str = ""  # the trained model (checkpoint or weights file) whose layers start the run; "" = from scratch
     freeze: str = ""  # layers kept fixed, e.g. "conv1..conv5" or "conv1,conv2" (names: nets/layers.py)
-    pretrained_lr_mult: float = 0.1  # lr of the pretrained layers = optim.lr x this; the new classifier gets optim.lr
+    pretrained_lr_mult: float = 0.1  # pretrained layers learn at optim.lr x this, the new classifier at optim.lr (Caffe)
 
 
 @dataclass

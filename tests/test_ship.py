@@ -322,3 +322,17 @@ def test_finetune_end_to_end(trained, val_images, tmp_path, capsys):
     assert mults == [1.0, 1.0, 0.2, 0.2]  # the new fc8's weights and biases at 1 x, the pretrained ones at 0.2 x
     assert main(["train", "--resume", str(run), "--epochs", "3"]) == 0  # an ordinary run: it resumes
     assert main(["eval", str(run / "last.pt"), "--data", str(store)]) == 0
+
+
+def test_finetune_keeps_the_trained_layers_rate_unless_told(trained, tiny_store, tmp_path):
+    from alexnet.ship.finetune import finetune_config
+    _, weights = alexnet.load(trained / "best.pt")
+    base = weights.config.optim.lr
+    cfg = finetune_config(weights, tiny_store, str(tmp_path / "a"), [])
+    assert cfg.optim.lr == pytest.approx(base / 0.1)  # the new classifier 10x, the trained layers at `base`
+    cfg = finetune_config(weights, tiny_store, str(tmp_path / "b"), ["finetune.pretrained_lr_mult=0.5"])
+    assert cfg.optim.lr == pytest.approx(base / 0.5)
+    cfg = finetune_config(weights, tiny_store, str(tmp_path / "c"), ["optim.lr=0.003"])
+    assert cfg.optim.lr == 0.003 and cfg.finetune.source == str(trained / "best.pt")
+    with pytest.raises(alexnet.errors.ConfigError, match="fine-tuning keeps the trained net"):
+        finetune_config(weights, tiny_store, None, ["model.width=1"])

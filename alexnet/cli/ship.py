@@ -89,7 +89,9 @@ def register(sub) -> None:
     p.add_argument("--freeze", metavar="LAYERS",
                    help="layers kept as trained, e.g. conv1..conv5 or conv1,conv2 (= --set finetune.freeze=...)")
     p.add_argument("--pretrained-lr-mult", metavar="X",
-                   help="the trained layers learn at --lr times X (default 0.1; = --set finetune.pretrained_lr_mult=X)")
+                   help="the trained layers learn at --lr times X (default 0.1; = --set finetune.pretrained_lr_mult=X). "
+                        "Without --lr they keep the rate they were trained with and the new classifier learns 1/X "
+                        "times faster")
     add_shortcut_args(p)
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="config overrides of the trained net's recipe, e.g. --set schedule.epochs=5")

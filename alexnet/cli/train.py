@@ -17,8 +17,10 @@ def add_shortcut_args(p) -> None:
     p.add_argument("--epochs", metavar="N", help="the budget in epochs (= --set schedule.epochs=N)")
     p.add_argument("--lr", metavar="LR", help="the learning rate (= --set optim.lr=LR)")
     p.add_argument("-b", "--batch-size", metavar="N", help="images per SGD step (= --set optim.batch_size=N)")
-    p.add_argument("-j", "--workers", metavar="N", help="threads decoding each batch (= --set data.threads=N; 0: one per core)")
-    p.add_argument("--wd", "--weight-decay", dest="wd", metavar="WD", help="weight decay (= --set optim.weight_decay=WD)")
+    p.add_argument("-j", "--workers", metavar="N",
+                   help="threads decoding each batch (= --set data.threads=N; 0: one per core)")
+    p.add_argument("--wd", "--weight-decay", dest="wd", metavar="WD",
+                   help="weight decay (= --set optim.weight_decay=WD)")
     p.add_argument("--momentum", metavar="M", help="momentum (= --set optim.momentum=M)")
 
 

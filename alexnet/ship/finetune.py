@@ -1,8 +1,11 @@
 """§6 fine-tuning: start a run on another store from a trained net. Every layer but the last is
 copied from the trained net; the last is a new classifier for the store's classes. Chosen layers
 may stay frozen (finetune.freeze); the others learn at optim.lr x finetune.pretrained_lr_mult while
-the new classifier learns at optim.lr (train/optim.py param_groups). The run is an ordinary run
-folder: `alexnet train --resume RUN` continues it, `alexnet eval` and `alexnet predict` read it."""
+the new classifier learns at optim.lr (train/optim.py param_groups). Unless optim.lr is given, the
+trained layers go on at the rate they were trained with and the new classifier learns
+1 / pretrained_lr_mult (10) times faster, Caffe's fine-tuning recipe (README: the best of three
+settings measured). The run is an ordinary run folder: `alexnet train --resume RUN` continues it,
+`alexnet eval` and `alexnet predict` read it."""
 from __future__ import annotations
 
 import copy
@@ -31,7 +34,8 @@ def finetune(source: str | Path, store: str | Path, out: str | None = None, over
     return train(cfg, init=pretrained_init(model.state_dict()))
 
 
-def finetune_config(weights: Weights, store: str | Path, out: str | None, overrides: list[str]) -> Config:
+def finetune_config(weights: Weights, store: str | Path, out: str | None,
+                    overrides: list[str]) -> Config:
     """The source net's config (its recipe) with the user's overrides, on `store`'s classes."""
     cfg = copy.deepcopy(weights.config)
     cfg.finetune = FinetuneConfig(source=str(weights.source))  # not the source's own fine-tuning settings
@@ -40,6 +44,8 @@ def finetune_config(weights: Weights, store: str | Path, out: str | None, overri
         if key.startswith("model.") and key.split(".", 1)[1] not in HOW_NOT_WHAT or key.startswith("finetune.source"):
             raise ConfigError(f"--set {item}: fine-tuning keeps the trained net ({key} is fixed by {weights.source})")
     apply_overrides(cfg, overrides)
+    if "optim.lr" not in {item.split("=", 1)[0] for item in overrides} and cfg.finetune.pretrained_lr_mult > 0:
+        cfg.optim.lr = weights.config.optim.lr / cfg.finetune.pretrained_lr_mult  # trained layers at their own rate
     opened = open_store(store)
     if opened.size < cfg.data.crop:
         raise UserError(f"store {opened.path} holds {opened.size}px images but the net takes {cfg.data.crop}px crops: "
