@@ -115,7 +115,7 @@ def test_resume_takes_a_checkpoint_path(tiny_store, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["status"] == "finished" and summary["epoch"] == 2 and summary["step"] == 4
     assert main(["train", "--resume", str(tmp_path / "nothing.pt")]) == 2
-    assert "no run folder or checkpoint" in capsys.readouterr().err
+    assert "nothing to resume" in capsys.readouterr().err
 
 
 # ---- predict ---------------------------------------------------------------------------------

@@ -38,11 +38,7 @@ def shortcut_overrides(args, more: dict[str, str] | None = None) -> list[str]:
 
 def resume_target(path: Path) -> tuple[Path, Path | None]:
     """--resume RUN or --resume CHECKPOINT: the run folder, and the checkpoint to continue from (None: RUN/last.pt)."""
-    if path.is_file():
-        return path.parent, path
-    if path.is_dir():
-        return path, None
-    raise UserError(f"--resume {path}: no run folder or checkpoint there")
+    return (path.parent, path) if path.is_file() else (path, None)
 
 
 def cmd_train(args) -> int:
