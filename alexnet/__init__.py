@@ -3,15 +3,17 @@ from importlib import import_module
 
 from .config import Config, ModelConfig, build_config
 
-__all__ = ["AlexNet", "AlexNetOWT", "Cifar4", "Config", "ModelConfig", "build_config", "build_model", "count_parameters"]
+__all__ = ["AlexNet", "AlexNetOWT", "Cifar4", "Config", "ModelConfig", "Weights", "build_config", "build_model",
+           "count_parameters", "load"]
 __version__ = "0.1.0"
 
-_NETS = ("AlexNet", "AlexNetOWT", "Cifar4", "build_model", "count_parameters")
+# name -> the room that defines it. They import torch (seconds); importing them on first use keeps
+# torch out of processes that never touch a net, such as prepare's worker processes (PEP 562).
+_LAZY = {"AlexNet": ".nets", "AlexNetOWT": ".nets", "Cifar4": ".nets", "build_model": ".nets",
+         "count_parameters": ".nets", "Weights": ".ship", "load": ".ship"}
 
 
 def __getattr__(name: str):
-    # The nets import torch (seconds); importing them on first use keeps torch out of processes
-    # that never touch a net, such as prepare's worker processes (PEP 562).
-    if name in _NETS:
-        return getattr(import_module(".nets", __name__), name)
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +22,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PRESET_DIR = Path(__file__).parent / "presets"
+_LAYER = r"(conv|fc)\d+"
+LAYER_LIST = rf"(|{_LAYER}(\.\.{_LAYER})?(,{_LAYER}(\.\.{_LAYER})?)*)"  # finetune.freeze: "", conv1..conv5, conv1,fc6
 
 
 @dataclass
 class ModelConfig:
     arch: Literal["paper", "owt", "cifar4"] = "paper"  # owt: torchvision's "one weird trick" net; cifar4: Figure 1's 4-layer net
-    num_classes: int = 1000
+    num_classes: int = 0  # 0: the store's class count when one is read (train, finetune), else 1000 (ImageNet, §2)
     width: float = 1.0  # multiplies every layer's kernels/units; not in the paper, for small or CPU runs
     activation: Literal["relu", "tanh"] = "relu"  # §3.1, Figure 1
     lrn: bool = True  # §3.3
@@ -117,6 +120,14 @@ class EvalConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """§6 fine-tuning a trained net on other classes (`alexnet finetune` sets these)."""
+    source: str = ""  # the trained model (checkpoint or weights file) whose layers start the run; "" = from scratch
+    freeze: str = ""  # layers kept fixed, e.g. "conv1..conv5" or "conv1,conv2" (names: nets/layers.py)
+    pretrained_lr_mult: float = 0.1  # pretrained layers learn at optim.lr x this, the new classifier at optim.lr (Caffe)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -124,6 +135,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 def _parse_value(text: str, typ: Any, key: str) -> Any:
@@ -219,7 +231,7 @@ def load_preset(name_or_path: str) -> dict:
 # config.json with Infinity is not JSON); tests/test_input.py sweeps a value outside each one
 # through the CLI. A new int or float field needs a line here.
 RANGES: dict[str, str] = {
-    "model.num_classes": "[1, inf)",
+    "model.num_classes": "[0, inf)",  # 0: the store's class count (1000 without a store)
     "model.width": "(0, inf)",
     "model.lrn_alpha": "(0, inf)",
     "model.pool_kernel": "[2, 3]",  # 3: overlapping (§3.4); 2: the non-overlapping ablation
@@ -252,6 +264,7 @@ RANGES: dict[str, str] = {
     "train.val_every_epochs": "[0, inf)",  # 0: only after the last epoch
     "train.ckpt_every_epochs": "[0, inf)",  # 0: only after the last epoch
     "eval.batch_size": "[1, inf)",
+    "finetune.pretrained_lr_mult": "[0, inf)",  # 0 freezes the pretrained layers
 }
 NOT_EMPTY = ("data.train_split", "data.val_split", "train.out", "train.device")
 
@@ -291,6 +304,8 @@ def validate(cfg: Config) -> Config:
         (cfg.schedule.kind != "plateau" or cfg.train.val_every_epochs == 1,
          "schedule.kind=plateau reads the validation error of every epoch: set train.val_every_epochs=1, "
          "or use schedule.kind=linear|cosine"),
+        (re.fullmatch(LAYER_LIST, cfg.finetune.freeze) is not None,
+         f"finetune.freeze={cfg.finetune.freeze!r} should list layers like conv1..conv5 or conv1,conv2,fc6"),
     ]
     for ok, message in checks:
         if not ok:

@@ -8,18 +8,30 @@ import sys
 import warnings
 
 from ..errors import InputWarning, UserError
-from . import bench, data, info, train
+from . import bench, data, info, ship, train
 from .args import Parser
 
-GROUPS = (train, data, info, bench)  # each has register(subparsers); their order is the --help order
+GROUPS = (train, data, info, bench, ship)  # each has register(subparsers); their order is the --help order
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="alexnet", description="The 2012 AlexNet: train, evaluate, inspect.")
+    parser = Parser(prog="alexnet", description="The 2012 AlexNet: train, evaluate, inspect, predict, export, fine-tune.")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.register(sub)
     return parser
+
+
+FIRST_STEPS = """alexnet: the 2012 AlexNet. Start with
+
+  alexnet quickstart      prepare the bundled Imagenette, train the paper's net (about 10 minutes on a
+                          CPU), evaluate it
+
+then try it on your own photos:
+
+  alexnet predict runs/quickstart-quick/best.pt photo.jpg
+
+All commands: alexnet --help; one command's options: alexnet COMMAND --help"""
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
@@ -33,6 +45,10 @@ _python_format_warning = warnings.formatwarning
 
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _format_warning  # an InputWarning is one line, like an error
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print(FIRST_STEPS)
+        return 0
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a bad argument (2, one line already printed): a code, as below

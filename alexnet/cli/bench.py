@@ -67,10 +67,10 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="measure throughput side by side with a baseline")
     bench = p.add_subparsers(dest="what", required=True)
     p = bench.add_parser("model", help="train/inference img/s: paper net (reference, fast) vs torchvision")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=POSITIVE, default=None, help="default 256 on CUDA, 16 on CPU")
     p.add_argument("--steps", type=POSITIVE, default=None, help="timed steps (default 50 on CUDA, 3 on CPU)")
-    p.add_argument("--warmup", type=NON_NEGATIVE, default=2)
+    p.add_argument("--warmup", type=NON_NEGATIVE, default=2, help="untimed steps first (compilation, allocator, caches)")
     p.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
     p.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"], default="default",
                    help="torch.compile mode of the fast path (reduce-overhead: CUDA graphs)")
@@ -86,7 +86,7 @@ def register(sub) -> None:
                    help="--decode device: share of each batch decoded on the device, the rest on CPU threads")
     p.add_argument("--backend", choices=["torchvision", "dali"], default="torchvision",
                    help="--decode device: the decoding library (dali: pip install 'alexnet[dali]')")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_bench_model)
 
     p = bench.add_parser("data", help="img/s delivered to the model: torchvision ImageFolder/PIL/DataLoader vs the store")
@@ -94,19 +94,20 @@ def register(sub) -> None:
                    help="synthetic: generated ImageNet-like JPEGs (~500x375, ~105 KB); imagenette: the bundled archive")
     p.add_argument("--work", default="bench-data", help="folder for extracted/generated images and stores (reused)")
     p.add_argument("--data-dir", default=None, help="folder holding imagenette-224.tar.gz (default: as quickstart)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=POSITIVE, default=256)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=POSITIVE, default=256, help="images per batch")
     p.add_argument("--batches", type=POSITIVE, default=50, help="timed batches per row")
     p.add_argument("--workers", type=NON_NEGATIVE, default=os.cpu_count() or 1, help="DataLoader workers / decode threads")
-    p.add_argument("--synthetic-images", type=Number(int, 10), default=2000, help="generated images (at least one per class: 10)")
+    p.add_argument("--synthetic-images", type=Number(int, 10), default=2000,
+                   help="how many JPEGs --source synthetic generates (at least one per class: 10)")
     p.add_argument("--rows", nargs="+", default=None, metavar="ROW",
                    help="rows to run (default: torchvision store-raw store-jpeg-cpu store-jpeg-gpu); also "
                         "store-jpeg-pillow, store-jpeg-mixed, store-jpeg-dali")
     p.add_argument("--device-share", type=SHARE, default=0.7,
                    help="store-jpeg-mixed: share of each batch decoded on the GPU (the rest on CPU threads)")
-    p.add_argument("--crop", type=POSITIVE, default=224)
-    p.add_argument("--size", type=POSITIVE, default=256)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--crop", type=POSITIVE, default=224, help="crop side fed to the model (§4.1)")
+    p.add_argument("--size", type=POSITIVE, default=256, help="stored side S of the stores it builds (§2)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_bench_data)
 
     p = bench.add_parser("curve", help="loss curves of the fast and reference paths vs run-to-run noise")
@@ -118,7 +119,7 @@ def register(sub) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
                    help="fast path autocast (default: bf16 on CUDA, fp32 on CPU); the reference path is fp32")
     p.add_argument("--no-compile", action="store_true", help="fast path without torch.compile (CUDA)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--out", help="also write the JSON result to this file")
     p.set_defaults(func=cmd_bench_curve)
 

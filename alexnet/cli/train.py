@@ -7,21 +7,57 @@ from pathlib import Path
 from ..errors import UserError
 from .args import POSITIVE, add_config_args, config_from_args
 
+SHORTCUTS = {  # flag -> config key: the flags users of pytorch/examples and torchvision's references type
+    "epochs": "schedule.epochs", "lr": "optim.lr", "batch_size": "optim.batch_size", "workers": "data.threads",
+    "wd": "optim.weight_decay", "momentum": "optim.momentum",
+}
+
+
+def add_shortcut_args(p) -> None:
+    p.add_argument("--epochs", metavar="N", help="the budget in epochs (= --set schedule.epochs=N)")
+    p.add_argument("--lr", metavar="LR", help="the learning rate (= --set optim.lr=LR)")
+    p.add_argument("-b", "--batch-size", metavar="N", help="images per SGD step (= --set optim.batch_size=N)")
+    p.add_argument("-j", "--workers", metavar="N",
+                   help="threads decoding each batch (= --set data.threads=N; 0: one per core)")
+    p.add_argument("--wd", "--weight-decay", dest="wd", metavar="WD",
+                   help="weight decay (= --set optim.weight_decay=WD)")
+    p.add_argument("--momentum", metavar="M", help="momentum (= --set optim.momentum=M)")
+
+
+def shortcut_overrides(args, more: dict[str, str] | None = None) -> list[str]:
+    """The `key=value` overrides of the shortcut flags given (SHORTCUTS, and `more` of the command);
+    a key also given by --set with another value is an error."""
+    items = [f"{key}={getattr(args, dest)}" for dest, key in {**SHORTCUTS, **(more or {})}.items()
+             if getattr(args, dest) is not None]
+    given = dict(o.split("=", 1) for o in args.overrides if "=" in o)
+    for key, value in (item.split("=", 1) for item in items):
+        if given.get(key, value) != value:
+            raise UserError(f"--set {key}={given[key]} contradicts the flag that sets {key}={value}: give one of them")
+    return items
+
+
+def resume_target(path: Path) -> tuple[Path, Path | None]:
+    """--resume RUN or --resume CHECKPOINT: the run folder, and the checkpoint to continue from (None: RUN/last.pt)."""
+    return (path.parent, path) if path.is_file() else (path, None)
+
 
 def cmd_train(args) -> int:
     from ..train import train
     from ..train.resume import resumed_config
+    extra = shortcut_overrides(args)
+    checkpoint = None
     if args.resume:
         given = [flag for flag, value in (("--preset", args.preset), ("--data", args.data), ("--out", args.out)) if value]
         if given:
             raise UserError(f"{given[0]} cannot be used with --resume: the run continues with its own config "
                             f"({Path(args.resume) / 'config.json'}); --set may change its budget, lr and logging")
-        cfg, resume = resumed_config(Path(args.resume), args.overrides), True
+        run, checkpoint = resume_target(Path(args.resume))
+        cfg, resume = resumed_config(run, extra + args.overrides), True
     else:
-        extra = [f"data.store={args.data}"] if args.data else []
+        extra += [f"data.store={args.data}"] if args.data else []
         extra += [f"train.out={args.out}"] if args.out else []
         cfg, resume = config_from_args(args, extra), False
-    result = train(cfg, resume=resume)
+    result = train(cfg, resume=resume, checkpoint=checkpoint)
     print(json.dumps(result))
     return 130 if result["status"] == "interrupted" else 0
 
@@ -73,8 +109,10 @@ def register(sub) -> None:
     p.add_argument("--data", help="store folder (same as --set data.store=...)")
     p.add_argument("--out", help="run folder (same as --set train.out=...)")
     p.add_argument("--resume", metavar="RUN",
-                   help="continue the run in folder RUN exactly where it stopped; --set may then change only its "
-                        "budget (schedule.*), optim.lr, logging and how it runs (device, threads, kernels, precision)")
+                   help="continue the run in folder RUN exactly where it stopped (or from the checkpoint file RUN, "
+                        "e.g. RUN/best.pt); --set may then change only its budget (schedule.*), optim.lr, logging and "
+                        "how it runs (device, threads, kernels, precision)")
+    add_shortcut_args(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="top-1/top-5 error of one net or an ensemble (§6)")

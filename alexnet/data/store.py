@@ -232,6 +232,12 @@ class Store:
         counts = ", ".join(f"{s}={self.meta['splits'][s]['count']}" for s in self.splits)
         return f"Store({str(self.path)!r}, {self.format} {self.size}x{self.size}, {self.num_classes} classes, {counts})"
 
+    def input_meta(self) -> dict[str, Any]:
+        """What a net trained on this store needs from it to run without it (checkpoints carry it):
+        the stored side S (§2), the mean image (§2), the RGB PCA (§4.1) and the store's path."""
+        return {"store": str(self.path), "size": self.size, "mean": self.mean,
+                "pca_eigvals": self.pca_eigvals, "pca_eigvecs": self.pca_eigvecs}
+
     def split(self, name: str) -> SplitReader:
         if name not in self.meta["splits"]:
             raise StoreError(f"store {self.path} has no split {name!r}; available: {', '.join(self.splits) or 'none'}")

@@ -41,6 +41,11 @@ def _pool(cfg: ModelConfig) -> nn.Module:
     return nn.MaxPool2d(kernel_size=cfg.pool_kernel, stride=2)  # §3.4 z=3, s=2 overlapping
 
 
+def out_classes(cfg: ModelConfig) -> int:
+    """The last layer's outputs: model.num_classes, or ImageNet's 1000 while it is 0 (no store read)."""
+    return cfg.num_classes or 1000
+
+
 def scale_input(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     """Multiply the (0..255 minus mean) input by model.input_scale; the paper's 1 is a no-op."""
     return x * cfg.input_scale if cfg.input_scale != 1.0 else x
@@ -114,7 +119,7 @@ class AlexNet(nn.Module):
         self.classifier = nn.Sequential(OrderedDict([
             ("fc6", nn.Linear(c5 * 36, fc)), ("relu6", _activation(cfg)), ("drop6", nn.Dropout(cfg.dropout)),  # §4.2
             ("fc7", nn.Linear(fc, fc)), ("relu7", _activation(cfg)), ("drop7", nn.Dropout(cfg.dropout)),
-            ("fc8", nn.Linear(fc, cfg.num_classes)),
+            ("fc8", nn.Linear(fc, out_classes(cfg))),
         ]))
         init_paper(self, cfg)
 
@@ -179,7 +184,7 @@ class AlexNetOWT(nn.Module):
         self.classifier = nn.Sequential(
             nn.Dropout(cfg.dropout), nn.Linear(c5 * 36, fc), _activation(cfg),
             nn.Dropout(cfg.dropout), nn.Linear(fc, fc), _activation(cfg),
-            nn.Linear(fc, cfg.num_classes),
+            nn.Linear(fc, out_classes(cfg)),
         )
         if cfg.init == "kaiming":  # otherwise PyTorch's default init, as torchvision
             init_kaiming(self)
@@ -207,7 +212,7 @@ class Cifar4(nn.Module):
         layers += [("pool3", nn.MaxPool2d(3, 2, ceil_mode=True))]
         self.features = nn.Sequential(OrderedDict(layers))
         self.avgpool = nn.AdaptiveAvgPool2d((4, 4))  # 32 -> 16 -> 8 -> 4; identity for 32x32 input
-        self.classifier = nn.Sequential(OrderedDict([("fc", nn.Linear(c3 * 16, cfg.num_classes))]))
+        self.classifier = nn.Sequential(OrderedDict([("fc", nn.Linear(c3 * 16, out_classes(cfg)))]))
         if cfg.init == "kaiming":
             init_kaiming(self)
         else:  # §5 N(0, 0.01) weights, zero biases

@@ -13,11 +13,12 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .. import checkpoint as ckpt
 from ..config import Config, to_dict
@@ -142,6 +143,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step, "best_error": self.best_error},
             "classes": list(self.parts.store.classes),
+            "input": self.parts.store.input_meta(),  # so the net is usable without its store (alexnet predict)
         }
 
     def save(self, name: str = "last.pt") -> None:
@@ -331,9 +333,11 @@ def _print(enabled: bool, message: str) -> None:
 
 
 def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None = None,
-                 phases: Phases | None = None) -> Trainer:
+                 phases: Phases | None = None, init: Callable[[nn.Module], None] | None = None,
+                 checkpoint: Path | None = None) -> Trainer:
     """A Trainer that writes into cfg.train.out: the folder checked, the parts built, the last
-    checkpoint restored when resuming, and config.json written once all of that succeeded.
+    checkpoint (or `checkpoint`) restored when resuming, else `init` applied to the new net (fine-
+    tuning loads pretrained layers with it), and config.json written once all of that succeeded.
     `checkpoint_hook` (tests) is called by the checkpoint writer (train/checkpointing.py)."""
     configure_torch(cfg.train.threads, cfg.train.deterministic, cfg.train.cudnn_benchmark)
     device = resolve_device(cfg.train.device)
@@ -343,7 +347,9 @@ def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None
     trainer = Trainer(cfg, parts, run, checkpoint_hook, phases)
     try:
         if resume:
-            trainer.restore(run.last)
+            trainer.restore(checkpoint or run.last)
+        elif init is not None:
+            init(trainer.model)
         run.save_config(cfg)
     except BaseException:
         trainer.close()
@@ -351,9 +357,11 @@ def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None
     return trainer
 
 
-def train(cfg: Config, resume: bool = False) -> dict:
-    """Train with divergence handling: 'stop' raises; 'rollback' reloads last.pt with lr x0.1 (3 times at most)."""
-    trainer = open_trainer(cfg, resume)
+def train(cfg: Config, resume: bool = False, init: Callable[[nn.Module], None] | None = None,
+          checkpoint: Path | None = None) -> dict:
+    """Train with divergence handling: 'stop' raises; 'rollback' reloads last.pt with lr x0.1 (3 times at most).
+    `init` and `checkpoint`: see open_trainer."""
+    trainer = open_trainer(cfg, resume, init=init, checkpoint=checkpoint)
     try:
         for attempt in range(4):
             try:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import OptimConfig
+from ..config import FinetuneConfig, OptimConfig
+from ..nets.layers import head
 
 
 class PaperSGD(torch.optim.Optimizer):
@@ -38,20 +39,27 @@ class PaperSGD(torch.optim.Optimizer):
         return None
 
 
-def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
+def param_groups(model: nn.Module, cfg: OptimConfig, finetune: FinetuneConfig | None = None) -> list[dict]:
     """Weights and biases apart (selected by shape: biases are 1-d), for the 2012 code's
-    bias options (lr x2, no decay). Each group carries `lr_mult` so schedules set lr = base * mult."""
-    weights = [p for p in model.parameters() if p.ndim > 1]
-    biases = [p for p in model.parameters() if p.ndim <= 1]
-    return [
-        dict(params=weights, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_mult=1.0),
-        dict(params=biases, lr=cfg.lr * cfg.bias_lr_mult, weight_decay=cfg.weight_decay if cfg.bias_decay else 0.0,
-             lr_mult=cfg.bias_lr_mult),
-    ]
+    bias options (lr x2, no decay). Each group carries `lr_mult` so schedules set lr = base * mult.
+    Fine-tuning (§6, finetune.source set): the pretrained layers learn at finetune.pretrained_lr_mult
+    times the new classifier's rate; frozen parameters (requires_grad=False) are left out."""
+    new = list(head(model).parameters()) if finetune is not None and finetune.source else list(model.parameters())
+    pretrained = [p for p in model.parameters() if id(p) not in {id(q) for q in new}]
+    groups = []
+    for layer_mult, params in ((1.0, new), (finetune.pretrained_lr_mult if finetune else 1.0, pretrained)):
+        params = [p for p in params if p.requires_grad]
+        weights, biases = [p for p in params if p.ndim > 1], [p for p in params if p.ndim <= 1]
+        groups += [
+            dict(params=weights, lr=cfg.lr * layer_mult, weight_decay=cfg.weight_decay, lr_mult=layer_mult),
+            dict(params=biases, lr=cfg.lr * layer_mult * cfg.bias_lr_mult,
+                 weight_decay=cfg.weight_decay if cfg.bias_decay else 0.0, lr_mult=layer_mult * cfg.bias_lr_mult),
+        ]
+    return [g for g in groups if g["params"]]
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg)
+def build_optimizer(model: nn.Module, cfg: OptimConfig, finetune: FinetuneConfig | None = None) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg, finetune)
     if cfg.rule == "paper":
         return PaperSGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)

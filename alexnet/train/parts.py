@@ -14,6 +14,7 @@ from ..data.augment import pca_lambda
 from ..data.loader import BatchLoader
 from ..data.store import SplitReader, Store, open_store
 from ..errors import ConfigError
+from ..nets.layers import freeze
 from ..nets.model import build_model
 from ..nets.sizes import check_crop, crop_for
 from .optim import build_optimizer
@@ -44,6 +45,7 @@ def build_parts(cfg: Config, device: torch.device) -> Parts:
     with torch.random.fork_rng(devices=[]):  # the initial weights, drawn without touching the caller's RNG
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg.model).to(device)
+    freeze(model, cfg.finetune.freeze)  # §6 fine-tuning: layers kept as loaded
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model, mode=cfg.train.compile_mode) if cfg.train.compile else model
@@ -56,7 +58,7 @@ def build_parts(cfg: Config, device: torch.device) -> Parts:
         raise ConfigError(f"split {cfg.data.train_split!r} has {len(train_reader)} images, "
                           f"fewer than one batch of optim.batch_size={cfg.optim.batch_size}")
     return Parts(device=device, store=store, model=model, forward=forward,
-                 optimizer=build_optimizer(model, cfg.optim),
+                 optimizer=build_optimizer(model, cfg.optim, cfg.finetune),
                  schedule=build_schedule(cfg.schedule, cfg.optim.lr, len(loader)),
                  loader=loader, val_reader=store.split(cfg.data.val_split),
                  mean=store.mean.to(device) if cfg.data.mean_image else None,
@@ -64,13 +66,15 @@ def build_parts(cfg: Config, device: torch.device) -> Parts:
 
 
 def check_data(cfg: Config, store: Store) -> None:
-    """The config must fit the store it trains on."""
+    """The config must fit the store it trains on; model.num_classes=0 becomes the store's count."""
     if cfg.data.crop > store.size:
         raise ConfigError(f"data.crop={cfg.data.crop} is larger than the store's {store.size}px images ({store.path}): "
                           + crop_for(cfg.model, store.size))
     if cfg.data.size != store.size:
         raise ConfigError(f"data.size={cfg.data.size} but store {store.path} holds {store.size}px images: "
                           f"set data.size={store.size}")
+    if cfg.model.num_classes == 0:
+        cfg.model.num_classes = store.num_classes  # inferred, and saved so in config.json and checkpoints
     if cfg.model.num_classes != store.num_classes:
         raise ConfigError(f"model.num_classes={cfg.model.num_classes} but store {store.path} has "
                           f"{store.num_classes} classes: set model.num_classes={store.num_classes}")
