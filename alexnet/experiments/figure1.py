@@ -10,6 +10,7 @@ small sweep with the lowest training error after `sweep_epochs`.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -17,10 +18,10 @@ from ..data.store import open_store
 from .common import Context, cached, experiment_config, pct, subset, trainer_on, write_result
 
 PAPER = {"target_error": 0.25, "speedup": 6.0}
+THRESHOLDS = (0.5, 0.4, 0.3, 0.25)  # the paper's 25%, and easier levels a short CPU budget can reach
 SIZES = {  # per_class: training images of each class (0: all 5,000); the store decides the image side
     "tiny": dict(per_class=16, lrs=(0.002, 0.008), sweep_epochs=1, max_epochs=2, seeds=1, batch=32),
-    "cpu": dict(per_class=500, lrs=(0.0005, 0.001, 0.002, 0.004, 0.008), sweep_epochs=3, max_epochs=30, seeds=2,
-                batch=128),
+    "cpu": dict(per_class=500, lrs=(0.001, 0.002, 0.004), sweep_epochs=2, max_epochs=15, seeds=2, batch=128),
     "full": dict(per_class=0, lrs=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016), sweep_epochs=5, max_epochs=60,
                  seeds=3, batch=128),
 }
@@ -39,15 +40,17 @@ def curve(ctx: Context, activation: str, lr: float, seed: int, epochs: int, stop
     cfg = experiment_config(ctx, None, overrides(store.size, activation, lr, seed, sz["batch"]))
     train_images = subset(store.split(cfg.data.train_split), sz["per_class"])  # what it trains on, also measured
     trainer = trainer_on(cfg, sz["per_class"], eval_reader=train_images)
-    errors, losses = [], []
+    errors, losses, seconds = [], [], []
     for epoch in range(epochs):
+        t0 = time.perf_counter()
         out = trainer.run_steps(len(trainer.parts.loader))
+        seconds.append(time.perf_counter() - t0)
         losses.append(float(np.mean(out["losses"])) if out["finite"] else math.nan)
         errors.append(trainer.validate()["top1_error"] if out["finite"] else 1.0)
         ctx.log(f"{activation} lr {lr:g} seed {seed}: epoch {epoch + 1} training error {pct(errors[-1])}%")
         if not out["finite"] or (stop_below is not None and errors[-1] <= stop_below):
             break
-    return {"activation": activation, "lr": lr, "seed": seed, "train_error": errors, "train_loss": losses,
+    return {"activation": activation, "lr": lr, "seed": seed, "train_error": errors, "train_loss": losses, "train_seconds": seconds,
             "images": len(train_images), "diverged": not out["finite"]}
 
 
@@ -76,8 +79,10 @@ def run(ctx: Context) -> dict:
         result["curves"][act] = [cached(ctx.work / f"{act}-lr{sw['best_lr']:g}-s{seed}.json",
                                         lambda seed=seed: curve(ctx, act, sw["best_lr"], seed, sz["max_epochs"], target))
                                  for seed in range(seeds)]
-        result["epochs_to_target"][act] = [first_epoch_below(c["train_error"], target) for c in result["curves"][act]]
-    result["speedup"] = speedups(result["epochs_to_target"], sz["max_epochs"])
+        result["epochs_to_target"][act] = {str(t): [first_epoch_below(c["train_error"], t) for c in result["curves"][act]]
+                                           for t in THRESHOLDS}
+    result["speedup"] = {str(t): speedups({a: result["epochs_to_target"][a][str(t)] for a in ("relu", "tanh")},
+                                          sz["max_epochs"]) for t in THRESHOLDS}
     write_result(ctx, result, plot(result), table(result))
     return result
 
@@ -113,18 +118,21 @@ def plot(result: dict):
 
 
 def table(result: dict) -> str:
-    sp = result["speedup"]
-    rows = ["| activation | lr (sweep) | epochs to 25% training error, per seed | final training error |",
-            "|---|---|---|---|"]
+    rows = ["| activation | lr (sweep) | final training error per seed | " +
+            " | ".join(f"epochs to {pct(t)}%" for t in THRESHOLDS) + " |", "|---|---|---|" + "---|" * len(THRESHOLDS)]
     for act in ("relu", "tanh"):
-        eps = ", ".join(str(e) if e else f"> {len(c['train_error'])}" for e, c in
-                        zip(result["epochs_to_target"][act], result["curves"][act]))
-        finals = ", ".join(pct(c["train_error"][-1]) + "%" for c in result["curves"][act])
-        rows.append(f"| {act} | {result['sweeps'][act]['best_lr']:g} | {eps} | {finals} |")
-    if sp["median"] is None:
-        rows.append("\nReLU did not reach 25% training error within the budget; paper: 6x sooner than tanh.")
-    else:
-        bound = " at least" if sp["any_lower_bound"] else ""
-        rows.append(f"\nReLU reaches 25% training error{bound} {sp['median']:.1f}x sooner than tanh (median over "
-                    "seeds); paper: 6x.")
+        curves = result["curves"][act]
+        cells = [", ".join(str(e) if e else f"> {len(c['train_error'])}"
+                           for e, c in zip(result["epochs_to_target"][act][str(t)], curves)) for t in THRESHOLDS]
+        finals = ", ".join(pct(c["train_error"][-1]) + "%" for c in curves)
+        rows.append(f"| {act} | {result['sweeps'][act]['best_lr']:g} | {finals} | " + " | ".join(cells) + " |")
+    ratios = []
+    for t in THRESHOLDS:
+        sp = result["speedup"][str(t)]
+        ratios.append("-" if sp["median"] is None else
+                      ("at least " if sp["any_lower_bound"] else "") + f"{sp['median']:.1f}x")
+    rows.append("| tanh / ReLU epochs (median) | | | " + " | ".join(ratios) + " |")
+    rows.append("\nPaper (Figure 1, all 50,000 images): ReLU reaches 25% training error 6x sooner than tanh. '-': "
+                "ReLU did not reach that level within the budget; 'at least': tanh did not, and the budget stands "
+                "in for its epochs.")
     return "\n".join(rows)
