@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.store import open_store
+from ..viz.results import pyplot
 from .common import (Context, cached, evaluate_nets, experiment_config, held_out_split, pct, save_net, subset,
                      train_phases, trainer_on, write_result)
 
@@ -32,7 +33,7 @@ VARIANTS = {
 SIZES = {
     "tiny": dict(preset="quick", extra=["model.width=0.125", "optim.batch_size=16"], crop=64, phases=[2, 1],
                  val_per_class=2, seeds=1),
-    "cpu": dict(preset="quick", extra=[], crop=128, phases=[60, 15], val_per_class=50, seeds=2),
+    "cpu": dict(preset="quick", extra=[], crop=128, phases=[40, 10], val_per_class=30, seeds=2),
     "full": dict(preset="imagenette", extra=[], crop=224, phases=[2220, 740], val_per_class=0, seeds=2),
 }
 
@@ -91,9 +92,7 @@ def run(ctx: Context) -> dict:
 
 
 def plot(rows: dict, seeds: int):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     names = list(rows)[1:]
     fig, ax = plt.subplots(figsize=(7, 3.8))
     y = np.arange(len(names))

@@ -4,10 +4,7 @@ a store, evaluating it over views, caching each finished unit of work, and writi
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
-import os
-import platform
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +21,9 @@ from ..data.subset import SubsetReader, balanced_indices
 from ..errors import UserError
 from ..evaluate import load_model, predict, topk_errors
 from ..fsutil import write_atomic
-from ..runtime import configure_torch, device_name, resolve_device
+from ..runtime import configure_torch, resolve_device
+from ..viz.results import environment, pct  # noqa: F401  pct: for the experiments' tables
+from ..viz.results import write_result as save_result
 from ..train import Trainer, build_parts
 
 SIZES = ("tiny", "cpu", "full")  # tiny: the tests (seconds); cpu: the README's 2-core run; full: a GPU
@@ -121,26 +120,7 @@ def evaluate_nets(paths: list[Path], reader, views: str, device: str = "auto", b
     return topk_errors(probs, torch.as_tensor(np.asarray(reader.labels), dtype=torch.int64))
 
 
-def environment(ctx: Context) -> dict:
-    """Command, date, device and versions, written beside every result."""
-    dev = resolve_device(ctx.device, "--device")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"command": ctx.command or None,
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "device": device_name(dev), "host_cores": cores, "platform": platform.platform(),
-            "torch": torch.__version__, "size": ctx.size}
-
-
 def write_result(ctx: Context, result: dict, figure, table: str) -> Path:
-    """results/<name>/result.json, <name>.png and table.md; returns the JSON's path."""
-    ctx.out.mkdir(parents=True, exist_ok=True)
-    result = {"experiment": ctx.name, **environment(ctx), **result}
-    path = ctx.out / "result.json"
-    write_atomic(path, (json.dumps(result, indent=1) + "\n").encode())
-    figure.savefig(ctx.out / f"{ctx.name}.png", dpi=110)
-    write_atomic(ctx.out / "table.md", (table.rstrip() + "\n").encode())
-    return path
-
-
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
+    """results/<name>/result.json (with command, date, device and size), <name>.png and table.md."""
+    env = environment(resolve_device(ctx.device, "--device"), ctx.command)
+    return save_result(ctx.out, ctx.name, {"experiment": ctx.name, **env, "size": ctx.size, **result}, figure, table)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.store import open_store
+from ..viz.results import pyplot
 from .common import (Context, cached, evaluate_nets, experiment_config, held_out_split, pct, save_net, subset,
                      train_phases, trainer_on, write_result)
 
@@ -18,7 +19,7 @@ PAPER = {"without_lrn": 0.13, "with_lrn": 0.11}
 SIZES = {
     "tiny": dict(per_class=16, batch=32, phases=[3, 1], test_per_class=10, seeds=1,
                  init=["model.init=kaiming", "model.input_scale=0.01724", "optim.lr=0.01"]),
-    "cpu": dict(per_class=1000, batch=128, phases=[320, 80], test_per_class=0, seeds=2,
+    "cpu": dict(per_class=500, batch=128, phases=[120, 30], test_per_class=200, seeds=2,
                 init=["model.init=kaiming", "model.input_scale=0.01724", "optim.lr=0.01"]),
     "full": dict(per_class=0, batch=128, phases=[39000, 6000], test_per_class=0, seeds=3,
                  init=["model.init=paper", "optim.lr=0.001"]),
@@ -61,9 +62,7 @@ def run(ctx: Context) -> dict:
 
 
 def plot(runs: dict):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     for i, (lrn, rs) in enumerate(runs.items()):
         errs = [100 * r["top1_error"] for r in rs]

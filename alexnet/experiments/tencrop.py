@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ablations
+from ..viz.results import pyplot
 from .common import Context, pct, write_result
 
 # §6 / Table 1-2: one CNN, centre 39.0 / 18.3 vs ten patches 37.5 / 17.0 (ILSVRC-2010 test);
@@ -33,9 +34,7 @@ def mean(results: list[dict]) -> dict:
 
 
 def plot(rows: dict):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     x = np.arange(len(rows))
     for i, views in enumerate(("center", "10crop")):
