@@ -7,9 +7,9 @@ import os
 import sys
 
 from ..errors import UserError
-from . import bench, data, experiments, info, train
+from . import bench, data, experiments, info, train, viz
 
-GROUPS = (train, data, info, bench, experiments)  # each has register(subparsers); their order is the --help order
+GROUPS = (train, data, info, bench, experiments, viz)  # each has register(subparsers); their order is the --help order
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -28,6 +28,9 @@ from .optim import apply_lr
 from .parts import Parts, build_parts
 from .resume import same_net
 from .run import RunFolder
+
+
+EpochHook = Callable[["Trainer"], None]
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -64,8 +67,9 @@ class Trainer:
     """Runs `parts` (train/parts.py). With a RunFolder it logs, validates and checkpoints (fit);
     without one it only steps (run_steps), which is what benchmarks use."""
 
-    def __init__(self, cfg: Config, parts: Parts, run: RunFolder | None = None):
+    def __init__(self, cfg: Config, parts: Parts, run: RunFolder | None = None, hooks: Sequence[EpochHook] = ()):
         self.cfg, self.parts, self.run = cfg, parts, run
+        self.hooks = tuple(hooks)  # called with the trainer after each epoch's validation and checkpoint
         self.model, self.optimizer, self.schedule = parts.model, parts.optimizer, parts.schedule
         self.epoch, self.batch, self.step = 0, 0, 0
         self.best_error = math.inf
@@ -215,6 +219,8 @@ class Trainer:
         self.save()
         if improved:
             self.save("best.pt")
+        for hook in self.hooks:
+            hook(self)
 
     def rollback(self) -> None:
         """After a divergence: back to the last good checkpoint with the lr divided by schedule.factor."""
@@ -262,22 +268,23 @@ def _print(enabled: bool, message: str) -> None:
         tqdm.write(message)
 
 
-def open_trainer(cfg: Config, resume: bool = False) -> Trainer:
+def open_trainer(cfg: Config, resume: bool = False, hooks: Sequence[EpochHook] = ()) -> Trainer:
     """A Trainer that writes into cfg.train.out: the folder checked, the parts built, the last
     checkpoint restored when resuming, and config.json written once all of that succeeded."""
     configure_torch(cfg.train.threads, cfg.train.deterministic)
     device = resolve_device(cfg.train.device)
     run = RunFolder(cfg.train.out, resume)
-    trainer = Trainer(cfg, build_parts(cfg, device), run)
+    trainer = Trainer(cfg, build_parts(cfg, device), run, hooks)
     if resume:
         trainer.restore(run.last)
     run.save_config(cfg)
     return trainer
 
 
-def train(cfg: Config, resume: bool = False) -> dict:
-    """Train with divergence handling: 'stop' raises; 'rollback' reloads last.pt with lr x0.1 (3 times at most)."""
-    trainer = open_trainer(cfg, resume)
+def train(cfg: Config, resume: bool = False, hooks: Sequence[EpochHook] = ()) -> dict:
+    """Train with divergence handling: 'stop' raises; 'rollback' reloads last.pt with lr x0.1 (3 times at most).
+    `hooks` run after every epoch (e.g. viz's TensorBoard images; a callback, as train/ may not import viz/)."""
+    trainer = open_trainer(cfg, resume, hooks)
     try:
         for attempt in range(4):
             try:
