@@ -65,13 +65,12 @@ def cmd_neighbours(args) -> int:
 
 
 def cmd_codes(args) -> int:
-    import faiss
-
     from ..data.subset import SubsetReader, balanced_indices
+    from ..viz.features import import_faiss
     from ..viz.retrieval import plot, study, table
     if any(b <= 0 or b % 8 for b in args.bits):
         raise UserError(f"--bits {args.bits}: each code length must be a positive multiple of 8")
-    faiss.omp_set_num_threads(max(1, args.threads))
+    import_faiss().omp_set_num_threads(max(1, args.threads))
     model, cfg, store, device = _open(args)
 
     def part(split: str, per_class: int):

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .features import import_faiss
 from .features import nearest as euclidean_search  # noqa: F401  exact search, the baseline
 
 
@@ -76,8 +77,7 @@ def train_codec(x: np.ndarray, bits: int, steps: int = 2000, batch: int = 256, l
 
 def hamming_search(db_codes: np.ndarray, query_codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """k nearest codes by Hamming distance (faiss IndexBinaryFlat): (indices, distances), (Q, k) each."""
-    import faiss
-    index = faiss.IndexBinaryFlat(db_codes.shape[1] * 8)
+    index = import_faiss().IndexBinaryFlat(db_codes.shape[1] * 8)
     index.add(np.ascontiguousarray(db_codes))
     dist, idx = index.search(np.ascontiguousarray(query_codes), k)
     return idx, dist

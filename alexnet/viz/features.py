@@ -56,13 +56,23 @@ def cached_features(checkpoint: Path, model: nn.Module, reader, mean, crop: int,
     return feats
 
 
-def nearest(queries: np.ndarray, database: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact Euclidean k nearest: (indices (Q, k), squared distances (Q, k)), nearest first."""
-    import faiss
+def nearest(database: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Euclidean k nearest rows of `database` to each query: (indices (Q, k), squared distances
+    (Q, k)), nearest first."""
+    faiss = import_faiss()
     index = faiss.IndexFlatL2(database.shape[1])
     index.add(np.ascontiguousarray(database, dtype=np.float32))
     dist, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
     return idx, dist
+
+
+def import_faiss():
+    """faiss (the optional `retrieval` extra), or a clear error saying how to install it."""
+    try:
+        import faiss
+    except ImportError:
+        raise UserError("nearest-neighbour search needs faiss: pip install 'alexnet[retrieval]' (faiss-cpu)") from None
+    return faiss
 
 
 def figure4_right(queries: np.ndarray, neighbours: np.ndarray, query_labels, neighbour_labels, classes: list[str]):

@@ -45,7 +45,7 @@ def neighbours_figure(checkpoint: Path, model, cfg, store, db_split: str, query_
     q = SubsetReader(store.split(query_split), spread(len(store.split(query_split)), queries))
     db_feats = cached_features(checkpoint, model, db, mean, cfg.data.crop, device, store.path)
     q_feats = cached_features(checkpoint, model, q, mean, cfg.data.crop, device, store.path)
-    idx, _ = nearest(q_feats, db_feats, k)  # (Q, k)
+    idx, _ = nearest(db_feats, q_feats, k)  # (Q, k)
     neighbour_images = centre(db.read(idx.reshape(-1)), cfg.data.crop).reshape(*idx.shape, 3, cfg.data.crop, cfg.data.crop)
     return figure4_right(centre(q.read(np.arange(len(q))), cfg.data.crop), neighbour_images, q.labels,
                          np.asarray(db.labels)[idx], readable(store.classes))
