@@ -2,6 +2,7 @@
 Figure 4's panels, cached features, binary codes and retrieval metrics against brute force,
 TensorBoard images written during training, and the HTML report in a real headless Chromium."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -134,10 +135,12 @@ def test_report_renders_in_chromium(tiny_run, tmp_path, capsys):
     page, shot = tmp_path / "report.html", tmp_path / "shot.png"
     assert main(["report", str(tiny_run), "-o", str(page), "--screenshot", str(shot)]) == 0
     html = page.read_text()
-    assert "<script" not in html and "http" not in html.split("<pre>")[0]  # self-contained: no script, no URL
+    sources = re.findall(r'src="([^"]*)"', html)  # self-contained: every image inline, no script, no stylesheet link
+    assert len(sources) == 4 and all(src.startswith("data:image/png;base64,") for src in sources)
+    assert "<script" not in html and "<link" not in html
     result = check_page(page)
     assert result["ok"], result
-    assert len(result["images"]) == 5 and all(i["width"] > 100 for i in result["images"])
+    assert len(result["images"]) == 4 and all(i["width"] > 100 for i in result["images"])
     assert shot.stat().st_size > 10_000
 
 

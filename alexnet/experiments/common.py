@@ -62,6 +62,17 @@ def held_out_split(store) -> str:
     return "val" if "val" in store.splits else "test"
 
 
+def check_settings(work: Path, settings: dict) -> None:
+    """The work folder's finished units belong to one set of settings (recorded in settings.json);
+    a rerun with other settings must not reuse them."""
+    path = work / "settings.json"
+    settings = json.loads(json.dumps(settings))  # tuples -> lists, as they come back from the file
+    if path.is_file() and json.loads(path.read_text()) != settings:
+        raise UserError(f"{work} holds units trained with other settings ({path}): delete it or choose another --work")
+    work.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, (json.dumps(settings, indent=1) + "\n").encode())
+
+
 def cached(path: Path, compute: Callable[[], dict]) -> dict:
     """The JSON at `path` if a previous run finished this unit, else compute() written there."""
     if path.is_file():

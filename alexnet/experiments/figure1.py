@@ -16,7 +16,7 @@ import numpy as np
 
 from ..data.store import open_store
 from ..viz.results import pyplot
-from .common import Context, cached, experiment_config, pct, subset, trainer_on, write_result
+from .common import Context, cached, check_settings, experiment_config, pct, subset, trainer_on, write_result
 
 PAPER = {"target_error": 0.25, "speedup": 6.0}
 THRESHOLDS = (0.5, 0.4, 0.3, 0.25)  # the paper's 25%, and easier levels a short CPU budget can reach
@@ -70,6 +70,7 @@ def sweep(ctx: Context, activation: str) -> dict:
 
 
 def run(ctx: Context) -> dict:
+    check_settings(ctx.work, {"store": str(ctx.data), **SIZES[ctx.size]})
     sz, target = SIZES[ctx.size], PAPER["target_error"]
     seeds = ctx.seeds or sz["seeds"]
     result = {"settings": {**sz, "lrs": list(sz["lrs"]), "seeds": seeds, "store": str(ctx.data), "target_error": target},

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data.store import open_store
 from ..viz.results import pyplot
-from .common import (Context, cached, evaluate_nets, experiment_config, held_out_split, pct, save_net, subset,
+from .common import (Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct, save_net, subset,
                      train_phases, trainer_on, write_result)
 
 PAPER = {"without_lrn": 0.13, "with_lrn": 0.11}
@@ -50,6 +50,7 @@ def net(ctx: Context, lrn: bool, seed: int) -> dict:
 
 
 def run(ctx: Context) -> dict:
+    check_settings(ctx.work, {"store": str(ctx.data), **SIZES[ctx.size]})
     sz = SIZES[ctx.size]
     seeds = ctx.seeds or sz["seeds"]
     runs = {lrn: [net(ctx, lrn, s) for s in range(seeds)] for lrn in (False, True)}

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import ablations
 from ..viz.results import pyplot
-from .common import Context, pct, write_result
+from .common import Context, check_settings, pct, write_result
 
 # §6 / Table 1-2: one CNN, centre 39.0 / 18.3 vs ten patches 37.5 / 17.0 (ILSVRC-2010 test);
 # one CNN 40.7 / 18.2 vs five CNNs 38.1 / 16.4 (ILSVRC-2012 val, ten patches)
@@ -18,6 +18,7 @@ SEEDS = {"tiny": 2, "cpu": 3, "full": 5}
 def run(ctx: Context) -> dict:
     n = ctx.seeds or SEEDS[ctx.size]
     work = ctx.work.parent.parent / "ablations" / ctx.size  # shared with the ablation experiment
+    check_settings(work, {"store": str(ctx.data), **ablations.SIZES[ctx.size]})
     paths = [ablations.net(ctx, "paper net", s, work) for s in range(n)]
     singles = [ablations.errors(ctx, [p], f"paper-net-s{s}") for s, p in enumerate(paths)]
     ensemble = ablations.errors(ctx, paths, f"ensemble-of-{n}")

@@ -84,16 +84,21 @@ def check_page(path: str | Path, screenshot: str | Path | None = None, timeout: 
     url = Path(path).resolve().as_uri()
     to_chrome, from_chrome = os.pipe(), os.pipe()
     with tempfile.TemporaryDirectory(prefix="alexnet-chromium-") as profile:
-        cmd = f'exec "$0" "$@" 3<&{to_chrome[0]} 4>&{from_chrome[1]}'
-        proc = subprocess.Popen(["sh", "-c", cmd, find_chromium(), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                pass_fds=(to_chrome[0], from_chrome[1]), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        cmd = f'exec "$0" "$@" 3<&{to_chrome[0]} 4>&{from_chrome[1]}'  # bash: fd numbers above 9 (dash has none)
+        log = open(Path(profile) / "chromium.log", "w+b")
+        proc = subprocess.Popen(["bash", "-c", cmd, find_chromium(), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                                pass_fds=(to_chrome[0], from_chrome[1]), stdout=log, stderr=log)
         os.close(to_chrome[0])
         os.close(from_chrome[1])
         pipe = Pipe(to_chrome[1], from_chrome[0], timeout)
         try:
             return _inspect(pipe, url, screenshot)
+        except (RuntimeError, TimeoutError, OSError) as e:
+            log.seek(0)
+            tail = log.read().decode(errors="replace").strip().splitlines()[-5:]
+            raise RuntimeError(f"Chromium failed ({e}); its last output: {' | '.join(tail)}") from None
         finally:
+            log.close()
             try:
                 pipe.send("Browser.close")
             except (RuntimeError, TimeoutError, OSError):
