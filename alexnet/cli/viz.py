@@ -100,45 +100,40 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _common(p, checkpoint: bool = True, data: bool = True) -> None:
-    if checkpoint:
-        p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by `alexnet train` (best.pt, last.pt)")
+def _figure(vsub, name: str, func, help: str, out: str, data: bool = True, split: str = ""):
+    """A `viz` subcommand: CKPT, [--data], [--split], --device, --threads, -o."""
+    q = vsub.add_parser(name, help=help)
+    q.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by `alexnet train` (best.pt, last.pt)")
     if data:
-        p.add_argument("--data", help="store folder (default: the store the checkpoint was trained on)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, default=1, help="torch (and faiss) threads (default 1; 0: torch's default)")
+        q.add_argument("--data", help="store folder (default: the store the checkpoint was trained on)")
+    if split:
+        q.add_argument("--split", help=f"split of the {split} (default: the checkpoint's validation split)")
+    q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    q.add_argument("--threads", type=int, default=1, help="torch (and faiss) threads (default 1; 0: torch's default)")
+    q.add_argument("-o", "--out", default=f"results/{out}", help=f"result folder (default: results/{out})")
+    q.set_defaults(func=func)
+    return q
 
 
 def register(sub) -> None:
     p = sub.add_parser("viz", help="look inside a trained net (§6.1): kernels, predictions, neighbours, binary codes")
     vsub = p.add_subparsers(dest="figure", required=True)
-    q = vsub.add_parser("kernels", help="Figure 3: conv1's kernels, the two columns apart, and their chroma")
-    _common(q, data=False)
-    q.add_argument("-o", "--out", default="results/figure3", help="result folder (default: results/figure3)")
-    q.set_defaults(func=cmd_kernels)
-    q = vsub.add_parser("predictions", help="Figure 4 left: images with their top-5 labels and probability bars")
-    _common(q)
-    q.add_argument("--split", help="split to show (default: the checkpoint's validation split)")
+    _figure(vsub, "kernels", cmd_kernels, "Figure 3: conv1's kernels, the two columns apart, and their chroma",
+            "figure3", data=False)
+    q = _figure(vsub, "predictions", cmd_predictions, "Figure 4 left: images with their top-5 labels and "
+                "probability bars", "figure4-left", split="images shown")
     q.add_argument("-n", type=int, default=8, help="how many images (default 8)")
-    q.add_argument("-o", "--out", default="results/figure4-left", help="result folder (default: results/figure4-left)")
-    q.set_defaults(func=cmd_predictions)
-    q = vsub.add_parser("neighbours", help="Figure 4 right: nearest training images in fc7 space (features cached)")
-    _common(q)
-    q.add_argument("--split", help="split of the query images (default: the checkpoint's validation split)")
+    q = _figure(vsub, "neighbours", cmd_neighbours, "Figure 4 right: nearest training images in fc7 space "
+                "(features cached)", "figure4-right", split="query images")
     q.add_argument("--queries", type=int, default=6, help="query images (default 6)")
     q.add_argument("-k", type=int, default=6, help="neighbours per query (default 6, as the paper)")
     q.add_argument("--db-per-class", type=int, default=0, help="training images per class searched (default 0: all)")
-    q.add_argument("-o", "--out", default="results/figure4-right", help="result folder (default: results/figure4-right)")
-    q.set_defaults(func=cmd_neighbours)
-    q = vsub.add_parser("codes", help="binary codes: auto-encoded fc7 vs exact Euclidean vs pixel codes, Hamming search")
-    _common(q)
+    q = _figure(vsub, "codes", cmd_codes, "binary codes: auto-encoded fc7 vs exact Euclidean vs pixel codes, "
+                "Hamming search", "codes", split="queries")
     q.add_argument("--bits", type=int, nargs="+", default=[64, 128, 256], help="code lengths (default 64 128 256)")
-    q.add_argument("--split", help="split of the queries (default: the checkpoint's validation split)")
     q.add_argument("--db-per-class", type=int, default=0, help="training images per class in the database (0: all)")
     q.add_argument("--query-per-class", type=int, default=0, help="query images per class (0: the whole split)")
     q.add_argument("--steps", type=int, default=2000, help="auto-encoder training steps (default 2000)")
-    q.add_argument("-o", "--out", default="results/codes", help="result folder (default: results/codes)")
-    q.set_defaults(func=cmd_codes)
 
     p = sub.add_parser("report", help="one self-contained HTML page about a run: curves, metrics, figures, config")
     p.add_argument("run", metavar="RUN", help="a run folder made by `alexnet train`")
