@@ -12,12 +12,15 @@ def cmd_experiment(args) -> int:
     from ..data.store import open_store
     from ..experiments import EXPERIMENTS, run_experiment
     from ..experiments.common import Context
-    if args.seeds < 0 or args.threads < 0:
+    from ..runtime import resolve_device
+    if args.seeds < 0 or (args.threads or 0) < 0:
         raise UserError("--seeds and --threads must be >= 0")
+    on_cuda = resolve_device(args.device, "--device").type == "cuda"
+    threads = args.threads if args.threads is not None else (0 if on_cuda else 1)
     open_store(args.data)  # a clear error now rather than after the first unit of work
     ctx = Context(name=args.name, data=Path(args.data).resolve(), out=Path(args.out or f"results/{args.name}"),
                   work=Path(args.work) / args.name / args.size, size=args.size, device=args.device,
-                  threads=args.threads, seeds=args.seeds, progress=not args.quiet,
+                  threads=threads, seeds=args.seeds, progress=not args.quiet,
                   command=command_line())
     print(f"{args.name}: {EXPERIMENTS[args.name][2]}", file=sys.stderr)
     run_experiment(args.name, ctx)
@@ -41,8 +44,9 @@ def register(sub) -> None:
                    help="checkpoints and finished units go to WORK/NAME/SIZE; a rerun reuses them (default: runs/experiments)")
     p.add_argument("--seeds", type=int, default=0, help="seeds per setting (default: the size's, at least 2 for cpu)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch and decode threads (default 1: fastest on a shared 2-core CPU; 0: torch's default)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch and decode threads; 0: torch's default and every core for decoding (default: 1 on a "
+                        "CPU, where one thread is fastest on a shared 2-core machine; 0 on CUDA)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_experiment)
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..data.store import open_store
 from ..viz.results import pyplot
-from .common import (Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct, save_net, subset,
-                     train_phases, trainer_on, write_result)
+from .common import (Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct,
+                     save_net, subset, train_phases, trainer_on, write_result)
 
 # name -> (overrides, paper's change of top-1 / top-5 error in points (None: no number), where)
 VARIANTS = {
@@ -102,11 +102,12 @@ def plot(rows: dict, seeds: int):
     y = np.arange(len(names))
     ours = [100 * rows[n]["delta_top1"] for n in names]
     ax.barh(y, ours, color="C0", alpha=0.7, label=f"ours (mean of {seeds} seeds)")
+    first_paper = next(i for i, n in enumerate(names) if rows[n]["paper_delta"][0] is not None)
     for i, n in enumerate(names):
         ax.plot([100 * d for d in rows[n]["delta_top1_per_seed"]], [i] * seeds, "k.", ms=4)
         paper = rows[n]["paper_delta"][0]
         if paper is not None:
-            ax.plot([paper], [i], "r|", ms=14, mew=2, label="paper" if "paper" not in ax.get_legend_handles_labels()[1] else None)
+            ax.plot([paper], [i], "r|", ms=14, mew=2, label="paper" if i == first_paper else None)
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(y, names)
     ax.invert_yaxis()
@@ -117,7 +118,8 @@ def plot(rows: dict, seeds: int):
 
 
 def table(rows: dict, seeds: int, sz: dict) -> str:
-    out = ["| variant | top-1 err (10 patches) | top-5 err | change top-1 (per seed) | change top-5 | paper's change top-1 / top-5 |",
+    out = ["| variant | top-1 err (10 patches) | top-5 err | change top-1 (per seed) | change top-5 | "
+           "paper's change top-1 / top-5 |",
            "|---|---|---|---|---|---|"]
     for name, r in rows.items():
         paper = r["paper_delta"]

@@ -51,8 +51,8 @@ def curve(ctx: Context, activation: str, lr: float, seed: int, epochs: int, stop
         ctx.log(f"{activation} lr {lr:g} seed {seed}: epoch {epoch + 1} training error {pct(errors[-1])}%")
         if not out["finite"] or (stop_below is not None and errors[-1] <= stop_below):
             break
-    return {"activation": activation, "lr": lr, "seed": seed, "train_error": errors, "train_loss": losses, "train_seconds": seconds,
-            "images": len(train_images), "diverged": not out["finite"]}
+    return {"activation": activation, "lr": lr, "seed": seed, "train_error": errors, "train_loss": losses,
+            "train_seconds": seconds, "images": len(train_images), "diverged": not out["finite"]}
 
 
 def first_epoch_below(errors: list[float], target: float) -> int | None:

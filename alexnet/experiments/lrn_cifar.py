@@ -9,8 +9,8 @@ import numpy as np
 
 from ..data.store import open_store
 from ..viz.results import pyplot
-from .common import (Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct, save_net, subset,
-                     train_phases, trainer_on, write_result)
+from .common import (Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct,
+                     save_net, subset, train_phases, trainer_on, write_result)
 
 PAPER = {"without_lrn": 0.13, "with_lrn": 0.11}
 # per_class: training images of each class (0: all); phases: steps at lr, then at lr/10.

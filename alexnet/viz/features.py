@@ -96,4 +96,4 @@ def _show(ax, image: np.ndarray, label: str, colour: str) -> None:
     ax.imshow(image.transpose(1, 2, 0))
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_xlabel(label[:14], fontsize=6, color=colour, labelpad=1)
+    ax.set_xlabel(label[:16], fontsize=6, color=colour, labelpad=1)

@@ -96,8 +96,9 @@ def build_report(run: Path, data: Path | None, device: torch.device, queries: in
         fig = neighbours_figure(ckpt, model, cfg, store, cfg.data.train_split, val, queries, k, db_per_class, device)
         parts += ["<h2>Nearest training images in fc7 space (Figure 4 right)</h2>", _img(png(fig), "neighbours"),
                   f"<p>Database: {db_per_class or 'all'} training images per class.</p>"]
-    parts += ["<h2>Config</h2>", f"<pre>{html.escape(json.dumps(json.loads((run / 'config.json').read_text()), indent=1))}</pre>"
-              if (run / "config.json").is_file() else "<p>(no config.json)</p>"]
+    config = run / "config.json"
+    parts += ["<h2>Config</h2>", f"<pre>{html.escape(json.dumps(json.loads(config.read_text()), indent=1))}</pre>"
+              if config.is_file() else "<p>(no config.json)</p>"]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>alexnet run {html.escape(run.name)}</title><style>{STYLE}</style></head><body>\n"
             + "\n".join(parts) + "\n</body></html>\n")

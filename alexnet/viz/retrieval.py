@@ -70,7 +70,8 @@ def plot(result: dict):
         codes = [r for r in result["rows"] if r["representation"] == f"auto-encoder on {source}"]
         ax.plot([r["bits"] for r in codes], [100 * r[k] for r in codes], "o-", color=colour,
                 label=f"binary codes of {source} (Hamming)")
-        exact = next(r for r in result["rows"] if r["method"] == "exact Euclidean" and r["representation"].startswith(source))
+        exact = next(r for r in result["rows"]
+                     if r["method"] == "exact Euclidean" and r["representation"].startswith(source))
         ax.axhline(100 * exact[k], color=colour, ls="--", lw=1, label=f"exact Euclidean, {exact['representation']}")
     ax.axhline(100 * result["chance_precision"], color="grey", ls=":", lw=1, label="chance")
     ax.set_xscale("log", base=2)
