@@ -112,7 +112,7 @@ def plot(rows: dict, seeds: int):
     ax.set_yticks(y, names)
     ax.invert_yaxis()
     ax.set(xlabel="change of ten-patch top-1 error vs the paper net (points)", title="Ablations on Imagenette")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="center left", fontsize=8)
     fig.tight_layout()
     return fig
 
