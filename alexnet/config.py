@@ -28,7 +28,8 @@ LAYER_LIST = rf"(|{_LAYER}(\.\.{_LAYER})?(,{_LAYER}(\.\.{_LAYER})?)*)"  # finetu
 
 @dataclass
 class ModelConfig:
-    arch: Literal["paper", "owt", "cifar4"] = "paper"  # owt: torchvision's "one weird trick" net; cifar4: Figure 1's 4-layer net
+    arch: Literal["paper", "owt", "cifar4", "cifar_local"] = "paper"  # owt: torchvision's "one weird trick" net; cifar4: Figure 1's 4-layer net
+    # cifar_local: §3.3's conv + locally connected CIFAR-10 net (the LRN claim)
     num_classes: int = 0  # 0: the store's class count when one is read (train, finetune), else 1000 (ImageNet, §2)
     width: float = 1.0  # multiplies every layer's kernels/units; not in the paper, for small or CPU runs
     activation: Literal["relu", "tanh"] = "relu"  # §3.1, Figure 1

@@ -8,10 +8,10 @@ import sys
 import warnings
 
 from ..errors import InputWarning, UserError
-from . import bench, data, info, ship, train
+from . import bench, data, experiments, info, ship, train, viz
 from .args import Parser
 
-GROUPS = (train, data, info, bench, ship)  # each has register(subparsers); their order is the --help order
+GROUPS = (train, data, info, bench, ship, viz, experiments)  # each has register(subparsers); the --help order
 
 
 def build_parser() -> argparse.ArgumentParser:

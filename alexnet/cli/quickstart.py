@@ -15,6 +15,7 @@ def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[st
     from ..evaluate import evaluate_checkpoints
     from ..runtime import resolve_device
     from ..train import train
+    from ..viz.tensorboard import epoch_images
 
     archive = find_data_dir(data_dir) / IMAGENETTE
     cfg = build_config(preset, overrides)
@@ -25,7 +26,7 @@ def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[st
     cfg.data.store, cfg.train.out = str(store_dir), str(run)
     resume = (run / "last.pt").exists()
     print(f"[2/3] train into {run}" + (" (continuing)" if resume else ""))
-    summary = train(cfg, resume=resume)
+    summary = train(cfg, resume=resume, hooks=[epoch_images])  # TensorBoard: Figure 3 and 4 left per epoch
     print(json.dumps(summary))
     if summary["status"] != "finished":
         print("interrupted: run `alexnet quickstart` again to continue where it stopped")

@@ -57,7 +57,8 @@ def cmd_train(args) -> int:
         extra += [f"data.store={args.data}"] if args.data else []
         extra += [f"train.out={args.out}"] if args.out else []
         cfg, resume = config_from_args(args, extra), False
-    result = train(cfg, resume=resume, checkpoint=checkpoint)
+    from ..viz.tensorboard import epoch_images
+    result = train(cfg, resume=resume, checkpoint=checkpoint, hooks=[epoch_images])
     print(json.dumps(result))
     return 130 if result["status"] == "interrupted" else 0
 

@@ -10,6 +10,7 @@ Caffe-style 227 input also gives 55x55.
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 import torch
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from .local import LocallyConnected2d
 from .lrn import LocalResponseNorm
 
 # §3.5 kernels per layer (both columns together) and fully-connected units
@@ -226,8 +228,51 @@ class Cifar4(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
+class CifarLocal(nn.Module):
+    """§3.3's CIFAR-10 net (cuda-convnet's layers-conv-local-13pct / -11pct): conv64-5, max-pool 3/2,
+    conv64-5, max-pool 3/2, two locally connected 3x3 layers of 32 (unshared weights), fc10, on
+    24x24 crops. With model.lrn, LRN after pool1 and after conv2 (the -11pct placement).
+    Init "paper": cuda-convnet's stds (conv1 1e-4, conv2 0.01, local 0.04, fc 0.01), zero biases."""
+
+    GRID = 6  # the locally connected layers' grid: 24 -> 12 -> 6 (pooling with cuda-convnet's ceil rule)
+
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        cfg = cfg or ModelConfig(arch="cifar_local", num_classes=10)
+        self.cfg = cfg
+        c1, c3 = _scaled(64, cfg.width), _scaled(32, cfg.width)
+        layers: list[tuple[str, nn.Module]] = [("conv1", nn.Conv2d(3, c1, 5, padding=2)), ("relu1", _activation(cfg)),
+                                               ("pool1", nn.MaxPool2d(3, 2, ceil_mode=True))]  # (B, 64, 12, 12)
+        layers += [("lrn1", _lrn(cfg))] if cfg.lrn else []
+        layers += [("conv2", nn.Conv2d(c1, c1, 5, padding=2)), ("relu2", _activation(cfg))]
+        layers += [("lrn2", _lrn(cfg))] if cfg.lrn else []
+        layers += [("pool2", nn.MaxPool2d(3, 2, ceil_mode=True))]  # (B, 64, 6, 6)
+        self.features = nn.Sequential(OrderedDict(layers))
+        self.avgpool = nn.AdaptiveAvgPool2d(self.GRID)  # identity for 24x24 crops; lets other sizes through
+        self.local = nn.Sequential(OrderedDict([
+            ("local3", LocallyConnected2d(c1, c3, self.GRID, 3, padding=1)), ("relu3", _activation(cfg)),  # (B, 32, 6, 6)
+            ("local4", LocallyConnected2d(c3, c3, self.GRID, 3, padding=1)), ("relu4", _activation(cfg)),
+        ]))
+        self.classifier = nn.Sequential(OrderedDict([("fc", nn.Linear(c3 * self.GRID ** 2, cfg.num_classes))]))
+        if cfg.init == "kaiming":
+            init_kaiming(self)
+            for m in self.local.modules():
+                if isinstance(m, LocallyConnected2d):
+                    nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / m.weight.shape[-1]))
+        else:
+            stds = {"conv1": 1e-4, "conv2": 0.01, "local3": 0.04, "local4": 0.04, "fc": 0.01}
+            for name, m in self.named_modules():
+                if name.split(".")[-1] in stds:
+                    nn.init.normal_(m.weight, 0.0, stds[name.split(".")[-1]])
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.local(self.avgpool(self.features(scale_input(x, self.cfg))))  # (B, 32, 6, 6)
+        return self.classifier(torch.flatten(x, 1))
+
+
 def build_model(cfg: ModelConfig) -> nn.Module:
-    return {"paper": AlexNet, "owt": AlexNetOWT, "cifar4": Cifar4}[cfg.arch](cfg)
+    return {"paper": AlexNet, "owt": AlexNetOWT, "cifar4": Cifar4, "cifar_local": CifarLocal}[cfg.arch](cfg)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -13,7 +13,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -33,6 +33,9 @@ from .parts import Parts, build_parts
 from .phases import Phases
 from .resume import same_net
 from .run import RunFolder
+
+
+EpochHook = Callable[["Trainer"], None]
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -70,10 +73,11 @@ class Trainer:
     without one it only steps (run_steps), which is what benchmarks use."""
 
     def __init__(self, cfg: Config, parts: Parts, run: RunFolder | None = None, checkpoint_hook: Hook | None = None,
-                 phases: Phases | None = None):
+                 phases: Phases | None = None, hooks: Sequence[EpochHook] = ()):
         self.cfg, self.parts, self.run = cfg, parts, run
         self.phases = phases or Phases()  # where the wall time goes (train/phases.py; bench train)
         self.writer = CheckpointWriter(hook=checkpoint_hook)  # checkpoints written in the background
+        self.hooks = tuple(hooks)  # called with the trainer after each epoch's validation and checkpoint
         self.model, self.optimizer, self.schedule = parts.model, parts.optimizer, parts.schedule
         self.epoch, self.batch, self.step = 0, 0, 0
         self.best_error = math.inf
@@ -275,6 +279,8 @@ class Trainer:
         self.best_error = min(self.best_error, err)
         if improved or _due(done, tc.ckpt_every_epochs) or self.schedule.finished(done):
             self._checkpoint(best=improved)
+        for hook in self.hooks:
+            hook(self)
 
     def rollback(self) -> None:
         """After a divergence: back to the last good checkpoint with the lr divided by schedule.factor."""
@@ -334,7 +340,7 @@ def _print(enabled: bool, message: str) -> None:
 
 def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None = None,
                  phases: Phases | None = None, init: Callable[[nn.Module], None] | None = None,
-                 checkpoint: Path | None = None) -> Trainer:
+                 checkpoint: Path | None = None, hooks: Sequence[EpochHook] = ()) -> Trainer:
     """A Trainer that writes into cfg.train.out: the folder checked, the parts built, the last
     checkpoint (or `checkpoint`) restored when resuming, else `init` applied to the new net (fine-
     tuning loads pretrained layers with it), and config.json written once all of that succeeded.
@@ -344,7 +350,7 @@ def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None
     run = RunFolder(cfg.train.out, resume)
     parts = build_parts(cfg, device)  # a config or data error stops here, before anything is written
     run.create()
-    trainer = Trainer(cfg, parts, run, checkpoint_hook, phases)
+    trainer = Trainer(cfg, parts, run, checkpoint_hook, phases, hooks)
     try:
         if resume:
             trainer.restore(checkpoint or run.last)
@@ -358,10 +364,11 @@ def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None
 
 
 def train(cfg: Config, resume: bool = False, init: Callable[[nn.Module], None] | None = None,
-          checkpoint: Path | None = None) -> dict:
+          checkpoint: Path | None = None, hooks: Sequence[EpochHook] = ()) -> dict:
     """Train with divergence handling: 'stop' raises; 'rollback' reloads last.pt with lr x0.1 (3 times at most).
-    `init` and `checkpoint`: see open_trainer."""
-    trainer = open_trainer(cfg, resume, init=init, checkpoint=checkpoint)
+    `init` and `checkpoint`: see open_trainer. `hooks` run after every epoch (e.g. viz's TensorBoard
+    images; a callback, as train/ may not import viz/)."""
+    trainer = open_trainer(cfg, resume, init=init, checkpoint=checkpoint, hooks=hooks)
     try:
         for attempt in range(4):
             try:

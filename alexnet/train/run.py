@@ -38,6 +38,11 @@ class RunLog:
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     self.tb.add_scalar(f"{kind}/{k}", v, step)
 
+    def image(self, tag: str, step: int, image) -> None:
+        """An RGB image, (H, W, 3) uint8, for TensorBoard's Images tab."""
+        if self.tb is not None:
+            self.tb.add_image(tag, image, step, dataformats="HWC")
+
     def close(self) -> None:
         self.file.close()
         if self.tb is not None:

@@ -1,0 +1,58 @@
+"""`alexnet experiment NAME`: the paper's experiments, each writing results/<name>/."""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def cmd_experiment(args) -> int:
+    from ..data.store import open_store
+    from ..experiments import EXPERIMENTS, run_experiment
+    from ..experiments.common import Context
+    from ..runtime import resolve_device
+    if args.seeds < 0 or (args.threads or 0) < 0:
+        raise UserError("--seeds and --threads must be >= 0")
+    on_cuda = resolve_device(args.device, "--device").type == "cuda"
+    threads = args.threads if args.threads is not None else (0 if on_cuda else 1)
+    open_store(args.data)  # a clear error now rather than after the first unit of work
+    ctx = Context(name=args.name, data=Path(args.data).resolve(), out=Path(args.out or f"results/{args.name}"),
+                  work=Path(args.work) / args.name / args.size, size=args.size, device=args.device,
+                  threads=threads, seeds=args.seeds, progress=not args.quiet,
+                  command=command_line())
+    print(f"{args.name}: {EXPERIMENTS[args.name][2]}", file=sys.stderr)
+    run_experiment(args.name, ctx)
+    print((ctx.out / "table.md").read_text())
+    print(f"written: {ctx.out}/result.json, {ctx.out}/{args.name}.png, {ctx.out}/table.md")
+    return 0
+
+
+def register(sub) -> None:
+    from ..experiments import EXPERIMENTS
+    from ..experiments.common import SIZES
+    names = "; ".join(f"{k}: {v[2]} (a {v[1]} store)" for k, v in EXPERIMENTS.items())
+    p = sub.add_parser("experiment", help="run one of the paper's experiments into results/NAME/",
+                       description=f"Experiments: {names}.")
+    p.add_argument("name", choices=list(EXPERIMENTS), help="which experiment")
+    p.add_argument("--data", required=True, help="store folder it trains on (CIFAR-10 or Imagenette, see the list above)")
+    p.add_argument("--size", choices=SIZES, default="cpu",
+                   help="tiny: seconds (tests); cpu: the README's 2-core CPU run; full: the paper-sized run (a GPU)")
+    p.add_argument("--out", help="result folder (default: results/NAME)")
+    p.add_argument("--work", default="runs/experiments",
+                   help="checkpoints and finished units go to WORK/NAME/SIZE; a rerun reuses them (default: runs/experiments)")
+    p.add_argument("--seeds", type=int, default=0, help="seeds per setting (default: the size's, at least 2 for cpu)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch and decode threads; 0: torch's default and every core for decoding (default: 1 on a "
+                        "CPU, where one thread is fastest on a shared 2-core machine; 0 on CUDA)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=cmd_experiment)
+
+
+def command_line() -> str:
+    """The command as typed (`alexnet ...` or `python -m alexnet ...`), to write beside a result."""
+    if Path(sys.argv[0]).name in ("alexnet", "__main__.py"):
+        return "alexnet " + shlex.join(sys.argv[1:])
+    return ""

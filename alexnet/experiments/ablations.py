@@ -1,0 +1,135 @@
+"""The ablation table (§3-§4, §6): the paper net against each switch, trained with the same
+budget and seeds, evaluated with ten patches (§4.1) on Imagenette's validation images; the
+paper's reported differences beside ours.
+
+Each (variant, seed) is one unit of work: a checkpoint and a JSON of its errors under
+WORK/ablations/SIZE/, reused by a rerun and by the tencrop-ensemble experiment.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..data.store import open_store
+from ..viz.results import pyplot
+from .common import (Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct,
+                     save_net, subset, train_phases, trainer_on, write_result)
+
+# name -> (overrides, paper's change of top-1 / top-5 error in points (None: no number), where)
+VARIANTS = {
+    "paper net": ([], (0.0, 0.0), ""),
+    "no LRN": (["model.lrn=false"], (1.4, 1.2), "§3.3"),
+    "pooling 2/2": (["model.pool_kernel=2"], (0.4, 0.3), "§3.4"),
+    "one column": (["model.columns=1"], (1.7, 1.2), "§3.2"),
+    "no PCA noise": (["data.pca_std=0"], (1.0, None), "§4.1: 'over 1%' top-1"),
+    "no dropout": (["model.dropout=0"], (None, None), "§4.2: 'substantial overfitting', no number"),
+    "no conv3": (["model.remove_conv=3"], (2.0, None), "§7: 'about 2%' top-1 for any middle layer"),
+    "no conv4": (["model.remove_conv=4"], (2.0, None), "§7"),
+    "tanh": (["model.activation=tanh"], (None, None), "§3.1: 6x slower on CIFAR-10, no ImageNet number"),
+    "sixth conv": (["model.extra_conv=true"], (None, None), "§6: only with pre-training (-1.7 / -1.6)"),
+}
+# preset and budget per size: phases = steps at lr, then at lr/10; val_per_class: ten-patch images per class
+SIZES = {
+    "tiny": dict(preset="quick", extra=["model.width=0.125", "optim.batch_size=16"], crop=64, phases=[2, 1],
+                 val_per_class=2, seeds=1),
+    # cpu: the quick preset at a quarter width on 64px crops of a 72px store, batch 64 (about 28x less
+    # work per step than the quick preset's size, which at ~15 min per net on the shared 2-core CPU did not fit)
+    "cpu": dict(preset="quick", extra=["model.width=0.25", "optim.batch_size=64"], crop=64, phases=[80, 20],
+                val_per_class=30, seeds=2),
+    "full": dict(preset="imagenette", extra=[], crop=224, phases=[2220, 740], val_per_class=0, seeds=2),
+}
+
+
+def slug(variant: str) -> str:
+    return variant.replace(" ", "-").replace("/", "")
+
+
+def net(ctx: Context, variant: str, seed: int, work: Path | None = None) -> Path:
+    """The checkpoint of `variant` trained with `seed` at the context's size (trained once, then reused)."""
+    sz = SIZES[ctx.size]
+    path = (work or ctx.work) / f"{slug(variant)}-s{seed}.pt"
+    if not path.is_file():
+        store = open_store(ctx.data)
+        cfg = experiment_config(ctx, sz["preset"], sz["extra"] + [
+            f"data.size={store.size}", f"data.crop={sz['crop']}", f"model.num_classes={store.num_classes}",
+            f"train.seed={seed}", *VARIANTS[variant][0]])
+        ctx.log(f"training {variant}, seed {seed}: {sum(sz['phases'])} steps")
+        trainer = trainer_on(cfg)
+        losses = train_phases(trainer, sz["phases"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_net(trainer, path)
+        cached(path.with_suffix(".train.json"), lambda: {"losses": losses})
+    return path
+
+
+def errors(ctx: Context, paths: list[Path], key: str) -> dict:
+    """Centre and ten-patch errors of one net or an ensemble on the size's validation subset (cached under `key`)."""
+    def compute() -> dict:
+        store = open_store(ctx.data)
+        reader = subset(store.split(held_out_split(store)), SIZES[ctx.size]["val_per_class"])
+        ctx.log(f"evaluating {key} on {len(reader)} images")
+        return {"images": len(reader), "checkpoints": [str(p) for p in paths],
+                **{views: evaluate_nets(paths, reader, views, ctx.device) for views in ("center", "10crop")}}
+    return cached(paths[0].parent / f"{key}.eval.json", compute)
+
+
+def run(ctx: Context) -> dict:
+    check_settings(ctx.work, {"store": str(ctx.data), **SIZES[ctx.size]})
+    seeds = ctx.seeds or SIZES[ctx.size]["seeds"]
+    rows = {}
+    for variant in VARIANTS:
+        per_seed = [errors(ctx, [net(ctx, variant, s)], f"{slug(variant)}-s{s}") for s in range(seeds)]
+        rows[variant] = {"per_seed": per_seed, **{f"{views}_{k}": float(np.mean([r[views][k] for r in per_seed]))
+                                                 for views in ("center", "10crop") for k in ("top1_error", "top5_error")}}
+    base = rows["paper net"]
+    for variant, row in rows.items():
+        per_seed_delta = [r["10crop"]["top1_error"] - b["10crop"]["top1_error"]
+                          for r, b in zip(row["per_seed"], base["per_seed"])]
+        row.update(delta_top1=row["10crop_top1_error"] - base["10crop_top1_error"],
+                   delta_top5=row["10crop_top5_error"] - base["10crop_top5_error"], delta_top1_per_seed=per_seed_delta,
+                   paper_delta=VARIANTS[variant][1], paper_note=VARIANTS[variant][2])
+    sz = SIZES[ctx.size]
+    result = {"settings": {**sz, "seeds": seeds, "store": str(ctx.data), "views": "10crop"}, "rows": rows}
+    write_result(ctx, result, plot(rows, seeds), table(rows, seeds, sz))
+    return result
+
+
+def plot(rows: dict, seeds: int):
+    plt = pyplot()
+    names = list(rows)[1:]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    y = np.arange(len(names))
+    ours = [100 * rows[n]["delta_top1"] for n in names]
+    ax.barh(y, ours, color="C0", alpha=0.7, label=f"ours (mean of {seeds} seeds)")
+    first_paper = next(i for i, n in enumerate(names) if rows[n]["paper_delta"][0] is not None)
+    for i, n in enumerate(names):
+        ax.plot([100 * d for d in rows[n]["delta_top1_per_seed"]], [i] * seeds, "k.", ms=4)
+        paper = rows[n]["paper_delta"][0]
+        if paper is not None:
+            ax.plot([paper], [i], "r|", ms=14, mew=2, label="paper" if i == first_paper else None)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set(xlabel="change of ten-patch top-1 error vs the paper net (points)", title="Ablations on Imagenette")
+    ax.legend(loc="center left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def table(rows: dict, seeds: int, sz: dict) -> str:
+    out = ["| variant | top-1 err (10 patches) | top-5 err | change top-1 (per seed) | change top-5 | "
+           "paper's change top-1 / top-5 |",
+           "|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        paper = r["paper_delta"]
+        paper_txt = "-" if name == "paper net" else " / ".join("-" if p is None else f"+{p:g}" for p in paper)
+        if r["paper_note"]:
+            paper_txt += f" ({r['paper_note']})"
+        per_seed = ", ".join(f"{100 * d:+.1f}" for d in r["delta_top1_per_seed"])
+        out.append(f"| {name} | {pct(r['10crop_top1_error'])} | {pct(r['10crop_top5_error'])} | "
+                   f"{100 * r['delta_top1']:+.1f} ({per_seed}) | {100 * r['delta_top5']:+.1f} | {paper_txt} |")
+    images = rows["paper net"]["per_seed"][0]["images"]
+    out.append(f"\nMeans over {seeds} seeds; {sum(sz['phases'])} training steps each ({sz['phases'][0]} at the preset's "
+               f"lr, then {sz['phases'][1]} at a tenth of it); errors in % on {images} validation images.")
+    return "\n".join(out)

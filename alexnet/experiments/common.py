@@ -1,0 +1,137 @@
+"""What every experiment shares: where it works, training a net for a fixed budget on (part of)
+a store, evaluating it over views, caching each finished unit of work, and writing the result
+(results/<name>/result.json, a plot, a markdown table) with the command, date and device."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import save_checkpoint
+from ..config import Config, build_config
+from ..data.loader import BatchLoader
+from ..data.store import open_store
+from ..data.subset import SubsetReader, balanced_indices
+from ..errors import UserError
+from ..evaluate import load_model, predict, topk_errors
+from ..fsutil import write_atomic
+from ..runtime import configure_torch, resolve_device
+from ..viz.results import environment, pct  # noqa: F401  pct: for the experiments' tables
+from ..viz.results import write_result as save_result
+from ..train import Trainer, build_parts
+
+SIZES = ("tiny", "cpu", "full")  # tiny: the tests (seconds); cpu: the README's 2-core run; full: a GPU
+
+
+@dataclass
+class Context:
+    """Where an experiment reads and writes, and at which size it runs."""
+
+    name: str
+    data: Path  # the store it trains on
+    out: Path  # results/<name>: result.json, <name>.png, table.md
+    work: Path  # runs/experiments/<name>/<size>: checkpoints and finished units (cache)
+    size: str = "cpu"
+    device: str = "auto"
+    threads: int = 1  # torch and decode threads: on a shared 2-core CPU one thread each is fastest
+    seeds: int = 0  # 0: the size's default
+    progress: bool = True
+    command: str = ""  # the command line that made the result, written beside it
+
+    def log(self, message: str) -> None:
+        if self.progress:
+            print(f"[{self.name}] {message}", file=sys.stderr, flush=True)
+
+
+def experiment_config(ctx: Context, preset: str | None, overrides: list[str]) -> Config:
+    """A config for one training unit: the preset, the experiment's overrides, the context's store and device."""
+    extra = [f"data.store={ctx.data}", f"data.val_split={held_out_split(open_store(ctx.data))}",
+             f"train.device={ctx.device}", f"train.threads={ctx.threads}",
+             f"data.threads={ctx.threads}", "train.progress=false"]
+    return build_config(preset, extra + overrides)
+
+
+def held_out_split(store) -> str:
+    """The store's evaluation split: Imagenette's `val`, CIFAR-10's `test`."""
+    return "val" if "val" in store.splits else "test"
+
+
+def check_settings(work: Path, settings: dict) -> None:
+    """The work folder's finished units belong to one set of settings (recorded in settings.json);
+    a rerun with other settings must not reuse them."""
+    path = work / "settings.json"
+    settings = json.loads(json.dumps(settings))  # tuples -> lists, as they come back from the file
+    if path.is_file() and json.loads(path.read_text()) != settings:
+        raise UserError(f"{work} holds units trained with other settings ({path}): delete it or choose another --work")
+    work.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, (json.dumps(settings, indent=1) + "\n").encode())
+
+
+def cached(path: Path, compute: Callable[[], dict]) -> dict:
+    """The JSON at `path` if a previous run finished this unit, else compute() written there."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, (json.dumps(value, indent=1) + "\n").encode())
+    return value
+
+
+def subset(reader, per_class: int, seed: int = 0):
+    """`per_class` images of every class of `reader` (the whole split when per_class is 0)."""
+    return SubsetReader(reader, balanced_indices(np.asarray(reader.labels), per_class, seed)) if per_class else reader
+
+
+def trainer_on(cfg: Config, train_per_class: int = 0, eval_reader=None) -> Trainer:
+    """A Trainer (no run folder: no per-epoch validation or log) on `train_per_class` images of
+    every class of the training split (all when 0); `eval_reader` replaces its validation split."""
+    configure_torch(cfg.train.threads, cfg.train.deterministic)
+    parts = build_parts(cfg, resolve_device(cfg.train.device))
+    train_reader = subset(parts.loader.reader, train_per_class)  # the same images whatever the seed
+    loader = BatchLoader(train_reader, cfg.optim.batch_size, shuffle=True, seed=cfg.train.seed,
+                         prefetch=cfg.data.prefetch, max_batches=cfg.train.max_steps_per_epoch,
+                         device=parts.device, threads=cfg.data.threads)
+    if len(loader) == 0:
+        raise UserError(f"{len(train_reader)} training images are fewer than one batch of {cfg.optim.batch_size}")
+    parts = dataclasses.replace(parts, loader=loader, val_reader=eval_reader or parts.val_reader)
+    return Trainer(cfg, parts)
+
+
+def train_phases(trainer: Trainer, phases: list[int]) -> list[float]:
+    """phases[i] steps at the initial lr times schedule.factor^i (§5's cuts at fixed points);
+    returns the per-step losses. Stops with an error on a non-finite step."""
+    losses: list[float] = []
+    for i, steps in enumerate(phases):
+        if i:
+            trainer.schedule.reduce()
+        out = trainer.run_steps(steps)
+        losses += out["losses"]
+        if not out["finite"]:
+            raise UserError(f"training diverged (non-finite loss) at lr {trainer.schedule.lr:g}: lower optim.lr")
+    return losses
+
+
+def save_net(trainer: Trainer, path: Path) -> None:
+    save_checkpoint(trainer.state(), path, keep_prev=False)
+
+
+def evaluate_nets(paths: list[Path], reader, views: str, device: str = "auto", batch_size: int = 128) -> dict:
+    """Top-1/top-5 error of the checkpoints' averaged softmax (§6) on `reader` (a split or a subset)."""
+    dev = resolve_device(device, "--device")
+    loaded = [load_model(p, dev)[:2] for p in paths]
+    cfg = loaded[0][1]
+    mean = open_store(cfg.data.store).mean if cfg.data.mean_image else None
+    probs = predict([m for m, _ in loaded], reader, mean, cfg.data.crop, views, batch_size, dev, threads=1)
+    return topk_errors(probs, torch.as_tensor(np.asarray(reader.labels), dtype=torch.int64))
+
+
+def write_result(ctx: Context, result: dict, figure, table: str) -> Path:
+    """results/<name>/result.json (with command, date, device and size), <name>.png and table.md."""
+    env = environment(resolve_device(ctx.device, "--device"), ctx.command)
+    return save_result(ctx.out, ctx.name, {"experiment": ctx.name, **env, "size": ctx.size, **result}, figure, table)

@@ -1,0 +1,17 @@
+"""The report's images in TensorBoard while a net trains: after every epoch, conv1's kernel grid
+(Figure 3) and the top-5 panel on eight validation images (Figure 4 left). `alexnet train`
+passes `epoch_images` to the loop as a hook."""
+from __future__ import annotations
+
+from .kernels import kernel_grid
+from .panels import png_array, predictions_figure
+
+
+def epoch_images(trainer) -> None:
+    if trainer.log is None:
+        return
+    p, cfg = trainer.parts, trainer.cfg
+    trainer.log.image("figure3/conv1_kernels", trainer.step, kernel_grid(trainer.model))
+    fig = predictions_figure(trainer.model, cfg, p.store, cfg.data.val_split, 8, p.device)
+    trainer.log.image("figure4/top5", trainer.step, png_array(fig))
+    trainer.model.train()
