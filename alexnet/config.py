@@ -51,7 +51,7 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     store: str = ""  # folder made by `alexnet prepare`
-    size: int = 256  # §2 side S of the stored images, used when a command prepares the store itself
+    size: int = 0  # §2 side S of the stored images: 0 = the store's (256, §2, when a command prepares the store)
     train_split: str = "train"
     val_split: str = "val"
     crop: int = 224  # §4.1 random 224x224 patches of the 256x256 image
@@ -239,7 +239,7 @@ RANGES: dict[str, str] = {
     "model.dropout": "[0, 1)",
     "model.init_bias": "(-inf, inf)",
     "model.input_scale": "(0, inf)",
-    "data.size": "[1, inf)",
+    "data.size": "[0, inf)",  # 0: the store's side
     "data.crop": "[1, inf)",
     "data.pca_std": "[0, inf)",
     "data.prefetch": "[0, inf)",
@@ -300,7 +300,8 @@ def validate(cfg: Config) -> Config:
         if not get_value(cfg, key).strip():
             raise ConfigError(f"{key} must not be empty")
     checks = [
-        (cfg.data.size >= cfg.data.crop, f"data.size must be >= data.crop (got {cfg.data.size} < {cfg.data.crop})"),
+        (cfg.data.size == 0 or cfg.data.size >= cfg.data.crop,
+         f"data.size must be >= data.crop (got {cfg.data.size} < {cfg.data.crop})"),
         (cfg.schedule.warmup_epochs < cfg.schedule.epochs, "schedule.warmup_epochs must be < schedule.epochs"),
         (cfg.schedule.kind != "plateau" or cfg.train.val_every_epochs == 1,
          "schedule.kind=plateau reads the validation error of every epoch: set train.val_every_epochs=1, "

@@ -476,13 +476,17 @@ def outside(interval: str, integer: bool) -> list[str]:
     return [str(int(v)) if integer else repr(v) for v in values]
 
 
+# string fields where "" means something (the default): a bad value of their own kind instead
+STR_BAD = {"finetune.source": ["/nonexistent/model.pt"], "finetune.freeze": ["conv9", "fc6..conv1"]}
+
+
 def bad_values(key: str, typ) -> list[str]:
     if get_origin(typ) is Literal:
         return ["bogus", ""]
     if typ is bool:
         return ["maybe", ""]
     if typ is str:
-        return [""]
+        return STR_BAD.get(key, [""])
     integer = typ is int
     assert key in RANGES, f"{key} has no range in alexnet.config.RANGES: add one (and its check comes for free)"
     wrong_type = ["1.5", "ten", "inf"] if integer else ["ten", "inf", "-inf", "nan"]
@@ -558,14 +562,29 @@ def baselines(s3: Path, src3: Path, ckpt: Path, tmp: Path) -> dict[tuple[str, ..
                             "--data-dir", str(DATA)],
         ("bench", "curve"): ["--data", str(s3), "--preset", "quick", "--steps", "1", "--device", "cpu",
                              "--set", f"train.out={tmp / 'curve'}", *SMALL],
+        ("bench", "train"): ["--data", str(s3), "--preset", "quick", "--epochs", "1", "--out", str(tmp / "bt"),
+                             "--device", "cpu", "--synthetic-steps", "1", "--warmup", "0", "--final-eval", "none",
+                             "--set", *SMALL],
+        ("predict",): [str(ckpt), str(src3)],
+        ("export",): [str(ckpt), "--weights", str(tmp / "w.safetensors")],
+        ("finetune",): [str(ckpt), "--data", str(s3), "--out", str(tmp / "ft"), "--epochs", "1",
+                        "--set", "train.max_steps_per_epoch=1", "train.progress=false"],
+        ("experiment",): ["lrn-cifar", "--data", str(s3), "--size", "tiny", "--out", str(tmp / "results"),
+                          "--work", str(tmp / "exp"), "--quiet"],
+        ("viz", "kernels"): [str(ckpt), "-o", str(tmp / "k.png")],
+        ("viz", "predictions"): [str(ckpt), "--data", str(s3), "-n", "2", "-o", str(tmp / "p.png")],
+        ("viz", "neighbours"): [str(ckpt), "--data", str(s3), "--queries", "1", "-k", "1", "-o", str(tmp / "n.png")],
+        ("viz", "codes"): [str(ckpt), "--data", str(s3), "--bits", "8", "--steps", "1", "-o", str(tmp / "codes")],
+        ("report",): [str(ckpt.parent), "-o", str(tmp / "r.html")],
     }
 
 
-def with_value(base: list[str], action: argparse.Action, value: str) -> list[str]:
+def with_value(base: list[str], action: argparse.Action, value: str, parser: argparse.ArgumentParser) -> list[str]:
     """`base` with the argument of `action` set to `value` (replaced if present, else added)."""
-    if not action.option_strings:  # a positional: the first one in base that it stands for
+    if not action.option_strings:  # a positional: the one in base at its place among the parser's positionals
+        order = [a for a in parser._actions if not a.option_strings].index(action)
         positionals = [i for i, a in enumerate(base) if not a.startswith("-") and (i == 0 or not base[i - 1].startswith("-"))]
-        i = positionals[0] if action.dest in ("checkpoints", "src") else positionals[1]
+        i = positionals[order]
         return base[:i] + [value] + base[i + 1:]
     flag = action.option_strings[-1]
     if flag in base:
@@ -601,7 +620,7 @@ def test_sweep_every_cli_argument_with_bad_values(s3, src3, run3, tmp_path, caps
                 one_line_error(capsys, argv, *named)
                 swept += 1
             if action.type is None and not action.choices:  # a path or a name, checked when the command runs
-                argv = [*path, *with_value(base, action, bad_path)] if base else [*path, bad_path]
+                argv = [*path, *with_value(base, action, bad_path, parser)] if base else [*path, bad_path]
                 one_line_error(capsys, argv, *named, bad_path, "nothing")
                 swept += 1
         assert snapshot(tmp_path, s3, src3, run3) == before, path

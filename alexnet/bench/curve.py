@@ -122,14 +122,9 @@ def to_json(result: dict) -> str:
     return json.dumps(clean(result), allow_nan=False)
 
 
-def check_out(path: str | None) -> None:
-    """Fail before minutes of training, not after, when --out cannot be written."""
-    if path and not Path(path).resolve().parent.is_dir():
-        raise UserError(f"--out {path}: folder {Path(path).resolve().parent} does not exist")
-
-
 def write_json(text: str, path: str) -> None:
     try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n")
     except OSError as e:
         raise UserError(f"cannot write --out {path}: {e.strerror}") from None

@@ -6,6 +6,10 @@ import argparse
 import dataclasses
 import difflib
 import math
+import os
+from pathlib import Path
+
+from ..errors import UserError
 
 
 class Parser(argparse.ArgumentParser):
@@ -108,3 +112,15 @@ def check_agree(flags: list[str], overrides: list[str]) -> None:
     for key, value in (item.split("=", 1) for item in flags):
         if key in given and given[key] != value:
             raise ConfigError(f"{key} is given twice, {value!r} by a flag and {given[key]!r} by --set: give it once")
+
+
+def check_output(path: str | None, flag: str) -> None:
+    """Fail before the work, not after it, when an output file cannot be written: the nearest
+    existing folder above it must be a writable folder (nothing is created here)."""
+    if not path:
+        return
+    probe = Path(path).expanduser().absolute().parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise UserError(f"{flag} {path}: cannot write there ({probe} is not a writable folder); choose another path")

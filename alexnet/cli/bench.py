@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from .args import NON_NEGATIVE, POSITIVE, SHARE, Number, add_config_args, check_agree
+from .args import NON_NEGATIVE, POSITIVE, SHARE, Number, add_config_args, check_agree, check_output
 
 
 def cmd_bench_model(args) -> int:
@@ -39,8 +39,8 @@ def cmd_bench_data(args) -> int:
 
 
 def cmd_bench_curve(args) -> int:
-    from ..bench.curve import bench_curve, check_out, format_curve, to_json, write_json
-    check_out(args.out)
+    from ..bench.curve import bench_curve, format_curve, to_json, write_json
+    check_output(args.out, "--out")
     check_agree([f"data.store={args.data}"], args.overrides)
     result = bench_curve(args.data, args.preset, args.overrides, steps=args.steps, device=args.device,
                          precision=args.precision, compile_=not args.no_compile, window=args.window)
@@ -51,9 +51,9 @@ def cmd_bench_curve(args) -> int:
 
 
 def cmd_bench_train(args) -> int:
-    from ..bench.curve import check_out, to_json, write_json
+    from ..bench.curve import to_json, write_json
     from ..bench.train import bench_train, format_train
-    check_out(args.json_out)
+    check_output(args.json_out, "--json-out")
     result = bench_train(args.data, args.preset, args.overrides, epochs=args.epochs, out=args.out, device=args.device,
                          sync_phases=not args.no_sync, synthetic_steps=args.synthetic_steps, warmup=args.warmup,
                          final_eval=args.final_eval, max_seconds=args.max_seconds)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from .args import NON_NEGATIVE, check_output
 
 
 def cmd_experiment(args) -> int:
@@ -17,7 +18,9 @@ def cmd_experiment(args) -> int:
         raise UserError("--seeds and --threads must be >= 0")
     on_cuda = resolve_device(args.device, "--device").type == "cuda"
     threads = args.threads if args.threads is not None else (0 if on_cuda else 1)
-    open_store(args.data)  # a clear error now rather than after the first unit of work
+    open_store(args.data)  # clear errors now rather than after the first unit of work
+    check_output(str(Path(args.out or f"results/{args.name}") / "result.json"), "--out")
+    check_output(str(Path(args.work) / args.name / args.size / "x"), "--work")
     ctx = Context(name=args.name, data=Path(args.data).resolve(), out=Path(args.out or f"results/{args.name}"),
                   work=Path(args.work) / args.name / args.size, size=args.size, device=args.device,
                   threads=threads, seeds=args.seeds, progress=not args.quiet,
@@ -42,9 +45,9 @@ def register(sub) -> None:
     p.add_argument("--out", help="result folder (default: results/NAME)")
     p.add_argument("--work", default="runs/experiments",
                    help="checkpoints and finished units go to WORK/NAME/SIZE; a rerun reuses them (default: runs/experiments)")
-    p.add_argument("--seeds", type=int, default=0, help="seeds per setting (default: the size's, at least 2 for cpu)")
+    p.add_argument("--seeds", type=NON_NEGATIVE, default=0, help="seeds per setting (default: the size's, at least 2 for cpu)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=NON_NEGATIVE, default=None,
                    help="torch and decode threads; 0: torch's default and every core for decoding (default: 1 on a "
                         "CPU, where one thread is fastest on a shared 2-core machine; 0 on CUDA)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

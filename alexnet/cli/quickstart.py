@@ -19,9 +19,10 @@ def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[st
 
     archive = find_data_dir(data_dir) / IMAGENETTE
     cfg = build_config(preset, overrides)
-    store_dir = work / "stores" / f"imagenette-{cfg.data.size}"
+    size = cfg.data.size or 256  # §2
+    store_dir = work / "stores" / f"imagenette-{size}"
     print(f"[1/3] store {store_dir} from {archive}")
-    print(prepare(archive, store_dir, size=cfg.data.size, progress=cfg.train.progress).line())
+    print(prepare(archive, store_dir, size=size, progress=cfg.train.progress).line())
     run = work / "runs" / f"quickstart-{preset}"
     cfg.data.store, cfg.train.out = str(store_dir), str(run)
     resume = (run / "last.pt").exists()

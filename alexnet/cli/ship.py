@@ -5,6 +5,7 @@ import json
 import sys
 
 from ..errors import UserError
+from .args import POSITIVE, check_output
 from .train import add_shortcut_args, shortcut_overrides
 
 
@@ -14,6 +15,7 @@ def cmd_predict(args) -> int:
     from ..ship.predict import image_files, predict_files
     from ..ship.weights import load
     device = resolve_device(args.device, "--device")
+    check_output(args.figure, "--figure")
     model, weights = load(args.model, "cpu" if args.model.endswith(".onnx") else device)
     files, results = image_files(args.images)
     for p in predict_files(model, weights, files, args.topk, args.views, args.batch_size, device):
@@ -40,6 +42,8 @@ def cmd_export(args) -> int:
         raise UserError("export needs --weights OUT.safetensors and/or --onnx OUT.onnx")
     if args.model.endswith(".onnx"):
         raise UserError(f"{args.model} is already an ONNX export: export from the checkpoint or weights file")
+    check_output(args.weights, "--weights")
+    check_output(args.onnx, "--onnx")  # both before either is written
     model, weights = load(args.model)
     if args.weights:
         path = save_safetensors(model, weights, args.weights)
@@ -65,12 +69,12 @@ def register(sub) -> None:
     p = sub.add_parser("predict", help="the top classes of your images, with the model's own preprocessing")
     p.add_argument("model", metavar="MODEL", help=model_help)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders (searched recursively) or globs")
-    p.add_argument("--topk", type=int, default=5, help="how many classes to show per image (default 5)")
+    p.add_argument("--topk", type=POSITIVE, default=5, help="how many classes to show per image (default 5)")
     p.add_argument("--views", choices=["center", "10crop"], default="center",
                    help="the centre patch, or the ten patches of §4.1 averaged (as `alexnet eval`)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--figure", metavar="OUT.png", help="also draw the predictions as the paper's Figure 4 (left)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch")
+    p.add_argument("--batch-size", type=POSITIVE, default=64, help="images per batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (ONNX files run on the CPU)")
     p.set_defaults(func=cmd_predict)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import ConfigError, UserError
 from .args import POSITIVE, add_config_args, config_from_args
 
 SHORTCUTS = {  # flag -> config key: the flags users of pytorch/examples and torchvision's references type
@@ -57,6 +57,9 @@ def cmd_train(args) -> int:
         extra += [f"data.store={args.data}"] if args.data else []
         extra += [f"train.out={args.out}"] if args.out else []
         cfg, resume = config_from_args(args, extra), False
+        if cfg.finetune.source:  # a fresh run would ignore it: the source's weights are loaded by finetune
+            raise ConfigError(f"finetune.source={cfg.finetune.source} is set by `alexnet finetune MODEL --data STORE`, "
+                              "which loads the trained layers: use that command")
     from ..viz.tensorboard import epoch_images
     result = train(cfg, resume=resume, checkpoint=checkpoint, hooks=[epoch_images])
     print(json.dumps(result))

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from .args import NON_NEGATIVE, POSITIVE, Number, check_output
 
 
 def _open(args):
@@ -13,6 +14,7 @@ def _open(args):
     from ..data.store import open_store
     from ..evaluate import load_model
     from ..runtime import configure_torch, resolve_device
+    check_output(str(Path(args.out) / "result.json"), "-o")  # before the work, not after it
     configure_torch(args.threads, False)
     device = resolve_device(args.device, "--device")
     model, cfg, _ = load_model(args.checkpoint, device)
@@ -85,6 +87,8 @@ def cmd_codes(args) -> int:
 def cmd_report(args) -> int:
     from ..runtime import configure_torch, resolve_device
     from ..viz.report import build_report
+    check_output(args.out, "-o")
+    check_output(args.screenshot, "--screenshot")
     configure_torch(args.threads, False)
     page = build_report(Path(args.run), Path(args.data) if args.data else None, resolve_device(args.device, "--device"))
     out = Path(args.out)
@@ -109,7 +113,7 @@ def _figure(vsub, name: str, func, help: str, out: str, data: bool = True, split
     if split:
         q.add_argument("--split", help=f"split of the {split} (default: the checkpoint's validation split)")
     q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    q.add_argument("--threads", type=int, default=1, help="torch (and faiss) threads (default 1; 0: torch's default)")
+    q.add_argument("--threads", type=NON_NEGATIVE, default=1, help="torch (and faiss) threads (default 1; 0: torch's default)")
     q.add_argument("-o", "--out", default=f"results/{out}", help=f"result folder (default: results/{out})")
     q.set_defaults(func=func)
     return q
@@ -122,25 +126,25 @@ def register(sub) -> None:
             "figure3", data=False)
     q = _figure(vsub, "predictions", cmd_predictions, "Figure 4 left: images with their top-5 labels and "
                 "probability bars", "figure4-left", split="images shown")
-    q.add_argument("-n", type=int, default=8, help="how many images (default 8)")
+    q.add_argument("-n", type=POSITIVE, default=8, help="how many images (default 8)")
     q = _figure(vsub, "neighbours", cmd_neighbours, "Figure 4 right: nearest training images in fc7 space "
                 "(features cached)", "figure4-right", split="query images")
-    q.add_argument("--queries", type=int, default=6, help="query images (default 6)")
-    q.add_argument("-k", type=int, default=6, help="neighbours per query (default 6, as the paper)")
-    q.add_argument("--db-per-class", type=int, default=0, help="training images per class searched (default 0: all)")
+    q.add_argument("--queries", type=POSITIVE, default=6, help="query images (default 6)")
+    q.add_argument("-k", type=POSITIVE, default=6, help="neighbours per query (default 6, as the paper)")
+    q.add_argument("--db-per-class", type=NON_NEGATIVE, default=0, help="training images per class searched (default 0: all)")
     q = _figure(vsub, "codes", cmd_codes, "binary codes: auto-encoded fc7 vs exact Euclidean vs pixel codes, "
                 "Hamming search", "codes", split="queries")
-    q.add_argument("--bits", type=int, nargs="+", default=[64, 128, 256], help="code lengths (default 64 128 256)")
-    q.add_argument("--db-per-class", type=int, default=0, help="training images per class in the database (0: all)")
-    q.add_argument("--query-per-class", type=int, default=0, help="query images per class (0: the whole split)")
-    q.add_argument("--steps", type=int, default=2000, help="auto-encoder training steps (default 2000)")
+    q.add_argument("--bits", type=Number(int, 8, 4096), nargs="+", default=[64, 128, 256], help="code lengths (default 64 128 256)")
+    q.add_argument("--db-per-class", type=NON_NEGATIVE, default=0, help="training images per class in the database (0: all)")
+    q.add_argument("--query-per-class", type=NON_NEGATIVE, default=0, help="query images per class (0: the whole split)")
+    q.add_argument("--steps", type=POSITIVE, default=2000, help="auto-encoder training steps (default 2000)")
 
     p = sub.add_parser("report", help="one self-contained HTML page about a run: curves, metrics, figures, config")
     p.add_argument("run", metavar="RUN", help="a run folder made by `alexnet train`")
     p.add_argument("-o", "--out", default="report.html", help="HTML file to write (default report.html)")
     p.add_argument("--data", help="store folder (default: the one in the run's config)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: torch's default)")
+    p.add_argument("--threads", type=NON_NEGATIVE, default=1, help="torch threads (default 1; 0: torch's default)")
     p.add_argument("--check", action="store_true",
                    help="open the page in headless Chromium: it must render with no console error and every image loaded")
     p.add_argument("--screenshot", metavar="PNG", help="also save a full-page screenshot from Chromium (implies --check)")

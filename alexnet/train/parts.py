@@ -70,6 +70,8 @@ def check_data(cfg: Config, store: Store) -> None:
     if cfg.data.crop > store.size:
         raise ConfigError(f"data.crop={cfg.data.crop} is larger than the store's {store.size}px images ({store.path}): "
                           + crop_for(cfg.model, store.size))
+    if cfg.data.size == 0:
+        cfg.data.size = store.size  # inferred, and saved so in config.json and checkpoints
     if cfg.data.size != store.size:
         raise ConfigError(f"data.size={cfg.data.size} but store {store.path} holds {store.size}px images: "
                           f"set data.size={store.size}")
