@@ -9,7 +9,11 @@ def test_defaults_are_the_papers():
     c = Config()
     assert (c.optim.lr, c.optim.momentum, c.optim.weight_decay, c.optim.batch_size) == (0.01, 0.9, 5e-4, 128)
     assert (c.model.lrn_alpha, c.model.pool_kernel, c.model.columns, c.model.dropout) == (1e-4, 3, 2, 0.5)
-    assert (c.data.size, c.data.crop, c.data.pca_std, c.schedule.max_cuts) == (256, 224, 0.1, 3)
+    assert (c.data.crop, c.data.pca_std, c.schedule.max_cuts) == (224, 0.1, 3)
+    # §2's S = 256 is the store's side: `alexnet prepare` makes 256 by default and data.size=0 takes the store's
+    import inspect
+    from alexnet.data.prepare import prepare
+    assert c.data.size == 0 and inspect.signature(prepare).parameters["size"].default == 256
 
 
 @pytest.mark.parametrize("name", preset_names())

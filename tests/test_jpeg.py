@@ -112,5 +112,5 @@ def test_damaged_image_is_named(store, tmp_path, decoder):
         f.seek(int(offsets[7]) + 2)
         f.write(b"\xff\x00" * 200)
     loader = BatchLoader(open_store(bad).split("train"), 6, shuffle=False, threads=2, cpu_decoder=decoder)
-    with pytest.raises(StoreError, match=r"image 7 of split 'train' in .*bad does not decode .*delete it"):
+    with pytest.raises(StoreError, match=r"damaged store .*bad: image 7 of train.jpg.bin \(from train/c1/03.jpg\) cannot be decoded .*delete the store"):
         list(loader.batches(0))

@@ -29,8 +29,8 @@ class SubsetReader:
     def __repr__(self) -> str:
         return f"SubsetReader({self.count} of {self.reader!r})"
 
-    def read(self, indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
-        return self.reader.read(self.indices[np.asarray(indices, dtype=np.int64)], out)
+    def read(self, indices: np.ndarray, out: torch.Tensor | None = None, *decoder) -> torch.Tensor:
+        return self.reader.read(self.indices[np.asarray(indices, dtype=np.int64)], out, *decoder)
 
     def read_encoded(self, indices: np.ndarray) -> list[torch.Tensor]:
         return self.reader.read_encoded(self.indices[np.asarray(indices, dtype=np.int64)])
