@@ -68,6 +68,8 @@ class OptimConfig:
     batch_size: int = 128  # §5
     bias_lr_mult: float = 1.0  # 2012 code: 2.0
     bias_decay: bool = True  # 2012 code: False
+    lars: bool = False  # large batch: layer-wise lr (LARS, You, Gitman & Ginsburg 2017, arXiv:1708.03888), weights only
+    lars_eta: float = 0.001  # LARS trust coefficient eta (You et al. 2017)
 
 
 @dataclass
@@ -78,6 +80,7 @@ class ScheduleConfig:
     max_cuts: int = 3  # §5 "reduced three times prior to termination"
     tail_epochs: int = 5  # epochs run after the last cut before stopping
     epochs: int = 90  # §5 "roughly 90 cycles"; hard budget
+    warmup_epochs: float = 0.0  # large batch: lr ramps linearly from 0 over these epochs (Goyal et al. 2017; You et al. 2017)
 
 
 @dataclass
@@ -96,6 +99,8 @@ class TrainConfig:
     on_divergence: Literal["stop", "rollback"] = "stop"  # rollback: reload last good checkpoint, lr x0.1
     progress: bool = True
     threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+    model_parallel: bool = False  # §3.2 each column on its own device: ranks 2r, 2r+1 hold replica r's columns
+    ddp_bucket_mb: int = 25  # torchrun data parallelism: gradients all-reduce in buckets of this size during backward
 
 
 @dataclass
@@ -231,6 +236,16 @@ def validate(cfg: Config) -> Config:
         (cfg.train.max_steps_per_epoch >= 0, "train.max_steps_per_epoch must be >= 0"),
         (cfg.train.threads >= 0, "train.threads must be >= 0"),
         (cfg.eval.batch_size >= 1, "eval.batch_size must be >= 1"),
+        (cfg.optim.lars_eta > 0, "optim.lars_eta must be > 0"),
+        (not cfg.optim.lars or cfg.optim.rule == "paper", "optim.lars=true needs optim.rule=paper (LARS scales its update)"),
+        (cfg.schedule.warmup_epochs >= 0, "schedule.warmup_epochs must be >= 0"),
+        (cfg.train.ddp_bucket_mb >= 1, "train.ddp_bucket_mb must be >= 1"),
+        (not cfg.train.model_parallel or (cfg.model.arch == "paper" and cfg.model.columns == 2
+                                          and cfg.model.remove_conv == 0 and not cfg.model.extra_conv),
+         "train.model_parallel=true places the paper net's two columns (§3.2) on two devices: it needs "
+         "model.arch=paper, model.columns=2 and no remove_conv/extra_conv ablation"),
+        (not (cfg.train.model_parallel and cfg.train.compile), "train.model_parallel=true does not support "
+         "train.compile=true yet: turn one of them off"),
     ]
     for ok, message in checks:
         if not ok:

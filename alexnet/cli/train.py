@@ -9,7 +9,10 @@ from .args import add_config_args, config_from_args
 
 def cmd_train(args) -> int:
     from ..train import train
+    from ..train.distributed import env_rank
     from ..train.resume import resumed_config
+    if args.seeds:
+        return _train_seeds(args)
     if args.resume:
         cfg, resume = resumed_config(Path(args.resume), args.overrides), True
     else:
@@ -17,17 +20,43 @@ def cmd_train(args) -> int:
         extra += [f"train.out={args.out}"] if args.out else []
         cfg, resume = config_from_args(args, extra), False
     result = train(cfg, resume=resume)
-    print(json.dumps(result))
+    if env_rank() == 0:  # under torchrun, rank 0 speaks for the job
+        print(json.dumps(result))
     return 130 if result["status"] == "interrupted" else 0
+
+
+def _train_seeds(args) -> int:
+    """§6 an ensemble: one run per seed in OUT/seed-S (under torchrun, one member per process)."""
+    import sys
+
+    from ..errors import UserError
+    from ..train.ensemble import train_seeds
+    if args.resume:
+        raise UserError("--seeds continues its members by itself: run the same --seeds command again, "
+                        "or resume one member with --resume OUT/seed-S")
+    extra = [f"data.store={args.data}"] if args.data else []
+    extra += [f"train.out={args.out}"] if args.out else []
+    cfg = config_from_args(args, extra)
+    results = train_seeds(cfg, args.seeds)
+    for result in results:
+        print(json.dumps(result))
+    print(f"alexnet: evaluate the ensemble with: alexnet eval {cfg.train.out}/seed-*/best.pt --data {cfg.data.store}",
+          file=sys.stderr)
+    return 130 if any(r["status"] == "interrupted" for r in results) else 0
 
 
 def cmd_eval(args) -> int:
     from ..data.store import open_store
     from ..evaluate import evaluate_checkpoints
-    from ..runtime import resolve_device
+    from ..train import distributed
     store = open_store(args.data)
-    result = evaluate_checkpoints(args.checkpoints, store, args.split, args.views, resolve_device(args.device),
-                                  args.batch_size, args.precision, progress=not args.json)
+    layout = distributed.from_env(args.device)  # under torchrun each process evaluates its share of the images
+    result = evaluate_checkpoints(args.checkpoints, store, args.split, args.views,
+                                  distributed.process_device(args.device, layout.local_rank), args.batch_size,
+                                  args.precision, progress=not args.json and layout.is_main, **layout.eval_shard())
+    layout.close()
+    if not layout.is_main:
+        return 0
     if args.json:
         print(json.dumps(result))
     else:
@@ -56,6 +85,9 @@ def register(sub) -> None:
     p.add_argument("--resume", metavar="RUN",
                    help="continue the run in folder RUN exactly where it stopped; --set may then change only its "
                         "budget (schedule.*), optim.lr, logging and how it runs (device, threads, kernels, precision)")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="S",
+                   help="§6 an ensemble: one run per seed into OUT/seed-S, one after another (under torchrun one "
+                        "per process); the same command again continues them; evaluate with alexnet eval OUT/seed-*/best.pt")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="top-1/top-5 error of one net or an ensemble (§6)")

@@ -23,7 +23,8 @@ from ..config import Config, to_dict
 from ..data.augment import draw, train_batch
 from ..errors import ConfigError, DivergenceError
 from ..evaluate import predict, topk_errors
-from ..runtime import autocast, configure_torch, resolve_device
+from ..runtime import autocast, configure_torch
+from . import distributed
 from .optim import apply_lr
 from .parts import Parts, build_parts
 from .resume import same_net
@@ -76,7 +77,8 @@ class Trainer:
         """One SGD step on a uint8 batch; returns (loss, finite) as device tensors (no host sync)."""
         cfg, p = self.cfg, self.parts
         gen = step_generator(cfg.train.seed, self.step)
-        d = draw(images.shape[0], images.shape[-1], cfg.data.crop, gen, cfg.data.flip, cfg.data.pca_std)
+        n = images.shape[0] * p.layout.replicas  # drawn for the global batch; this replica keeps its rows
+        d = distributed.local_draws(draw(n, images.shape[-1], cfg.data.crop, gen, cfg.data.flip, cfg.data.pca_std), p.layout)
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))  # dropout masks, replayable
         x = train_batch(images.to(p.device, non_blocking=True), d, cfg.data.crop, p.mean, p.eigvecs, p.lam)
         if cfg.train.channels_last:
@@ -89,7 +91,7 @@ class Trainer:
         loss.backward()
         grad_norms = torch._foreach_norm([q.grad for q in self.model.parameters() if q.grad is not None])
         finite = torch.isfinite(loss) & torch.isfinite(torch.stack(grad_norms).sum())
-        apply_lr(self.optimizer, self.schedule.lr)  # the schedule owns the lr; this is where it applies
+        apply_lr(self.optimizer, self.schedule.lr_at(self.step))  # the schedule owns the lr; this is where it applies
         self.optimizer.step()
         return loss.detach(), finite
 
@@ -122,17 +124,21 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict:
+        model, optimizer = self.parts.state_dicts()  # the whole net (a collective under model parallelism)
         return {
             "config": to_dict(self.cfg),
-            "model": ckpt.unwrap(self.model).state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": model,
+            "optimizer": optimizer,
             "schedule": self.schedule.state_dict(),
-            "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step, "best_error": self.best_error},
+            "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step, "best_error": self.best_error,
+                         "world": self.parts.layout.world},
             "classes": list(self.parts.store.classes),
         }
 
     def save(self, name: str = "last.pt") -> None:
-        ckpt.save_checkpoint(self.state(), self.run.path / name)
+        state = self.state()  # every rank takes part; rank 0 alone writes
+        if self.parts.layout.is_main:
+            ckpt.save_checkpoint(state, self.run.path / name)
 
     def restore(self, path: Path) -> None:
         """Continue from the checkpoint at `path` (or its .prev twin if it is damaged)."""
@@ -142,19 +148,19 @@ class Trainer:
         saved = state.get("config", {})
         if not same_net(saved, self.cfg):
             raise ConfigError(f"{used} was trained with a different model config: resume without model.* overrides")
-        ckpt.unwrap(self.model).load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.parts.load_state_dicts(state["model"], state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         if saved.get("optim", {}).get("lr", self.cfg.optim.lr) != self.cfg.optim.lr:
             self.schedule.restart_at(self.cfg.optim.lr)  # resumed with --set optim.lr=...: from here on
         p = state["progress"]
         self.epoch, self.batch, self.step, self.best_error = p["epoch"], p["batch"], p["step"], p["best_error"]
+        distributed.note_world_change(p.get("world", 1), self.parts.layout, self.cfg.optim.batch_size)
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         p = self.parts
-        probs = predict([p.forward], p.val_reader, p.mean, self.cfg.data.crop, "center",
-                        self.cfg.eval.batch_size, p.device, self.cfg.train.precision, threads=self.cfg.data.threads)
+        probs = predict([p.forward], p.val_reader, p.mean, self.cfg.data.crop, "center", self.cfg.eval.batch_size,
+                        p.device, self.cfg.train.precision, threads=self.cfg.data.threads, **p.layout.eval_shard())
         self.model.train()
         return topk_errors(probs, torch.as_tensor(p.val_reader.labels, dtype=torch.int64))
 
@@ -181,15 +187,16 @@ class Trainer:
             first_bad = _first_bad(first_bad, finite, self.step)
             if self.step % cfg.train.log_every_steps == 0 or self.batch == n:
                 self._check_finite(first_bad)  # the only host sync of the loop, every log_every_steps
-                mean_loss = loss_sum.item() / count
-                rate = seen / (time.perf_counter() - t0)
-                self.log.write("train", self.step, loss=mean_loss, lr=self.schedule.lr, img_per_s=rate, epoch=self.epoch)
-                _update_bar(bar, count, loss=f"{mean_loss:.3f}", lr=f"{self.schedule.lr:.0e}", img_s=f"{rate:.0f}")
+                mean_loss = distributed.mean_over_replicas(loss_sum, self.parts.layout).item() / count
+                rate = seen * self.parts.layout.replicas / (time.perf_counter() - t0)
+                lr = self.schedule.lr_at(self.step - 1)
+                self.log.write("train", self.step, loss=mean_loss, lr=lr, img_per_s=rate, epoch=self.epoch)
+                _update_bar(bar, count, loss=f"{mean_loss:.3f}", lr=f"{lr:.0e}", img_s=f"{rate:.0f}")
                 loss_sum, count = None, 0
             if cfg.train.ckpt_every_steps and self.step % cfg.train.ckpt_every_steps == 0:
                 self._check_finite(first_bad)
                 self.save()
-            if stop.requested:
+            if distributed.stop_agreed(stop.requested, self.step % cfg.train.log_every_steps == 0, self.parts.layout):
                 self._check_finite(first_bad)
                 _close(bar)
                 return "stopped"
@@ -218,6 +225,7 @@ class Trainer:
 
     def rollback(self) -> None:
         """After a divergence: back to the last good checkpoint with the lr divided by schedule.factor."""
+        distributed.barrier(self.parts.layout)  # rank 0 has finished writing it
         self.restore(self.run.last)
         self.schedule.reduce()
         self.log.write("rollback", self.step, lr=self.schedule.lr)
@@ -225,6 +233,7 @@ class Trainer:
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
+        self.parts.layout.close()
 
     def _summary(self, status: str) -> dict:
         return {"status": status, "run": str(self.run.path), "epoch": self.epoch, "step": self.step,
@@ -262,22 +271,30 @@ def _print(enabled: bool, message: str) -> None:
         tqdm.write(message)
 
 
-def open_trainer(cfg: Config, resume: bool = False) -> Trainer:
+def open_trainer(cfg: Config, resume: bool = False, layout: distributed.Layout | None = None) -> Trainer:
     """A Trainer that writes into cfg.train.out: the folder checked, the parts built, the last
-    checkpoint restored when resuming, and config.json written once all of that succeeded."""
+    checkpoint restored when resuming, and config.json written once all of that succeeded.
+    Under torchrun, this process's share of the job (`layout`, default: from the environment);
+    after an elastic restart (torchrun --max-restarts) it continues from the last checkpoint."""
     configure_torch(cfg.train.threads, cfg.train.deterministic)
-    device = resolve_device(cfg.train.device)
-    run = RunFolder(cfg.train.out, resume)
-    trainer = Trainer(cfg, build_parts(cfg, device), run)
-    if resume:
+    layout = layout or distributed.from_env(cfg.train.device, cfg.train.model_parallel)
+    device = distributed.process_device(cfg.train.device, layout.local_rank)
+    restarted = not resume and distributed.restart_count() > 0 and RunFolder.has_checkpoint(cfg.train.out)
+    cfg = cfg if layout.is_main else distributed.quiet(cfg)  # rank 0 alone shows progress
+    run = RunFolder(cfg.train.out, resume or restarted, writer=layout.is_main)
+    trainer = Trainer(cfg, build_parts(cfg, device, layout), run)
+    if resume or restarted:
         trainer.restore(run.last)
+    if restarted:
+        trainer.log.write("restart", trainer.step, attempt=distributed.restart_count(), world=layout.world)
+    distributed.wrap(trainer.parts, cfg)
     run.save_config(cfg)
     return trainer
 
 
-def train(cfg: Config, resume: bool = False) -> dict:
+def train(cfg: Config, resume: bool = False, layout: distributed.Layout | None = None) -> dict:
     """Train with divergence handling: 'stop' raises; 'rollback' reloads last.pt with lr x0.1 (3 times at most)."""
-    trainer = open_trainer(cfg, resume)
+    trainer = open_trainer(cfg, resume, layout)
     try:
         for attempt in range(4):
             try:

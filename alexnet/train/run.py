@@ -41,24 +41,43 @@ class RunLog:
         if self.tb is not None:
             self.tb.close()
 
+LAST = "last.pt"  # the newest checkpoint of a run
+
+
+class NullLog:
+    """The log of a process that does not write (ranks other than 0 under torchrun)."""
+
+    def write(self, kind: str, step: int, **values) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
 
 class RunFolder:
     """The folder of one run. Opening it checks that it can be written and that it matches the
-    intent: a new run never overwrites a checkpoint, a resume needs one."""
+    intent: a new run never overwrites a checkpoint, a resume needs one. With several processes
+    every one opens it (and reads checkpoints from it); only the `writer` (rank 0) writes."""
 
-    def __init__(self, path: str | Path, resume: bool):
-        self.path = Path(path)
-        self._check_writable()
-        has_ckpt = self.last.exists() or ckpt.prev_path(self.last).exists()
+    def __init__(self, path: str | Path, resume: bool, writer: bool = True):
+        self.path, self.writer = Path(path), writer
+        if writer:
+            self._check_writable()
+        has_ckpt = self.has_checkpoint(self.path)
         if has_ckpt and not resume:
             raise UserError(f"run folder {self.path} already holds a checkpoint: continue it with --resume {self.path}, "
                             "or choose another --out")
         if resume and not has_ckpt:
             raise UserError(f"nothing to resume in {self.path}: it has no last.pt")
 
+    @staticmethod
+    def has_checkpoint(path: str | Path) -> bool:
+        last = Path(path) / LAST
+        return last.exists() or ckpt.prev_path(last).exists()
+
     @property
     def last(self) -> Path:
-        return self.path / "last.pt"
+        return self.path / LAST
 
     @property
     def best(self) -> Path:
@@ -74,7 +93,8 @@ class RunFolder:
             raise UserError(f"cannot write to run folder {self.path}: {e.strerror}; choose another --out") from None
 
     def save_config(self, cfg: Config) -> None:
-        save_config(cfg, self.path / "config.json")
+        if self.writer:
+            save_config(cfg, self.path / "config.json")
 
-    def open_log(self) -> RunLog:
-        return RunLog(self.path)
+    def open_log(self) -> RunLog | NullLog:
+        return RunLog(self.path) if self.writer else NullLog()

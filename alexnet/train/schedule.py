@@ -1,7 +1,11 @@
 """§5 learning-rate schedule: start at 0.01, divide by 10 when the validation error stops
 improving, three times, then stop. The schedule owns the learning rate: the loop reads
-`schedule.lr` and applies it with optim.apply_lr, in one place. The state is a small dict saved
-with every checkpoint."""
+`schedule.lr_at(step)` and applies it with optim.apply_lr, in one place. The state is a small dict saved
+with every checkpoint.
+
+Warm-up (not in the paper; for large batches, Goyal et al. 2017 "Accurate, Large Minibatch SGD",
+used with LARS by You et al. 2017): with schedule.warmup_epochs > 0 the lr grows linearly from
+lr / W to lr over the first W steps; it is a function of the step, so nothing more is saved."""
 from __future__ import annotations
 
 import math
@@ -21,13 +25,20 @@ class PlateauState:
 
 
 class PlateauSchedule:
-    def __init__(self, cfg: ScheduleConfig, base_lr: float):
+    def __init__(self, cfg: ScheduleConfig, base_lr: float, steps_per_epoch: int = 1):
         self.cfg = cfg
         self.state = PlateauState(lr=base_lr)
+        self.warmup_steps = math.ceil(cfg.warmup_epochs * steps_per_epoch)
 
     @property
     def lr(self) -> float:
         return self.state.lr
+
+    def lr_at(self, step: int) -> float:
+        """The lr of training step `step` (0-based): `lr`, scaled down during the warm-up."""
+        if step >= self.warmup_steps:
+            return self.state.lr
+        return self.state.lr * (step + 1) / self.warmup_steps
 
     def observe(self, epoch: int, val_error: float) -> bool:
         """Record one epoch's validation error; return True if the lr was cut."""
