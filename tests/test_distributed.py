@@ -24,10 +24,14 @@ import torch.nn.functional as F
 
 import dist_workers
 from alexnet.checkpoint import load_checkpoint
+from alexnet.cli import main
 from alexnet.config import ScheduleConfig, build_config
+from alexnet.data.store import open_store
+from alexnet.evaluate import evaluate_checkpoints
 from alexnet.errors import ConfigError
 from alexnet.train import build_parts, open_trainer
 from alexnet.train.distributed import Layout, SharedDropout
+from alexnet.train.ensemble import train_seeds
 from alexnet.train.optim import PaperSGD, trust_ratios
 from alexnet.train.schedule import PlateauSchedule
 
@@ -43,9 +47,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(nproc: int, args: list[str], restarts: int = 0) -> subprocess.Popen:
+def _torchrun(nproc: int, args: list[str], restarts: int = 0, command: str = "train") -> subprocess.Popen:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           f"--max-restarts={restarts}", "-m", "alexnet", "train", *args]
+           f"--max-restarts={restarts}", "-m", "alexnet", command, *args]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if restarts:  # restarted workers must not find the killed ones' addresses (pytorch/pytorch#135712)
         env["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] = "1"
@@ -218,6 +222,27 @@ def test_model_parallel_columns_equal_grouped_net_and_combine_with_data_parallel
     assert max((optim["state"][i]["velocity"] - split["optimizer"]["state"][i]["velocity"]).abs().max().item()
                for i in optim["state"]) < 1e-6
     one.close()
+
+
+def test_seeds_train_an_ensemble_that_torchrun_evaluates(tiny_store, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "ens"
+    sets = tiny_overrides(tiny_store, out, "schedule.epochs=1", "train.max_steps_per_epoch=2")
+    assert main(["train", "--seeds", "1", "2", "--preset", "quick", "--set", *sets]) == 0
+    first = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert [(r["run"], r["status"], r["step"]) for r in first] == [(str(out / f"seed-{s}"), "finished", 2) for s in (1, 2)]
+    assert main(["train", "--seeds", "1", "2", "--preset", "quick", "--set", *sets]) == 0  # again: nothing to do
+    assert [json.loads(l)["step"] for l in capsys.readouterr().out.splitlines()] == [2, 2]
+    for env in (("RANK", "1"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "1")):  # process 1 of 2 under torchrun
+        monkeypatch.setenv(*env)
+    assert [r["run"] for r in train_seeds(build_config("quick", sets), [3, 4])] == [str(out / "seed-4")]
+    for env in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(env)
+    # `torchrun ... alexnet eval A B`: two processes, each half of the images, same answer as one
+    members = [str(out / f"seed-{s}" / "last.pt") for s in (1, 2)]
+    stdout, _ = _finish(_torchrun(2, [*members, "--data", str(tiny_store), "--views", "10crop", "--json"], command="eval"))
+    (shared,) = [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]  # rank 0 alone prints
+    alone = evaluate_checkpoints(members, open_store(tiny_store), None, "10crop", torch.device("cpu"))
+    assert shared == alone and shared["images"] == 120
 
 
 def test_shared_dropout_draws_torch_masks_for_the_global_batch():
