@@ -96,10 +96,9 @@ def restart_count() -> int:
 
 def from_env(device_name: str = "auto", model_parallel: bool = False) -> Layout:
     """The Layout of this process: joins (or starts) the process group that torchrun describes."""
-    columns = 2 if model_parallel else 1
+    columns, local_rank = 2 if model_parallel else 1, int(os.environ.get("LOCAL_RANK", "0"))
     started = not dist.is_initialized() and env_world() > 1
     if started:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         device = process_device(device_name, local_rank)
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -117,8 +116,8 @@ def from_env(device_name: str = "auto", model_parallel: bool = False) -> Layout:
     if world % columns:
         raise ConfigError(f"train.model_parallel=true needs an even number of processes (2 per replica), not {world}")
     pair, same_column = _groups(rank, world, columns)
-    return Layout(rank=rank, world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")), columns=columns,
-                  pair=pair, same_column=same_column, owns_group=started)
+    return Layout(rank=rank, world=world, local_rank=local_rank, columns=columns, pair=pair, same_column=same_column,
+                  owns_group=started)
 
 
 def _warn_shared_store() -> None:

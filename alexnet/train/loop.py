@@ -159,7 +159,8 @@ class Trainer:
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         p = self.parts
-        probs = predict([p.forward], p.val_reader, p.mean, self.cfg.data.crop, "center", self.cfg.eval.batch_size,
+        net = p.forward if p.layout.world == 1 else p.model  # not through DDP: the ranks' shares differ in size
+        probs = predict([net], p.val_reader, p.mean, self.cfg.data.crop, "center", self.cfg.eval.batch_size,
                         p.device, self.cfg.train.precision, threads=self.cfg.data.threads, **p.layout.eval_shard())
         self.model.train()
         return topk_errors(probs, torch.as_tensor(p.val_reader.labels, dtype=torch.int64))
