@@ -30,7 +30,7 @@ from alexnet.data.store import open_store
 from alexnet.evaluate import evaluate_checkpoints
 from alexnet.errors import ConfigError
 from alexnet.train import build_parts, open_trainer
-from alexnet.train.distributed import Layout, SharedDropout
+from alexnet.train.distributed import Layout, SharedDropout, from_env
 from alexnet.train.ensemble import train_seeds
 from alexnet.train.optim import PaperSGD, trust_ratios
 from alexnet.train.schedule import PlateauSchedule
@@ -274,3 +274,12 @@ def test_warmup_ramps_the_lr_then_hands_it_to_the_plateau_schedule():
     s = PlateauSchedule(ScheduleConfig(warmup_epochs=0.5), 0.1, steps_per_epoch=8)  # 4 warm-up steps
     assert [s.lr_at(i) for i in range(6)] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.1])
     assert PlateauSchedule(ScheduleConfig(), 0.1, steps_per_epoch=8).lr_at(0) == 0.1  # off by default
+
+
+def test_options_that_cannot_work_are_refused_in_one_line():
+    with pytest.raises(ConfigError, match="optim.lars=true needs optim.rule=paper"):
+        build_config(None, ["optim.lars=true", "optim.rule=torch"])
+    with pytest.raises(ConfigError, match="needs model.arch=paper, model.columns=2"):
+        build_config(None, ["train.model_parallel=true", "model.columns=1"])
+    with pytest.raises(ConfigError, match="launch with torchrun --nproc-per-node 2"):
+        from_env("cpu", model_parallel=True)  # one process: no second device for the other column
