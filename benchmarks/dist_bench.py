@@ -2,7 +2,9 @@
 
 Compare (default): rounds of the same training steps, alternated so that load drifts cancel,
 each launched by torchrun on this host with the same global batch:
-  1 process (all cores)  |  2 processes, data parallel (DDP)  |  2 processes, the two columns (§3.2)
+  1 process (all cores) | 1 process, 1 thread | 2 processes of 1 thread, data parallel (DDP) |
+  2 processes of 1 thread, the two columns (§3.2)
+Figures are medians over the rounds; vs_1_process lists each round's ratio to the first row.
 
     python benchmarks/dist_bench.py --data STORE [--preset quick] [--set k=v ...] [--rounds 3]
 
@@ -105,6 +107,7 @@ def worker(args) -> None:
 
 CONFIGS = [  # (name, processes, overrides)
     ("1 process", 1, []),
+    ("1 process, 1 thread", 1, ["train.threads=1"]),
     ("2 processes, data parallel", 2, ["train.threads=1"]),
     ("2 processes, columns (§3.2)", 2, ["train.threads=1", "train.model_parallel=true"]),
 ]
@@ -125,8 +128,8 @@ def compare(args) -> None:
     summary = {}
     for name, runs in found.items():
         rates = [r["img_per_s"] for r in runs]
-        summary[name] = {**runs[-1], "img_per_s": statistics.median(rates),
-                         "vs_1_process": [round(a / b, 3) for a, b in zip(rates, base)]}
+        medians = {k: statistics.median(r[k] for r in runs) for k, v in runs[0].items() if isinstance(v, float)}
+        summary[name] = {**runs[0], **medians, "vs_1_process": [round(a / b, 3) for a, b in zip(rates, base)]}
     print(json.dumps(summary, indent=1))
 
 

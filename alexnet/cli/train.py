@@ -87,7 +87,7 @@ def register(sub) -> None:
                         "budget (schedule.*), optim.lr, logging and how it runs (device, threads, kernels, precision)")
     p.add_argument("--seeds", nargs="+", type=int, metavar="S",
                    help="§6 an ensemble: one run per seed into OUT/seed-S, one after another (under torchrun one "
-                        "per process); the same command again continues them; evaluate with alexnet eval OUT/seed-*/best.pt")
+                        "per process); the same command again continues them; then alexnet eval OUT/seed-*/best.pt")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="top-1/top-5 error of one net or an ensemble (§6)")

@@ -123,9 +123,11 @@ def from_env(device_name: str = "auto", model_parallel: bool = False) -> Layout:
 def _warn_shared_store() -> None:
     """torchrun --max-restarts with its rendezvous store shared with the workers (the default since
     torch 2.5) can hand a restarted worker the addresses of the killed ones (pytorch/pytorch#135712)."""
-    if int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+    restarts = int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0"))
+    if restarts > 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
         print("alexnet: warning: torchrun restarts may reconnect to the killed workers through the shared "
-              "rendezvous store (pytorch/pytorch#135712): launch with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1", file=sys.stderr)
+              "rendezvous store (pytorch/pytorch#135712): launch with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1",
+              file=sys.stderr)
 
 
 def _groups(rank: int, world: int, columns: int) -> tuple[object, object]:

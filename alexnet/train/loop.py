@@ -78,7 +78,8 @@ class Trainer:
         cfg, p = self.cfg, self.parts
         gen = step_generator(cfg.train.seed, self.step)
         n = images.shape[0] * p.layout.replicas  # drawn for the global batch; this replica keeps its rows
-        d = distributed.local_draws(draw(n, images.shape[-1], cfg.data.crop, gen, cfg.data.flip, cfg.data.pca_std), p.layout)
+        d = draw(n, images.shape[-1], cfg.data.crop, gen, cfg.data.flip, cfg.data.pca_std)
+        d = distributed.local_draws(d, p.layout)
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))  # dropout masks, replayable
         x = train_batch(images.to(p.device, non_blocking=True), d, cfg.data.crop, p.mean, p.eigvecs, p.lam)
         if cfg.train.channels_last:

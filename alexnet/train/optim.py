@@ -53,7 +53,7 @@ class PaperSGD(torch.optim.Optimizer):
 
 
 def trust_ratios(params: list[torch.Tensor], grads: list[torch.Tensor], eta: float, wd: float) -> torch.Tensor:
-    """LARS's per-tensor lam = eta ||w|| / (||g|| + wd ||w||), 1 where either norm is 0: (len(params),), on the device."""
+    """LARS's lam = eta ||w|| / (||g|| + wd ||w||) per tensor, 1 where a norm is 0: (len(params),) on the device."""
     w = torch.stack(torch._foreach_norm(params))
     g = torch.stack(torch._foreach_norm(grads))
     return torch.where((w > 0) & (g > 0), eta * w / (g + wd * w), torch.ones_like(w))
