@@ -131,6 +131,9 @@ def columns(rank: int, world: int, port: int, results: str, overrides: list[str]
     found = {"out_err": (out - ref).abs().max().item(), "out_scale": ref.abs().max().item(), "grad_err": grad_err,
              "eval_err": eval_err, "sent_bytes": 4 * counts["sent"],
              "predicted_bytes": sum(bytes_per_step(full, x.shape[0], 64).values())}
+    # divergence: a rank whose own column stayed finite stops with the others, at the earliest bad step
+    found["first_bad"] = [distributed.first_over_ranks(torch.tensor(v), layout).item()
+                          for v in ([-1, 7, 3, -1][rank], -1)]
     trainer = open_trainer(cfg, layout=layout)  # from the seed's weights, like a one-device run
     trainer.run_steps(3)
     trainer.save()

@@ -212,6 +212,7 @@ def test_model_parallel_columns_equal_grouped_net_and_combine_with_data_parallel
         assert f["eval_err"] < 1e-5 * f["out_scale"]
         assert f["sent_bytes"] == f["predicted_bytes"]  # the cost model counts what crosses
         assert f["round_trip"]  # whole-net checkpoint -> columns -> whole net, bit for bit
+        assert f["first_bad"] == [3, -1]  # the earliest non-finite step of any rank, or none
     # 3 steps on 2 x 2 processes = 3 steps on one process (float32 rounding)
     one = open_trainer(build_config("quick", tiny_overrides(tiny_store, tmp_path / "one", "train.deterministic=true",
                                                             "data.threads=1", "data.prefetch=0")))

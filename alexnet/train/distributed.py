@@ -209,6 +209,17 @@ def mean_over_replicas(t: torch.Tensor, layout: Layout) -> torch.Tensor:
     return t / layout.replicas
 
 
+def first_over_ranks(step: torch.Tensor | None, layout: Layout) -> torch.Tensor | None:
+    """The earliest of the ranks' first non-finite steps (-1: none on any rank), so that a rank
+    whose own column stayed finite stops with the others. Called at points every rank reaches."""
+    if layout.world == 1 or step is None:
+        return step
+    never = torch.iinfo(step.dtype).max
+    step = torch.where(step < 0, torch.full_like(step, never), step)
+    dist.all_reduce(step, op=dist.ReduceOp.MIN)
+    return torch.where(step == never, torch.full_like(step, -1), step)
+
+
 def barrier(layout: Layout) -> None:
     if layout.world > 1:
         dist.barrier()

@@ -206,6 +206,7 @@ class Trainer:
         return "done"
 
     def _check_finite(self, first_bad: torch.Tensor | None) -> None:
+        first_bad = distributed.first_over_ranks(first_bad, self.parts.layout)  # all ranks stop together
         if first_bad is not None and int(first_bad) >= 0:
             raise DivergenceError(f"non-finite loss or gradient at step {int(first_bad)}: stopped; the last good "
                                   f"checkpoint {self.run.last} is kept (lower optim.lr or use "
