@@ -76,21 +76,23 @@ class OptimConfig:
     batch_size: int = 128  # §5
     bias_lr_mult: float = 1.0  # 2012 code: 2.0
     bias_decay: bool = True  # 2012 code: False
+    lars: bool = False  # large batch: layer-wise lr (LARS, You, Gitman & Ginsburg 2017, arXiv:1708.03888), weights only
+    lars_eta: float = 0.001  # LARS trust coefficient eta (You et al. 2017)
 
 
 @dataclass
 class ScheduleConfig:
     # plateau: §5 (lr / 10 when validation error stops improving). linear / cosine: not the paper's,
-    # for a fixed budget (time to accuracy, preset imagenette-fast): linear warm-up over warmup_epochs,
-    # then linear or cosine decay to 0 at the end of `epochs`, as a function of the step
+    # for a fixed budget (time to accuracy, preset imagenette-fast): linear or cosine decay to 0 at the
+    # end of `epochs`, as a function of the step
     kind: Literal["plateau", "linear", "cosine"] = "plateau"
-    warmup_epochs: float = 0.0  # linear / cosine only
     factor: float = 0.1  # §5 "divide the learning rate by 10"
     patience: int = 5  # epochs without a new best validation error before a cut
     threshold: float = 0.0  # improvement (absolute, in error fraction) that counts as one
     max_cuts: int = 3  # §5 "reduced three times prior to termination"
     tail_epochs: int = 5  # epochs run after the last cut before stopping
     epochs: int = 90  # §5 "roughly 90 cycles"; hard budget
+    warmup_epochs: float = 0.0  # not the paper's: lr ramps linearly up over these epochs (Goyal et al. 2017; You et al. 2017)
 
 
 @dataclass
@@ -112,6 +114,8 @@ class TrainConfig:
     val_every_epochs: int = 1  # validate every k epochs and after the last; 0: only after the last (§5 plateau needs 1)
     ckpt_every_epochs: int = 1  # last.pt every k epochs and after the last (and best.pt on a new best); 0: only after the last
     cudnn_benchmark: bool = False  # CUDA speed switch: cuDNN times its convolution algorithms for each new shape
+    model_parallel: bool = False  # §3.2 each column on its own device: ranks 2r, 2r+1 hold replica r's columns
+    ddp_bucket_mb: int = 25  # torchrun data parallelism: gradients all-reduce in buckets of this size during backward
 
 
 @dataclass
@@ -265,6 +269,8 @@ RANGES: dict[str, str] = {
     "train.val_every_epochs": "[0, inf)",  # 0: only after the last epoch
     "train.ckpt_every_epochs": "[0, inf)",  # 0: only after the last epoch
     "eval.batch_size": "[1, inf)",
+    "optim.lars_eta": "(0, inf)",  # LARS trust coefficient (You et al. 2017: 0.001)
+    "train.ddp_bucket_mb": "[1, inf)",
     "finetune.pretrained_lr_mult": "[0, inf)",  # 0 freezes the pretrained layers
 }
 NOT_EMPTY = ("data.train_split", "data.val_split", "train.out", "train.device")
@@ -308,6 +314,13 @@ def validate(cfg: Config) -> Config:
          "or use schedule.kind=linear|cosine"),
         (re.fullmatch(LAYER_LIST, cfg.finetune.freeze) is not None,
          f"finetune.freeze={cfg.finetune.freeze!r} should list layers like conv1..conv5 or conv1,conv2,fc6"),
+        (not cfg.optim.lars or cfg.optim.rule == "paper", "optim.lars=true needs optim.rule=paper (LARS scales its update)"),
+        (not cfg.train.model_parallel or (cfg.model.arch == "paper" and cfg.model.columns == 2
+                                          and cfg.model.remove_conv == 0 and not cfg.model.extra_conv),
+         "train.model_parallel=true places the paper net's two columns (§3.2) on two devices: it needs "
+         "model.arch=paper, model.columns=2 and no remove_conv/extra_conv ablation"),
+        (not (cfg.train.model_parallel and cfg.train.compile), "train.model_parallel=true does not support "
+         "train.compile=true yet: turn one of them off"),
     ]
     for ok, message in checks:
         if not ok:

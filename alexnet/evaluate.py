@@ -1,11 +1,15 @@
 """§6 evaluation: top-1 and top-5 error, over the centre patch or the ten patches (§4.1),
 for one net or an ensemble whose softmax outputs are averaged (§6, "averaging the predictions
-of five similar CNNs")."""
+of five similar CNNs").
+
+With several processes (torchrun), each predicts every world-th image (data/loader.shard, no
+padding) and the shares are gathered back into the reader's order: every image counted once."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -21,12 +25,15 @@ from .runtime import autocast, to_device
 @torch.no_grad()
 def predict(models: list[nn.Module], reader, mean: torch.Tensor | None, crop: int, views: str,
             batch_size: int, device: torch.device, precision: str = "fp32", progress: bool = False,
-            threads: int = 0, on_device: bool = False) -> torch.Tensor:
+            threads: int = 0, on_device: bool = False, rank: int = 0, world: int = 1, group=None) -> torch.Tensor:
     """Softmax averaged over views and models: (N, C) float32 in the reader's order, on the CPU
-    (one transfer at the end, no host sync per batch), or left on `device` with on_device=True."""
+    (one transfer at the end, no host sync per batch), or left on `device` with on_device=True.
+    With world > 1 this process predicts images rank, rank + world, ... and the result is gathered
+    from the `world` processes of `group` (a collective: every one of them calls predict)."""
     for m in models:
         m.eval()
-    loader = BatchLoader(reader, batch_size, shuffle=False, drop_last=False, device=device, threads=threads)
+    loader = BatchLoader(reader, batch_size, shuffle=False, drop_last=False, device=device, threads=threads,
+                         rank=rank, world=world)
     mean = None if mean is None else mean.to(device)
     out = []
     batches = loader.batches(0)
@@ -42,8 +49,23 @@ def predict(models: list[nn.Module], reader, mean: torch.Tensor | None, crop: in
                 logits = m(v.flatten(0, 1))  # (V*B, C)
             probs = probs + F.softmax(logits.float(), dim=-1).view(V, B, -1).mean(0)  # (B, C)
         out.append(probs / len(models))  # (B, C) on the device
-    probs = torch.cat(out)
-    return probs if on_device else probs.cpu()
+    mine = torch.cat(out) if out else None  # None: fewer images than processes
+    if world > 1:
+        probs = gather_shards(None if mine is None else mine.cpu(), len(reader), world, group)
+        return probs.to(device) if on_device else probs
+    return mine if on_device else mine.cpu()
+
+
+def gather_shards(mine: torch.Tensor | None, n: int, world: int, group=None) -> torch.Tensor:
+    """Every process's rows (rank r holds rows r, r + world, ...) put back in order: (n, C)."""
+    shares = [None] * world
+    dist.all_gather_object(shares, mine, group=group)
+    shape = next(s for s in shares if s is not None).shape[1:]
+    out = torch.empty((n, *shape))
+    for r, share in enumerate(shares):
+        if share is not None:
+            out[r::world] = share
+    return out
 
 
 def topk_errors(probs: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> dict[str, float]:
@@ -98,9 +120,10 @@ def match_classes(net: nn.Module, trained: list[str] | None, store, path) -> nn.
 
 
 def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str, device: torch.device,
-                         batch_size: int = 256, precision: str = "fp32", progress: bool = False) -> dict:
+                         batch_size: int = 256, precision: str = "fp32", progress: bool = False,
+                         rank: int = 0, world: int = 1, group=None) -> dict:
     """Top-1/top-5 error of the checkpoints' averaged softmax on `split` (default: the first
-    checkpoint's validation split)."""
+    checkpoint's validation split); shared by `world` processes as in predict."""
     loaded = [load_model(p, device) for p in paths]
     for p, (_, cfg, _) in zip(paths, loaded):
         if cfg.model.num_classes != store.num_classes:
@@ -114,7 +137,8 @@ def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str,
     first = loaded[0][1].data
     reader = store.split(split or first.val_split)
     mean = store.mean if first.mean_image else None
-    probs = predict(models, reader, mean, first.crop, views, batch_size, device, precision, progress)
+    probs = predict(models, reader, mean, first.crop, views, batch_size, device, precision, progress,
+                    rank=rank, world=world, group=group)
     labels = torch.as_tensor(reader.labels, dtype=torch.int64)
     result = {"checkpoints": [str(p) for p in paths], "store": str(store.path), "split": reader.name, "views": views,
               "images": len(reader), **topk_errors(probs, labels)}

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError, UserError
-from .args import POSITIVE, add_config_args, config_from_args
+from .args import NON_NEGATIVE, POSITIVE, add_config_args, config_from_args
 
 SHORTCUTS = {  # flag -> config key: the flags users of pytorch/examples and torchvision's references type
     "epochs": "schedule.epochs", "lr": "optim.lr", "batch_size": "optim.batch_size", "workers": "data.threads",
@@ -43,7 +43,10 @@ def resume_target(path: Path) -> tuple[Path, Path | None]:
 
 def cmd_train(args) -> int:
     from ..train import train
+    from ..train.distributed import env_rank
     from ..train.resume import resumed_config
+    if args.seeds:
+        return _train_seeds(args)
     extra = shortcut_overrides(args)
     checkpoint = None
     if args.resume:
@@ -62,19 +65,46 @@ def cmd_train(args) -> int:
                               "which loads the trained layers: use that command")
     from ..viz.tensorboard import epoch_images
     result = train(cfg, resume=resume, checkpoint=checkpoint, hooks=[epoch_images])
-    print(json.dumps(result))
+    if env_rank() == 0:  # under torchrun, rank 0 speaks for the job
+        print(json.dumps(result))
     return 130 if result["status"] == "interrupted" else 0
+
+
+def _train_seeds(args) -> int:
+    """§6 an ensemble: one run per seed in OUT/seed-S (under torchrun, one member per process)."""
+    import sys
+
+    from ..train.ensemble import train_seeds
+    if args.resume:
+        raise UserError("--seeds continues its members by itself: run the same --seeds command again, "
+                        "or resume one member with --resume OUT/seed-S")
+    extra = shortcut_overrides(args)
+    extra += [f"data.store={args.data}"] if args.data else []
+    extra += [f"train.out={args.out}"] if args.out else []
+    cfg = config_from_args(args, extra)
+    results = train_seeds(cfg, args.seeds)
+    for result in results:
+        print(json.dumps(result))
+    print(f"alexnet: evaluate the ensemble with: alexnet eval {cfg.train.out}/seed-*/best.pt --data {cfg.data.store}",
+          file=sys.stderr)
+    return 130 if any(r["status"] == "interrupted" for r in results) else 0
 
 
 def cmd_eval(args) -> int:
     from ..data.store import open_store
     from ..evaluate import evaluate_checkpoints
     from ..runtime import resolve_device
+    from ..train import distributed
     paths = [_checkpoint(p) for p in args.checkpoints]
-    device = resolve_device(args.device, "--device")
+    resolve_device(args.device, "--device")  # a missing device is named by its flag
     store = open_store(args.data)
-    result = evaluate_checkpoints(paths, store, args.split, args.views, device, args.batch_size, args.precision,
-                                  progress=not args.json)
+    layout = distributed.from_env(args.device)  # under torchrun each process evaluates its share of the images
+    result = evaluate_checkpoints(paths, store, args.split, args.views,
+                                  distributed.process_device(args.device, layout.local_rank), args.batch_size,
+                                  args.precision, progress=not args.json and layout.is_main, **layout.eval_shard())
+    layout.close()
+    if not layout.is_main:
+        return 0
     if args.json:
         print(json.dumps(result))
     else:
@@ -117,6 +147,9 @@ def register(sub) -> None:
                         "e.g. RUN/best.pt); --set may then change only its budget (schedule.*), optim.lr, logging and "
                         "how it runs (device, threads, kernels, precision)")
     add_shortcut_args(p)
+    p.add_argument("--seeds", nargs="+", type=NON_NEGATIVE, metavar="S",
+                   help="§6 an ensemble: one run per seed into OUT/seed-S, one after another (under torchrun one "
+                        "per process); the same command again continues them; then alexnet eval OUT/seed-*/best.pt")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="top-1/top-5 error of one net or an ensemble (§6)")

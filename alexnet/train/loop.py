@@ -26,7 +26,8 @@ from ..data.augment import draw, train_batch
 from ..data.store import StoreError
 from ..errors import CheckpointError, ConfigError, DivergenceError
 from ..evaluate import predict, topk_errors
-from ..runtime import autocast, configure_torch, resolve_device
+from ..runtime import autocast, configure_torch
+from . import distributed
 from .checkpointing import CheckpointWriter, Hook
 from .optim import apply_lr
 from .parts import Parts, build_parts
@@ -93,7 +94,9 @@ class Trainer:
         if self.cudagraphs:
             torch.compiler.cudagraph_mark_step_begin()
         gen = step_generator(cfg.train.seed, self.step)
-        d = draw(images.shape[0], images.shape[-1], cfg.data.crop, gen, cfg.data.flip, cfg.data.pca_std)
+        n = images.shape[0] * p.layout.replicas  # drawn for the global batch; this replica keeps its rows
+        d = draw(n, images.shape[-1], cfg.data.crop, gen, cfg.data.flip, cfg.data.pca_std)
+        d = distributed.local_draws(d, p.layout)
         # dropout masks, replayable; .numpy() reads the CPU draw on the host (never a device sync)
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen).numpy()[0]))
         x = train_batch(images.to(p.device, non_blocking=True), d, cfg.data.crop, p.mean, p.eigvecs, p.lam)
@@ -140,25 +143,31 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict:
+        model, optimizer = self.parts.state_dicts()  # the whole net (a collective under model parallelism)
         return {
             "config": to_dict(self.cfg),
-            "model": ckpt.unwrap(self.model).state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": model,
+            "optimizer": optimizer,
             "schedule": self.schedule.state_dict(),
-            "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step, "best_error": self.best_error},
+            "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step, "best_error": self.best_error,
+                         "world": self.parts.layout.world},
             "classes": list(self.parts.store.classes),
             "input": self.parts.store.input_meta(),  # so the net is usable without its store (alexnet predict)
         }
 
     def save(self, name: str = "last.pt") -> None:
         """Write a checkpoint now and wait until it is on disk (for callers outside the loop)."""
-        self.writer.save({self.run.path / name: self.state()})
-        self.writer.wait()
+        state = self.state()  # every rank takes part (model parallelism gathers); rank 0 alone writes
+        if self.parts.layout.is_main:
+            self.writer.save({self.run.path / name: state})
+            self.writer.wait()
 
     def _checkpoint(self, best: bool = False) -> None:
         """last.pt, and best.pt (the weights, config and classes: no optimiser state), snapshotted
-        now and written in the background (train/checkpointing.py)."""
+        now and written in the background (train/checkpointing.py); rank 0 alone writes."""
         state = self.state()
+        if not self.parts.layout.is_main:
+            return
         files = {self.run.last: state}
         if best:
             files[self.run.best] = {k: state[k] for k in ("config", "model", "progress", "classes")}
@@ -174,19 +183,21 @@ class Trainer:
         saved = state.get("config", {})
         if not same_net(saved, self.cfg):
             raise ConfigError(f"{used} was trained with a different model config: resume without model.* overrides")
-        ckpt.unwrap(self.model).load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.parts.load_state_dicts(state["model"], state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         if saved.get("optim", {}).get("lr", self.cfg.optim.lr) != self.cfg.optim.lr:
             self.schedule.restart_at(self.cfg.optim.lr)  # resumed with --set optim.lr=...: from here on
         p = state["progress"]
         self.epoch, self.batch, self.step, self.best_error = p["epoch"], p["batch"], p["step"], p["best_error"]
+        distributed.note_world_change(p.get("world", 1), self.parts.layout, self.cfg.optim.batch_size)
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         p = self.parts
-        probs = predict([p.forward], p.val_reader, p.mean, self.cfg.data.crop, "center", self.cfg.eval.batch_size,
-                        p.device, self.cfg.train.precision, threads=self.cfg.data.threads, on_device=True)
+        net = p.forward if p.layout.world == 1 else p.model  # not through DDP: the ranks' shares differ in size
+        probs = predict([net], p.val_reader, p.mean, self.cfg.data.crop, "center", self.cfg.eval.batch_size,
+                        p.device, self.cfg.train.precision, threads=self.cfg.data.threads, on_device=True,
+                        **p.layout.eval_shard())
         self.model.train()
         return topk_errors(probs, torch.as_tensor(p.val_reader.labels, dtype=torch.int64))
 
@@ -229,15 +240,16 @@ class Trainer:
             first_bad = _first_bad(first_bad, finite, self.step)
             if self.step % cfg.train.log_every_steps == 0 or self.batch == n:
                 self._check_finite(first_bad)  # the only host sync of the loop, every log_every_steps
-                mean_loss = loss_sum.item() / count
-                rate = seen / (time.perf_counter() - t0)
-                self.log.write("train", self.step, loss=mean_loss, lr=self.schedule.lr, img_per_s=rate, epoch=self.epoch)
-                _update_bar(bar, count, loss=f"{mean_loss:.3f}", lr=f"{self.schedule.lr:.0e}", img_s=f"{rate:.0f}")
+                mean_loss = distributed.mean_over_replicas(loss_sum, self.parts.layout).item() / count
+                rate = seen * self.parts.layout.replicas / (time.perf_counter() - t0)
+                lr = self.schedule.lr_at(self.step - 1)
+                self.log.write("train", self.step, loss=mean_loss, lr=lr, img_per_s=rate, epoch=self.epoch)
+                _update_bar(bar, count, loss=f"{mean_loss:.3f}", lr=f"{lr:.0e}", img_s=f"{rate:.0f}")
                 loss_sum, count = None, 0
             if cfg.train.ckpt_every_steps and self.step % cfg.train.ckpt_every_steps == 0:
                 self._check_finite(first_bad)
                 self._checkpoint()
-            if stop.requested:
+            if distributed.stop_agreed(stop.requested, self.step % cfg.train.log_every_steps == 0, self.parts.layout):
                 self._check_finite(first_bad)
                 _close(bar)
                 return "stopped"
@@ -254,6 +266,7 @@ class Trainer:
                 f"`alexnet train --resume {self.run.path}` once the store is repaired")
 
     def _check_finite(self, first_bad: torch.Tensor | None) -> None:
+        first_bad = distributed.first_over_ranks(first_bad, self.parts.layout)  # all ranks stop together
         if first_bad is not None and int(first_bad) >= 0:
             kept = (f"the last good checkpoint {self.run.last} is kept" if self.run.last.exists()
                     else "no checkpoint had been written yet")
@@ -279,11 +292,12 @@ class Trainer:
         self.best_error = min(self.best_error, err)
         if improved or _due(done, tc.ckpt_every_epochs) or self.schedule.finished(done):
             self._checkpoint(best=improved)
-        for hook in self.hooks:
+        for hook in self.hooks if self.parts.layout.is_main else ():  # rank 0 speaks for the job
             hook(self)
 
     def rollback(self) -> None:
         """After a divergence: back to the last good checkpoint with the lr divided by schedule.factor."""
+        distributed.barrier(self.parts.layout)  # rank 0 has finished writing it
         self.restore(self.run.last)
         self.schedule.reduce()
         self.log.write("rollback", self.step, lr=self.schedule.lr)
@@ -295,6 +309,7 @@ class Trainer:
             if self.log is not None:
                 self.log.close()
                 self.log = None
+            self.parts.layout.close()
 
     def _summary(self, status: str) -> dict:
         return {"status": status, "run": str(self.run.path), "epoch": self.epoch, "step": self.step,
@@ -340,22 +355,31 @@ def _print(enabled: bool, message: str) -> None:
 
 def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None = None,
                  phases: Phases | None = None, init: Callable[[nn.Module], None] | None = None,
-                 checkpoint: Path | None = None, hooks: Sequence[EpochHook] = ()) -> Trainer:
+                 checkpoint: Path | None = None, hooks: Sequence[EpochHook] = (),
+                 layout: distributed.Layout | None = None) -> Trainer:
     """A Trainer that writes into cfg.train.out: the folder checked, the parts built, the last
     checkpoint (or `checkpoint`) restored when resuming, else `init` applied to the new net (fine-
     tuning loads pretrained layers with it), and config.json written once all of that succeeded.
+    Under torchrun, this process's share of the job (`layout`, default: from the environment);
+    after an elastic restart (torchrun --max-restarts) it continues from the last checkpoint.
     `checkpoint_hook` (tests) is called by the checkpoint writer (train/checkpointing.py)."""
     configure_torch(cfg.train.threads, cfg.train.deterministic, cfg.train.cudnn_benchmark)
-    device = resolve_device(cfg.train.device)
-    run = RunFolder(cfg.train.out, resume)
-    parts = build_parts(cfg, device)  # a config or data error stops here, before anything is written
+    layout = layout or distributed.from_env(cfg.train.device, cfg.train.model_parallel)
+    device = distributed.process_device(cfg.train.device, layout.local_rank)
+    restarted = not resume and distributed.restart_count() > 0 and RunFolder.has_checkpoint(cfg.train.out)
+    cfg = cfg if layout.is_main else distributed.quiet(cfg)  # rank 0 alone shows progress
+    run = RunFolder(cfg.train.out, resume or restarted, writer=layout.is_main)
+    parts = build_parts(cfg, device, layout)  # a config or data error stops here, before anything is written
     run.create()
     trainer = Trainer(cfg, parts, run, checkpoint_hook, phases, hooks)
     try:
-        if resume:
+        if resume or restarted:
             trainer.restore(checkpoint or run.last)
         elif init is not None:
             init(trainer.model)
+        if restarted:
+            trainer.log.write("restart", trainer.step, attempt=distributed.restart_count(), world=layout.world)
+        distributed.wrap(trainer.parts, cfg)
         run.save_config(cfg)
     except BaseException:
         trainer.close()
@@ -364,11 +388,12 @@ def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None
 
 
 def train(cfg: Config, resume: bool = False, init: Callable[[nn.Module], None] | None = None,
-          checkpoint: Path | None = None, hooks: Sequence[EpochHook] = ()) -> dict:
+          checkpoint: Path | None = None, hooks: Sequence[EpochHook] = (),
+          layout: distributed.Layout | None = None) -> dict:
     """Train with divergence handling: 'stop' raises; 'rollback' reloads last.pt with lr x0.1 (3 times at most).
-    `init` and `checkpoint`: see open_trainer. `hooks` run after every epoch (e.g. viz's TensorBoard
-    images; a callback, as train/ may not import viz/)."""
-    trainer = open_trainer(cfg, resume, init=init, checkpoint=checkpoint, hooks=hooks)
+    `init`, `checkpoint` and `layout`: see open_trainer. `hooks` run after every epoch (e.g. viz's
+    TensorBoard images; a callback, as train/ may not import viz/)."""
+    trainer = open_trainer(cfg, resume, init=init, checkpoint=checkpoint, hooks=hooks, layout=layout)
     try:
         for attempt in range(4):
             try:

@@ -1,14 +1,20 @@
 """What a training run is made of, built from its config by one function with no side effects
 (no files written, no global torch state changed): the store, the net, the optimiser, the
 schedule, the loader and the augmentation constants. The loop (loop.py) runs them; benchmarks
-build the same parts and drive them through the loop's public API."""
+build the same parts and drive them through the loop's public API.
+
+Under torchrun (train/distributed.py) the parts are this process's: its replica's share of the
+global batch, and with model parallelism its column of the net (train/columns.py). Wrapping in
+DistributedDataParallel is the only step that talks to other processes: distributed.wrap."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .. import checkpoint as ckpt
 from ..config import Config
 from ..data.augment import pca_lambda
 from ..data.loader import BatchLoader
@@ -17,6 +23,8 @@ from ..errors import ConfigError
 from ..nets.layers import freeze
 from ..nets.model import build_model
 from ..nets.sizes import check_crop, crop_for
+from .columns import ColumnNet, ColumnShards
+from .distributed import Layout, share_dropout
 from .optim import build_optimizer
 from .schedule import Schedule, build_schedule
 
@@ -34,9 +42,26 @@ class Parts:
     mean: torch.Tensor | None  # (3, S, S) §2 mean image on the device, or None (data.mean_image=false)
     eigvecs: torch.Tensor  # (3, 3) §4.1 PCA of RGB values, columns
     lam: torch.Tensor  # (3,) scales of the PCA noise (augment.pca_lambda)
+    layout: Layout = dataclasses.field(default_factory=Layout)  # where this process sits (one process: the default)
+    columns: ColumnShards | None = None  # model parallelism: converts this column's state to the whole net's
+
+    def state_dicts(self) -> tuple[dict, dict]:
+        """The whole net's model and optimiser state dicts, as a one-device run saves them
+        (gathered from both columns under model parallelism: a collective)."""
+        if self.columns is not None:
+            return self.columns.state_dicts(self.model, self.optimizer)
+        return ckpt.unwrap(self.model).state_dict(), self.optimizer.state_dict()
+
+    def load_state_dicts(self, model: dict, optimizer: dict) -> None:
+        """Load a whole-net checkpoint's model and optimiser state (this column's share of it)."""
+        if self.columns is not None:
+            return self.columns.load_state_dicts(self.model, self.optimizer, model, optimizer)
+        ckpt.unwrap(self.model).load_state_dict(model)
+        self.optimizer.load_state_dict(optimizer)
 
 
-def build_parts(cfg: Config, device: torch.device) -> Parts:
+def build_parts(cfg: Config, device: torch.device, layout: Layout | None = None) -> Parts:
+    layout = layout or Layout()
     if not cfg.data.store:
         raise ConfigError("data.store is empty: point it at a folder made by `alexnet prepare` (--data STORE)")
     store = open_store(cfg.data.store)
@@ -44,13 +69,16 @@ def build_parts(cfg: Config, device: torch.device) -> Parts:
     check_crop(cfg.model, cfg.data.crop)  # too small for the net: an error; pool5 under 6x6: a warning
     with torch.random.fork_rng(devices=[]):  # the initial weights, drawn without touching the caller's RNG
         torch.manual_seed(cfg.train.seed)
-        model = build_model(cfg.model).to(device)
+        model = build_model(cfg.model).to(device)  # the whole net, the same on every rank
     freeze(model, cfg.finetune.freeze)  # §6 fine-tuning: layers kept as loaded
+    model, columns = _place(model, cfg, layout)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    forward = torch.compile(model, mode=cfg.train.compile_mode) if cfg.train.compile else model
+    compiled = cfg.train.compile and layout.world == 1  # distributed: compiled around DDP by distributed.wrap
+    forward = torch.compile(model, mode=cfg.train.compile_mode) if compiled else model
     train_reader = store.split(cfg.data.train_split)
-    loader = BatchLoader(train_reader, cfg.optim.batch_size, shuffle=True, seed=cfg.train.seed,
+    loader = BatchLoader(train_reader, layout.local_batch(cfg.optim.batch_size), shuffle=True, seed=cfg.train.seed,
+                         rank=layout.replica, world=layout.replicas,
                          prefetch=cfg.data.prefetch, max_batches=cfg.train.max_steps_per_epoch,
                          device=device, threads=cfg.data.threads, decode=cfg.data.decode,
                          cpu_decoder=cfg.data.cpu_decoder, device_share=cfg.data.device_share, backend=cfg.data.backend)
@@ -62,7 +90,16 @@ def build_parts(cfg: Config, device: torch.device) -> Parts:
                  schedule=build_schedule(cfg.schedule, cfg.optim.lr, len(loader)),
                  loader=loader, val_reader=store.split(cfg.data.val_split),
                  mean=store.mean.to(device) if cfg.data.mean_image else None,
-                 eigvecs=store.pca_eigvecs.to(device), lam=pca_lambda(store.pca_eigvals, cfg.data.pca_scale).to(device))
+                 eigvecs=store.pca_eigvecs.to(device), lam=pca_lambda(store.pca_eigvals, cfg.data.pca_scale).to(device),
+                 layout=layout, columns=columns)
+
+
+def _place(model: nn.Module, cfg: Config, layout: Layout) -> tuple[nn.Module, ColumnShards | None]:
+    """This process's part of the net: the whole net, or its column (§3.2 model parallelism);
+    dropout masks drawn for the global batch when there are several processes."""
+    if layout.columns > 1:
+        return ColumnNet(model, layout), ColumnShards(layout, model, build_optimizer(model, cfg.optim))
+    return (share_dropout(model, layout) if layout.world > 1 else model), None
 
 
 def check_data(cfg: Config, store: Store) -> None:

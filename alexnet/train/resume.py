@@ -27,6 +27,8 @@ RESUMABLE = (
     "train.device", "train.threads", "train.compile", "train.compile_mode", "train.precision", "train.channels_last",
     "train.deterministic", "model.lrn_impl", "model.grouped_impl", "data.threads", "data.prefetch", "data.decode",
     "eval.batch_size",
+    # how it is spread over devices (checkpoints hold the whole net: train/distributed.py, train/columns.py)
+    "train.model_parallel", "train.ddp_bucket_mb",
 )
 HOW_NOT_WHAT = ("lrn_impl", "grouped_impl")  # model fields that say how the net is computed, not which net
 

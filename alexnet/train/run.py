@@ -49,38 +49,59 @@ class RunLog:
             self.tb.close()
 
 
+LAST = "last.pt"  # the newest checkpoint of a run
+
+
+class NullLog:
+    """The log of a process that does not write (ranks other than 0 under torchrun)."""
+
+    def write(self, kind: str, step: int, **values) -> None:
+        pass
+
+    def image(self, tag: str, step: int, image) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class RunFolder:
     """The folder of one run. Opening it checks that it matches the intent (a new run never
     overwrites a checkpoint, a resume needs one) without writing anything; `create` makes it
     once the run's parts are built, and `discard` takes back what a run that failed before its
-    first checkpoint wrote, so the same --out starts clean."""
+    first checkpoint wrote, so the same --out starts clean. With several processes every one opens
+    it (and reads checkpoints from it); only the `writer` (rank 0) writes."""
 
     NAMES = ("config.json", "metrics.jsonl", "tb")  # what a run writes before its first checkpoint
 
-    def __init__(self, path: str | Path, resume: bool):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, resume: bool, writer: bool = True):
+        self.path, self.writer = Path(path), writer
         self._made: list[Path] = []  # what create() found missing, so discard() may remove it
-        if not resume and self.has_checkpoint():
+        if not resume and self.has_checkpoint(self.path):
             raise UserError(f"run folder {self.path} already holds a checkpoint: continue it with --resume {self.path}, "
                             "or choose another --out")
-        if resume and not self.has_checkpoint():
+        if resume and not self.has_checkpoint(self.path):
             raise UserError(f"nothing to resume in {self.path}: it has no last.pt")
-        if resume:
+        if resume and writer:
             self._remove_stale_temporaries()
+
+    @staticmethod
+    def has_checkpoint(path: str | Path) -> bool:
+        last = Path(path) / LAST
+        return last.exists() or ckpt.prev_path(last).exists()
 
     @property
     def last(self) -> Path:
-        return self.path / "last.pt"
+        return self.path / LAST
 
     @property
     def best(self) -> Path:
         return self.path / "best.pt"
 
-    def has_checkpoint(self) -> bool:
-        return self.last.exists() or ckpt.prev_path(self.last).exists()
-
     def create(self) -> None:
-        """Make the folder and check that it can be written."""
+        """Make the folder and check that it can be written (the writer only)."""
+        if not self.writer:
+            return
         self._made = [p for p in [self.path] + [self.path / n for n in self.NAMES] if not p.exists()]
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -98,7 +119,7 @@ class RunFolder:
 
     def discard(self) -> None:
         """Remove what this run made, if it wrote no checkpoint (nothing to resume, nothing to keep)."""
-        if self.has_checkpoint() or self.best.exists():
+        if not self.writer or self.has_checkpoint(self.path) or self.best.exists():
             return
         for p in reversed(self._made):  # the folder itself last
             if p.is_dir() and p != self.path:
@@ -109,7 +130,8 @@ class RunFolder:
             self.path.rmdir()
 
     def save_config(self, cfg: Config) -> None:
-        save_config(cfg, self.path / "config.json")
+        if self.writer:
+            save_config(cfg, self.path / "config.json")
 
-    def open_log(self) -> RunLog:
-        return RunLog(self.path)
+    def open_log(self) -> RunLog | NullLog:
+        return RunLog(self.path) if self.writer else NullLog()

@@ -5,8 +5,11 @@ the rate of the current step. The state is a small dict saved with every checkpo
 - plateau (§5, the default): start at 0.01, divide by 10 when the validation error stops
   improving, three times, then stop.
 - linear / cosine (not the paper's; for a fixed budget such as the imagenette-fast preset):
-  linear warm-up over schedule.warmup_epochs, then decay to 0 at the end of schedule.epochs,
-  linearly or along half a cosine. The rate is a function of the step alone.
+  decay to 0 at the end of schedule.epochs, linearly or along half a cosine. The rate is a
+  function of the step alone.
+- warm-up (not the paper's; any kind): with schedule.warmup_epochs = W > 0 the rate grows linearly
+  to its value over the first W epochs (Goyal et al. 2017 "Accurate, Large Minibatch SGD", used with
+  LARS by You et al. 2017 for large batches); a function of the step, so nothing more is saved.
 """
 from __future__ import annotations
 
@@ -27,17 +30,24 @@ class PlateauState:
 
 
 class PlateauSchedule:
-    def __init__(self, cfg: ScheduleConfig, base_lr: float):
+    def __init__(self, cfg: ScheduleConfig, base_lr: float, steps_per_epoch: int = 1):
         self.cfg = cfg
         self.state = PlateauState(lr=base_lr)
+        self.warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
 
     @property
     def lr(self) -> float:
         return self.state.lr
 
+    def lr_at(self, step: int) -> float:
+        """The lr of training step `step` (0-based): `lr`, scaled down during the warm-up."""
+        if step >= self.warmup_steps:
+            return self.state.lr
+        return self.state.lr * (step + 1) / self.warmup_steps
+
     def advance(self, step: int) -> float:
-        """The lr of training step `step` (0-based): the plateau's current rate."""
-        return self.state.lr
+        """The lr of training step `step` (the loop's one call before each step)."""
+        return self.lr_at(step)
 
     def observe(self, epoch: int, val_error: float) -> bool:
         """Record one epoch's validation error; return True if the lr was cut."""
@@ -134,5 +144,5 @@ Schedule = PlateauSchedule | DecaySchedule
 
 def build_schedule(cfg: ScheduleConfig, base_lr: float, steps_per_epoch: int) -> Schedule:
     if cfg.kind == "plateau":
-        return PlateauSchedule(cfg, base_lr)
+        return PlateauSchedule(cfg, base_lr, steps_per_epoch)
     return DecaySchedule(cfg, base_lr, steps_per_epoch)
