@@ -16,3 +16,8 @@ class CheckpointError(UserError):
 
 class DivergenceError(UserError):
     """Training produced a non-finite loss or gradient."""
+
+
+class DeadRunError(UserError):
+    """Training is stuck at chance: a layer passes no gradient, or validation stays at chance with
+    the loss pinned (train/health.py). Not a DivergenceError: rolling back cannot revive it."""

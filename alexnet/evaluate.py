@@ -68,10 +68,10 @@ def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, Confi
     return model.to(device).eval(), cfg, state
 
 
-def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str, device: torch.device,
+def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str | None, device: torch.device,
                          batch_size: int = 256, precision: str = "fp32", progress: bool = False) -> dict:
     """Top-1/top-5 error of the checkpoints' averaged softmax on `split` (default: the first
-    checkpoint's validation split)."""
+    checkpoint's validation split) over `views` (default: the first checkpoint's eval.views, §4.1)."""
     loaded = [load_model(p, device)[:2] for p in paths]
     for p, (_, cfg) in zip(paths, loaded):
         if cfg.model.num_classes != store.num_classes:
@@ -82,6 +82,7 @@ def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str,
     if len({(cfg.data.crop, cfg.data.mean_image) for _, cfg in loaded}) != 1:
         raise UserError("the checkpoints differ in crop size or mean subtraction: an ensemble needs one input format")
     first = loaded[0][1].data
+    views = views or loaded[0][1].eval.views
     reader = store.split(split or first.val_split)
     mean = store.mean if first.mean_image else None
     probs = predict([m for m, _ in loaded], reader, mean, first.crop, views, batch_size, device, precision, progress)

@@ -24,6 +24,7 @@ from ..data.augment import draw, train_batch
 from ..errors import ConfigError, DivergenceError
 from ..evaluate import predict, topk_errors
 from ..runtime import autocast, configure_torch, resolve_device
+from .health import Health
 from .optim import apply_lr
 from .parts import Parts, build_parts
 from .resume import same_net
@@ -70,6 +71,8 @@ class Trainer:
         self.epoch, self.batch, self.step = 0, 0, 0
         self.best_error = math.inf
         self.log = run.open_log() if run is not None else None
+        self.health = Health(cfg.train, cfg.optim.lr, parts.loader.reader.labels, parts.val_reader.labels,
+                             str(run.path) if run is not None else "")  # stops a dead run (train/health.py)
 
     # -- one step -----------------------------------------------------------------------------
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,6 +131,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step, "best_error": self.best_error},
+            "health": self.health.state_dict(),
             "classes": list(self.parts.store.classes),
         }
 
@@ -149,11 +153,12 @@ class Trainer:
             self.schedule.restart_at(self.cfg.optim.lr)  # resumed with --set optim.lr=...: from here on
         p = state["progress"]
         self.epoch, self.batch, self.step, self.best_error = p["epoch"], p["batch"], p["step"], p["best_error"]
+        self.health.load_state_dict(state.get("health"), self.step)
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         p = self.parts
-        probs = predict([p.forward], p.val_reader, p.mean, self.cfg.data.crop, "center",
+        probs = predict([p.forward], p.val_reader, p.mean, self.cfg.data.crop, self.cfg.eval.val_views,
                         self.cfg.eval.batch_size, p.device, self.cfg.train.precision, threads=self.cfg.data.threads)
         self.model.train()
         return topk_errors(probs, torch.as_tensor(p.val_reader.labels, dtype=torch.int64))
@@ -184,6 +189,7 @@ class Trainer:
                 mean_loss = loss_sum.item() / count
                 rate = seen / (time.perf_counter() - t0)
                 self.log.write("train", self.step, loss=mean_loss, lr=self.schedule.lr, img_per_s=rate, epoch=self.epoch)
+                self.health.check_step(self.model, self.step, mean_loss)  # a layer that passes no gradient stops the run
                 _update_bar(bar, count, loss=f"{mean_loss:.3f}", lr=f"{self.schedule.lr:.0e}", img_s=f"{rate:.0f}")
                 loss_sum, count = None, 0
             if cfg.train.ckpt_every_steps and self.step % cfg.train.ckpt_every_steps == 0:
@@ -205,7 +211,8 @@ class Trainer:
     def _end_epoch(self) -> None:
         metrics = self.validate()
         err = metrics["top1_error"]
-        cut = self.schedule.observe(self.epoch, err)
+        at_chance = self.health.at_chance(self.step, err)
+        cut = False if at_chance else self.schedule.observe(self.epoch, err)  # no cuts spent on a net at chance
         self.epoch, self.batch = self.epoch + 1, 0
         self.log.write("val", self.step, epoch=self.epoch, lr_cut=cut, **metrics)
         _print(self.cfg.train.progress, f"epoch {self.epoch}: val top-1 error {err:.4f}, top-5 error "
@@ -215,6 +222,7 @@ class Trainer:
         self.save()
         if improved:
             self.save("best.pt")
+        self.health.stop_if_stuck(self.step)  # at chance for train.chance_steps: stop, checkpoints kept
 
     def rollback(self) -> None:
         """After a divergence: back to the last good checkpoint with the lr divided by schedule.factor."""

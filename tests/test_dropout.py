@@ -1,0 +1,114 @@
+"""§4.2 dropout as the paper (docs/paper.md "dropout"): kept units unscaled in training, x(1-p) at
+test; torch's inverted dropout as the named option; checkpoints saved before the option existed
+keep the inverted dropout they were trained with."""
+import pytest
+import torch
+from torch import nn
+
+from alexnet.checkpoint import load_checkpoint, save_checkpoint
+from alexnet.config import Config, ModelConfig, from_dict, to_dict
+from alexnet.evaluate import load_model
+from alexnet.nets.model import AlexNet, AlexNetOWT, PaperDropout
+from alexnet.train.resume import same_net
+
+
+def test_paper_mode_is_the_default():
+    assert Config().model.dropout_mode == "paper"
+    m = AlexNet(ModelConfig(num_classes=10, width=0.125))
+    assert isinstance(m.classifier.drop6, PaperDropout) and isinstance(m.classifier.drop7, PaperDropout)
+
+
+def test_training_keeps_units_unscaled_and_test_multiplies_by_one_minus_p():
+    drop = PaperDropout(0.5)
+    x = torch.rand(64, 4096) + 0.5  # (B, 4096), no zeros of its own
+    torch.manual_seed(0)
+    y = drop.train()(x)
+    kept = y != 0
+    assert torch.equal(y[kept], x[kept])  # unscaled
+    assert 0.45 < kept.float().mean() < 0.55  # each unit dropped with probability 0.5
+    assert torch.equal(drop.eval()(x), x * 0.5)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3])
+def test_training_expectation_equals_the_test_output(p):
+    """E over masks of the training output is the test-time output, for the layer and for the
+    linear layer after it (fc7's pre-activation sees E[drop6(h)] = (1 - p) h)."""
+    torch.manual_seed(1)
+    h = torch.rand(8, 256)  # (B, 256) ReLU outputs
+    fc = nn.Linear(256, 32)
+    drop = PaperDropout(p)
+    n = 2000
+    hs = h.expand(n, *h.shape)  # (n, B, 256): n independent masks in one call
+    with torch.no_grad():
+        out = drop.train()(hs)  # (n, B, 256)
+        mean_out, mean_fc = out.mean(0), fc(out).mean(0)
+        test_out, test_fc = drop.eval()(h), fc(drop.eval()(h))
+        mean_inv = nn.Dropout(p).train()(hs).mean(0)
+    # Monte-Carlo error of a mean of n masked values: std <= max|h| sqrt(p(1-p)/n) ~ 0.011
+    assert (mean_out - test_out).abs().max() < 0.06
+    assert (mean_fc - test_fc).abs().max() < 0.06
+    assert (mean_out - test_out).abs().mean() < 0.01
+    # inverted dropout's training expectation is the identity instead (1/(1-p) times the paper's)
+    assert (mean_inv - h).abs().mean() < 0.02 and (mean_inv - test_out).abs().mean() > 0.1
+
+
+def test_inverted_option_is_torchs_dropout_with_the_same_masks():
+    cfg = ModelConfig(num_classes=10, width=0.125, dropout_mode="inverted")
+    m = AlexNet(cfg)
+    assert type(m.classifier.drop6) is nn.Dropout and m.classifier.drop6.p == 0.5
+    x = torch.rand(16, 512) + 0.1
+    torch.manual_seed(3)
+    inv = nn.Dropout(0.5).train()(x)
+    torch.manual_seed(3)
+    paper = PaperDropout(0.5).train()(x)
+    assert torch.equal(paper * 2, inv)  # the same units dropped; only the scale differs
+
+
+def test_modes_share_state_dict_keys_and_owt_stays_torchvisions():
+    paper = AlexNet(ModelConfig(num_classes=10, width=0.125))
+    inverted = AlexNet(ModelConfig(num_classes=10, width=0.125, dropout_mode="inverted"))
+    assert list(paper.state_dict()) == list(inverted.state_dict())
+    assert not any("drop" in k for k in paper.state_dict())
+    owt = AlexNetOWT(ModelConfig(arch="owt", num_classes=10, width=0.125))
+    assert all(type(m) is nn.Dropout for m in owt.classifier if "Dropout" in type(m).__name__)
+
+
+def test_paper_net_at_test_equals_inverted_net_with_fc7_fc8_weights_halved():
+    torch.manual_seed(0)
+    paper = AlexNet(ModelConfig(num_classes=10, width=0.125)).eval()
+    inverted = AlexNet(ModelConfig(num_classes=10, width=0.125, dropout_mode="inverted")).eval()
+    state = paper.state_dict()
+    state["classifier.fc7.weight"] = state["classifier.fc7.weight"] * 0.5
+    state["classifier.fc8.weight"] = state["classifier.fc8.weight"] * 0.5
+    inverted.load_state_dict(state)
+    x = torch.randn(2, 3, 64, 64) * 50
+    with torch.no_grad():
+        torch.testing.assert_close(paper(x), inverted(x), rtol=1e-5, atol=1e-5)
+
+
+def test_configs_saved_before_the_field_keep_inverted_dropout(tmp_path):
+    saved = to_dict(Config())
+    del saved["model"]["dropout_mode"]  # a checkpoint written before model.dropout_mode existed
+    assert from_dict(saved).model.dropout_mode == "inverted"
+    assert from_dict(to_dict(Config())).model.dropout_mode == "paper"
+    new = Config()
+    assert not same_net(saved, new)  # its net is another function than today's default
+    new.model.dropout_mode = "inverted"
+    assert same_net(saved, new)
+
+
+def test_an_old_checkpoint_loads_with_inverted_dropout(tmp_path):
+    cfg = Config()
+    cfg.model.num_classes, cfg.model.width = 10, 0.125
+    model = AlexNet(cfg.model)
+    saved = to_dict(cfg)
+    del saved["model"]["dropout_mode"]
+    save_checkpoint({"config": saved, "model": model.state_dict()}, tmp_path / "old.pt")
+    loaded, loaded_cfg, _ = load_model(tmp_path / "old.pt", torch.device("cpu"))
+    assert loaded_cfg.model.dropout_mode == "inverted" and type(loaded.classifier.drop6) is nn.Dropout
+    x = torch.randn(2, 3, 64, 64) * 50
+    with torch.no_grad():  # at test inverted dropout is the identity: the net the old code evaluated
+        model.eval()
+        model.classifier.drop6, model.classifier.drop7 = nn.Identity(), nn.Identity()
+        torch.testing.assert_close(loaded(x), model(x))
+    assert "dropout_mode" not in load_checkpoint(tmp_path / "old.pt")["config"]["model"]
