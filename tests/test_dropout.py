@@ -9,7 +9,7 @@ from alexnet.checkpoint import load_checkpoint, save_checkpoint
 from alexnet.config import Config, ModelConfig, from_dict, to_dict
 from alexnet.evaluate import load_model
 from alexnet.nets.model import AlexNet, AlexNetOWT, PaperDropout
-from alexnet.train.resume import same_net
+from alexnet.train.resume import net_differences, same_net
 
 
 def test_paper_mode_is_the_default():
@@ -93,6 +93,7 @@ def test_configs_saved_before_the_field_keep_inverted_dropout(tmp_path):
     assert from_dict(to_dict(Config())).model.dropout_mode == "paper"
     new = Config()
     assert not same_net(saved, new)  # its net is another function than today's default
+    assert net_differences(saved, new) == "model.dropout_mode: saved 'inverted', now 'paper'"  # the resume error says so
     new.model.dropout_mode = "inverted"
     assert same_net(saved, new)
 

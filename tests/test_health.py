@@ -13,7 +13,7 @@ import alexnet.train.health as health
 from alexnet.cli import main
 from alexnet.config import TrainConfig
 from alexnet.errors import DeadRunError
-from alexnet.train.health import Health, zero_gradient_layers
+from alexnet.train.health import Health, silent_layers
 
 from conftest import tiny_overrides
 
@@ -64,25 +64,30 @@ def test_healthy_runs_raise_no_alarm(tiny_store, tmp_path, capsys):
         assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "finished"
 
 
-def test_zero_gradient_layers_names_the_layers_a_dead_relu_cuts_off():
+def test_silent_layers_names_the_layers_dead_relus_cut_off():
     torch.manual_seed(0)
     net = nn.Sequential()
-    net.add_module("fc6", nn.Linear(8, 16))
+    net.add_module("fc6", nn.Linear(8, 200))
     net.add_module("relu6", nn.ReLU())
-    net.add_module("fc7", nn.Linear(16, 16))
+    net.add_module("fc7", nn.Linear(200, 200))
     net.add_module("relu7", nn.ReLU())
-    net.add_module("fc8", nn.Linear(16, 4))
+    net.add_module("fc8", nn.Linear(200, 4))
     x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
-    nn.functional.cross_entropy(net(x), y).backward()
-    assert zero_gradient_layers(net) == []  # alive
-    net.zero_grad()
-    with torch.no_grad():
-        net.fc7.bias.fill_(-100.0)  # every ReLU of fc7 zero over the batch
-    nn.functional.cross_entropy(net(x), y).backward()
-    assert zero_gradient_layers(net) == ["fc6", "fc7", "fc8"]  # fc8 sees zeros; fc8's bias still learns
+
+    def silent(dead_fc7_units: int) -> list[str]:
+        net.zero_grad()
+        with torch.no_grad():
+            net.fc7.bias.fill_(0.0)
+            net.fc7.bias[:dead_fc7_units] = -100.0  # these ReLUs are zero for every image
+        nn.functional.cross_entropy(net(x), y).backward()
+        return silent_layers(net)
+    assert silent(0) == []  # alive
+    assert silent(190) == []  # 95% of fc7 silent: not yet dead
+    assert silent(199) == ["fc7"]  # 99.5%
+    assert silent(200) == ["fc6", "fc7", "fc8"]  # no gradient below fc7, and fc8 sees zeros; fc8's bias still learns
     for p in net.parameters():  # every gradient zero: a perfectly fitted batch, not a dead net
         p.grad.zero_()
-    assert zero_gradient_layers(net) == []
+    assert silent_layers(net) == []
 
 
 def _health(**cfg) -> Health:

@@ -27,7 +27,7 @@ from ..runtime import autocast, configure_torch, resolve_device
 from .health import Health
 from .optim import apply_lr
 from .parts import Parts, build_parts
-from .resume import same_net
+from .resume import net_differences, same_net
 from .run import RunFolder
 
 
@@ -145,7 +145,8 @@ class Trainer:
             print(f"alexnet: warning: {path} is missing or damaged; resuming from {used}", file=sys.stderr)
         saved = state.get("config", {})
         if not same_net(saved, self.cfg):
-            raise ConfigError(f"{used} was trained with a different model config: resume without model.* overrides")
+            raise ConfigError(f"{used} was trained with a different model config ({net_differences(saved, self.cfg)}): "
+                              "resume with the saved values, or start a new run")
         ckpt.unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])

@@ -61,6 +61,13 @@ def same_net(saved: dict, cfg: Config) -> bool:
     return _net(saved) == _net(to_dict(cfg))
 
 
+def net_differences(saved: dict, cfg: Config) -> str:
+    """The model.* fields in which a saved config's net differs from cfg's, as 'model.KEY: saved A, now B'."""
+    old, new = _net(saved), _net(to_dict(cfg))
+    return "; ".join(f"model.{k}: saved {old.get(k)!r}, now {new.get(k)!r}"
+                     for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
+
+
 def _net(config: dict) -> dict:
     try:
         model = to_dict(from_dict({"model": config.get("model", {})}))["model"]
