@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 from alexnet.checkpoint import load_checkpoint, save_checkpoint
-from alexnet.config import Config, ModelConfig, from_dict, to_dict
+from alexnet.config import Config, ModelConfig, OptimConfig, from_dict, to_dict
 from alexnet.evaluate import load_model
-from alexnet.nets.model import AlexNet, AlexNetOWT, PaperDropout
+from alexnet.nets.model import AlexNet, AlexNetOWT, PaperDropout, _dropout
+from alexnet.train.optim import build_optimizer
 from alexnet.train.resume import net_differences, same_net
 
 
@@ -113,3 +114,45 @@ def test_an_old_checkpoint_loads_with_inverted_dropout(tmp_path):
         model.classifier.drop6, model.classifier.drop7 = nn.Identity(), nn.Identity()
         torch.testing.assert_close(loaded(x), model(x))
     assert "dropout_mode" not in load_checkpoint(tmp_path / "old.pt")["config"]["model"]
+
+
+def _head_losses(mode: str, steps: int = 4, batch: int = 128) -> tuple[list[float], float]:
+    """The paper's classifier head at full width (fc 4096, 10 classes) with the §5 init (N(0, 0.01),
+    biases 1 in fc6/fc7) and the §5 SGD at lr 0.01 on a batch of 128, fed 256-d ReLU features of
+    ten separable classes (a cheap stand-in for pool5). Returns the losses and fc8's mean squared
+    input norm at the first step."""
+    cfg = ModelConfig(num_classes=10, dropout_mode=mode)
+    torch.manual_seed(0)
+    head = nn.Sequential(nn.Linear(256, 4096), nn.ReLU(), _dropout(cfg), nn.Linear(4096, 4096), nn.ReLU(),
+                         _dropout(cfg), nn.Linear(4096, 10))
+    for layer, bias in ((head[0], 1.0), (head[3], 1.0), (head[6], 0.0)):
+        nn.init.normal_(layer.weight, 0.0, 0.01)
+        nn.init.constant_(layer.bias, bias)
+    opt = build_optimizer(head, OptimConfig())
+    g = torch.Generator().manual_seed(1)
+    centers = torch.randn(10, 256, generator=g)
+    losses, fc8_in = [], []
+    head[6].register_forward_pre_hook(lambda m, inp: fc8_in.append(inp[0].pow(2).sum(1).mean().item()))
+    for step in range(steps):
+        y = torch.randint(0, 10, (batch,), generator=g)
+        x = torch.relu(centers[y] + torch.randn(batch, 256, generator=g))  # (B, 256)
+        torch.manual_seed(100 + step)  # the same dropout masks in both modes
+        loss = nn.functional.cross_entropy(head(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, fc8_in[0]
+
+
+def test_the_explosion_is_inverted_dropout_on_a_wide_biased_head():
+    """benchmarks/explosion.md: fc7's outputs start near 1 (bias 1) in all 4096 units, so an fc8 step
+    moves every logit by about lr x |h|^2 x (class share in the batch - predicted probability): fc8
+    acts as a bias with a huge rate. Inverted dropout doubles h in training (|h|^2 more than four
+    times the paper's): with 10 classes the loss blows up within four steps, as on the GPU (3.2, 10.5, 19.0,
+    26.9); with the paper's dropout it does not."""
+    inverted, inverted_sq = _head_losses("inverted")
+    paper, paper_sq = _head_losses("paper")
+    assert inverted_sq / paper_sq > 4  # E|2 m h|^2 / E|m h|^2 = 4, and h itself grows (fc7 sees 2 m h6 too)
+    assert max(inverted) > 8.0 and inverted[-1] > inverted[0] * 2
+    assert max(paper) < 3.0
