@@ -96,7 +96,7 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # 0: whole epoch; >0 truncates epochs (smoke tests)
     on_divergence: Literal["stop", "rollback"] = "stop"  # rollback: reload last good checkpoint, lr x0.1
     progress: bool = True
-    dead_steps: int = 100  # stop when a weight layer gets exactly zero gradient (its ReLUs all zero over the batch) at every log step for this many steps; 0: never (train/health.py)
+    dead_steps: int = 100  # stop when 99% of a layer's units get exactly zero gradient (ReLUs zero for the whole batch) at every log step for this many steps; 0: never (train/health.py)
     chance_steps: int = 5000  # stop when validation is at chance with the loss pinned at every epoch end over this many steps; > 3x the paper init's ~1500-step plateau (docs/paper.md "init"); 0: never
     threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
 
