@@ -43,6 +43,7 @@ class ModelConfig:
     remove_conv: Literal[0, 3, 4] = 0  # §6: "removing any of the middle layers" (0 keeps all)
     extra_conv: bool = False  # §6: a sixth conv layer over the last pooling layer
     dropout: float = 0.5  # §4.2, on fc6 and fc7 outputs
+    dropout_mode: Literal["paper", "inverted"] = "paper"  # §4.2 kept units unscaled, x(1-p) at test; inverted: torch's nn.Dropout (arch=paper)
     init: Literal["paper", "code2012", "kaiming"] = "paper"  # §5; code2012 uses std 0.03 in conv3-5
     init_bias: float = 1.0  # §5 bias of conv2, conv4, conv5, fc6, fc7 (Caffe used 0.1)
     input_scale: float = 1.0  # the net multiplies its input (0..255 pixels minus the mean, §2) by this; 1/58 for He init
@@ -110,6 +111,8 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # 0: whole epoch; >0 truncates epochs (smoke tests)
     on_divergence: Literal["stop", "rollback"] = "stop"  # rollback: reload last good checkpoint, lr x0.1
     progress: bool = True
+    dead_steps: int = 100  # stop when 99% of a layer's units get exactly zero gradient (ReLUs zero for the whole batch) at every log step for this many steps; 0: never (train/health.py)
+    chance_steps: int = 5000  # stop when validation is at chance with the loss pinned at every epoch end over this many steps; > 3x the paper init's ~1500-step plateau (docs/paper.md "init"); 0: never
     threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
     val_every_epochs: int = 1  # validate every k epochs and after the last; 0: only after the last (§5 plateau needs 1)
     ckpt_every_epochs: int = 1  # last.pt every k epochs and after the last (and best.pt on a new best); 0: only after the last
@@ -120,7 +123,8 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    views: Literal["center", "10crop"] = "center"  # §4.1 ten patches at test time
+    views: Literal["center", "10crop"] = "10crop"  # §4.1 ten patches at test time (`alexnet eval`, quickstart)
+    val_views: Literal["center", "10crop"] = "center"  # per-epoch validation the schedule watches: one view, 10x cheaper (the paper does not say)
     batch_size: int = 256
 
 
@@ -271,6 +275,8 @@ RANGES: dict[str, str] = {
     "eval.batch_size": "[1, inf)",
     "optim.lars_eta": "(0, inf)",  # LARS trust coefficient (You et al. 2017: 0.001)
     "train.ddp_bucket_mb": "[1, inf)",
+    "train.dead_steps": "[0, inf)",  # 0: never stop a dead run
+    "train.chance_steps": "[0, inf)",  # 0: never stop a run at chance
     "finetune.pretrained_lr_mult": "[0, inf)",  # 0 freezes the pretrained layers
 }
 NOT_EMPTY = ("data.train_split", "data.val_split", "train.out", "train.device")
@@ -340,9 +346,24 @@ def to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
 
+# Fields added after runs were saved with the earlier behaviour: a saved config without the field
+# gets the value the code that saved it used (not today's default).
+SAVED_BEFORE = {("model", "dropout_mode"): "inverted"}  # before it, the net used torch's nn.Dropout
+
+
+def with_saved_defaults(data: dict) -> dict:
+    """A saved config with the fields it predates filled in as its code behaved (SAVED_BEFORE)."""
+    data = {sec: dict(values) if isinstance(values, dict) else values for sec, values in data.items()}
+    for (sec, name), value in SAVED_BEFORE.items():
+        if isinstance(data.get(sec, {}), dict):
+            data.setdefault(sec, {}).setdefault(name, value)
+    return data
+
+
 def from_dict(data: dict) -> Config:
-    """Rebuild a Config saved with a run or checkpoint (keys unknown to this version are errors)."""
-    return validate(apply_dict(Config(), data, "saved config"))
+    """Rebuild a Config saved with a run or checkpoint (keys unknown to this version are errors;
+    fields it predates get the old behaviour, SAVED_BEFORE)."""
+    return validate(apply_dict(Config(), with_saved_defaults(data), "saved config"))
 
 
 def save_config(cfg: Config, path: Path) -> None:

@@ -20,3 +20,8 @@ class DivergenceError(UserError):
 
 class InputWarning(UserWarning):
     """A value that works, but likely not as meant; the CLI prints it as one line."""
+
+
+class DeadRunError(UserError):
+    """Training is stuck at chance: a layer passes no gradient, or validation stays at chance with
+    the loss pinned (train/health.py). Not a DivergenceError: rolling back cannot revive it."""

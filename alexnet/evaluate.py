@@ -119,11 +119,12 @@ def match_classes(net: nn.Module, trained: list[str] | None, store, path) -> nn.
     return InStoreOrder(net, [index[c] for c in store.classes])
 
 
-def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str, device: torch.device,
+def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str | None, device: torch.device,
                          batch_size: int = 256, precision: str = "fp32", progress: bool = False,
                          rank: int = 0, world: int = 1, group=None) -> dict:
     """Top-1/top-5 error of the checkpoints' averaged softmax on `split` (default: the first
-    checkpoint's validation split); shared by `world` processes as in predict."""
+    checkpoint's validation split) over `views` (default: the first checkpoint's eval.views, §4.1);
+    shared by `world` processes as in predict."""
     loaded = [load_model(p, device) for p in paths]
     for p, (_, cfg, _) in zip(paths, loaded):
         if cfg.model.num_classes != store.num_classes:
@@ -135,6 +136,7 @@ def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str,
         raise UserError("the checkpoints differ in crop size or mean subtraction: an ensemble needs one input format")
     models = [match_classes(m, state.get("classes"), store, p) for p, (m, _, state) in zip(paths, loaded)]
     first = loaded[0][1].data
+    views = views or loaded[0][1].eval.views
     reader = store.split(split or first.val_split)
     mean = store.mean if first.mean_image else None
     probs = predict(models, reader, mean, first.crop, views, batch_size, device, precision, progress,

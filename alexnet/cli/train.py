@@ -109,7 +109,7 @@ def cmd_eval(args) -> int:
         print(json.dumps(result))
     else:
         note = f" ({result['note']})" if "note" in result else ""
-        print(f"{len(paths)} net(s), {args.views}, {result['images']} images of {result['split']}: "
+        print(f"{len(paths)} net(s), {result['views']}, {result['images']} images of {result['split']}: "
               f"top-1 error {100 * result['top1_error']:.2f}%, top-5 error {100 * result['top5_error']:.2f}%{note}")
     return 0
 
@@ -156,8 +156,9 @@ def register(sub) -> None:
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="one or more checkpoints (a run folder: its best.pt); several are averaged")
     p.add_argument("--data", required=True, help="store folder")
     p.add_argument("--split", default=None, help="default: the validation split the checkpoint was trained with")
-    p.add_argument("--views", choices=["center", "10crop"], default="center",
-                   help="the centre patch, or the ten patches of §4.1 (corners, centre, reflections)")
+    p.add_argument("--views", choices=["center", "10crop"], default=None,
+                   help="the centre patch, or the ten patches of §4.1 (corners, centre, reflections); default: "
+                        "eval.views of the first checkpoint's config (10crop, the paper's, unless its run set it)")
     p.add_argument("--batch-size", type=POSITIVE, default=256, help="images per batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="autocast precision")

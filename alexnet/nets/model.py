@@ -46,6 +46,30 @@ def _pool(cfg: ModelConfig) -> nn.Module:
 def out_classes(cfg: ModelConfig) -> int:
     """The last layer's outputs: model.num_classes, or ImageNet's 1000 while it is 0 (no store read)."""
     return cfg.num_classes or 1000
+class PaperDropout(nn.Module):
+    """§4.2 dropout as the paper and the 2012 code (`HiddenSexLayer`, src/layer.cu): in training each
+    unit is zeroed with probability p and the kept ones pass UNSCALED; at test every unit passes,
+    multiplied by 1 - p. Masks are drawn as nn.Dropout draws them (F.dropout, then x(1-p) undoes its
+    1/(1-p); exact for p = 0.5), so the two modes differ only by that scale. No parameters."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0:
+            return x
+        if self.training:
+            return F.dropout(x, self.p, training=True) * (1.0 - self.p)
+        return x * (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, paper (unscaled in training, x(1-p) at test)"
+
+
+def _dropout(cfg: ModelConfig) -> nn.Module:
+    """docs/paper.md "dropout": the paper's semantics, or torch's inverted nn.Dropout (a named option)."""
+    return PaperDropout(cfg.dropout) if cfg.dropout_mode == "paper" else nn.Dropout(cfg.dropout)
 
 
 def scale_input(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
@@ -119,8 +143,8 @@ class AlexNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))  # identity for a 224 crop; lets smaller crops through
         fc = _scaled(PAPER_FC, cfg.width)
         self.classifier = nn.Sequential(OrderedDict([
-            ("fc6", nn.Linear(c5 * 36, fc)), ("relu6", _activation(cfg)), ("drop6", nn.Dropout(cfg.dropout)),  # §4.2
-            ("fc7", nn.Linear(fc, fc)), ("relu7", _activation(cfg)), ("drop7", nn.Dropout(cfg.dropout)),
+            ("fc6", nn.Linear(c5 * 36, fc)), ("relu6", _activation(cfg)), ("drop6", _dropout(cfg)),  # §4.2
+            ("fc7", nn.Linear(fc, fc)), ("relu7", _activation(cfg)), ("drop7", _dropout(cfg)),
             ("fc8", nn.Linear(fc, out_classes(cfg))),
         ]))
         init_paper(self, cfg)
@@ -167,7 +191,9 @@ def init_paper(model: nn.Module, cfg: ModelConfig) -> None:
 
 class AlexNetOWT(nn.Module):
     """torchvision's `alexnet` ("one weird trick", Krizhevsky 2014): 64-192-384-256-256 kernels, no LRN,
-    no columns, dropout before fc6/fc7. Same state-dict keys as torchvision, so its weight files load."""
+    no columns, dropout before fc6/fc7. Same state-dict keys as torchvision, so its weight files load;
+    its dropout is torchvision's inverted nn.Dropout whatever model.dropout_mode says (those weights
+    were trained with it)."""
 
     def __init__(self, cfg: ModelConfig | None = None):
         super().__init__()

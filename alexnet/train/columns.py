@@ -96,8 +96,9 @@ class ColumnNet(nn.Module):
             setattr(self, name, _share(getattr(f, name, None) or getattr(k, name), dim, c))
         self.pad1, self.act, self.pool, self.avgpool = f.pad1, f.relu1, f.pool1, full.avgpool
         self.lrn1, self.lrn2 = getattr(f, "lrn1", None), getattr(f, "lrn2", None)
-        self.drop6 = SharedDropout(k.drop6.p, layout)
-        self.drop7 = SharedDropout(k.drop7.p, layout)
+        paper = full.cfg.dropout_mode == "paper"  # §4.2
+        self.drop6 = SharedDropout(k.drop6.p, layout, paper)
+        self.drop7 = SharedDropout(k.drop7.p, layout, paper)
 
     def _gather(self, x: torch.Tensor) -> torch.Tensor:
         return _Gather.apply(x, 1, self.group)

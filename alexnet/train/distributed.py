@@ -29,6 +29,7 @@ from torch import nn
 from ..config import Config
 from ..data.augment import Draws
 from ..errors import ConfigError
+from ..nets.model import PaperDropout
 from ..runtime import resolve_device
 
 
@@ -160,30 +161,34 @@ def local_draws(d: Draws, layout: Layout) -> Draws:
 class SharedDropout(nn.Module):
     """§4.2 dropout whose mask is drawn for the whole global batch and both columns, of which this
     process keeps its rows (its replica) and its units (its column): the masks of a step do not
-    depend on how the job is split. With one process it draws what nn.Dropout draws."""
+    depend on how the job is split. With one process it draws what the layer it replaces draws,
+    with the same semantics (`paper`: kept units unscaled, x(1-p) at test; else torch's inverted)."""
 
-    def __init__(self, p: float, layout: Layout):
+    def __init__(self, p: float, layout: Layout, paper: bool = True):
         super().__init__()
-        self.p, self.layout = p, layout
+        self.p, self.layout, self.paper = p, layout, paper
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (b, units) -> (b, units)
+        scale = 1.0 - self.p if self.paper else 1.0  # undoes F.dropout's 1/(1-p) in training; the test-time factor
         if not self.training or self.p == 0:
-            return x
+            return x * scale if self.p else x
         L = self.layout
         b, units = x.shape
         noise = F.dropout(x.new_ones(b * L.replicas, units * L.columns), self.p)  # 0 or 1 / (1 - p)
         noise = L.rows(noise)[:, L.column * units : (L.column + 1) * units]
-        return x * noise
+        return x * (noise * scale)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, replicas={self.layout.replicas}, columns={self.layout.columns}"
+        return (f"p={self.p}, {'paper' if self.paper else 'inverted'}, replicas={self.layout.replicas}, "
+                f"columns={self.layout.columns}")
 
 
 def share_dropout(model: nn.Module, layout: Layout) -> nn.Module:
-    """Replace every nn.Dropout of `model` by a SharedDropout (no parameters change)."""
+    """Replace every dropout layer of `model` (PaperDropout or nn.Dropout) by a SharedDropout of the
+    same semantics (no parameters change)."""
     for name, child in model.named_children():
-        if isinstance(child, nn.Dropout):
-            setattr(model, name, SharedDropout(child.p, layout))
+        if isinstance(child, (PaperDropout, nn.Dropout)):
+            setattr(model, name, SharedDropout(child.p, layout, paper=isinstance(child, PaperDropout)))
         else:
             share_dropout(child, layout)
     return model

@@ -29,10 +29,11 @@ from ..evaluate import predict, topk_errors
 from ..runtime import autocast, configure_torch
 from . import distributed
 from .checkpointing import CheckpointWriter, Hook
+from .health import Health
 from .optim import apply_lr
 from .parts import Parts, build_parts
 from .phases import Phases
-from .resume import same_net
+from .resume import net_differences, same_net
 from .run import RunFolder
 
 
@@ -86,6 +87,9 @@ class Trainer:
         # CUDA graphs (torch.compile mode reduce-overhead) replay into static output buffers: each step
         # tells torch a new iteration begins, and nothing the graph outputs is kept past its step
         self.cudagraphs = cfg.train.compile and cfg.train.compile_mode == "reduce-overhead"
+        agree = (lambda dead: distributed.stop_agreed(dead, True, parts.layout)) if parts.layout.world > 1 else None
+        self.health = Health(cfg.train, cfg.optim.lr, parts.loader.reader.labels, parts.val_reader.labels,
+                             str(run.path) if run is not None else "", agree)  # stops a dead run (train/health.py)
 
     # -- one step -----------------------------------------------------------------------------
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,6 +155,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step, "best_error": self.best_error,
                          "world": self.parts.layout.world},
+            "health": self.health.state_dict(),
             "classes": list(self.parts.store.classes),
             "input": self.parts.store.input_meta(),  # so the net is usable without its store (alexnet predict)
         }
@@ -182,7 +187,8 @@ class Trainer:
             print(f"alexnet: warning: {path} is missing or damaged; resuming from {used}", file=sys.stderr)
         saved = state.get("config", {})
         if not same_net(saved, self.cfg):
-            raise ConfigError(f"{used} was trained with a different model config: resume without model.* overrides")
+            raise ConfigError(f"{used} was trained with a different model config ({net_differences(saved, self.cfg)}): "
+                              "resume with the saved values, or start a new run")
         self.parts.load_state_dicts(state["model"], state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         if saved.get("optim", {}).get("lr", self.cfg.optim.lr) != self.cfg.optim.lr:
@@ -190,14 +196,15 @@ class Trainer:
         p = state["progress"]
         self.epoch, self.batch, self.step, self.best_error = p["epoch"], p["batch"], p["step"], p["best_error"]
         distributed.note_world_change(p.get("world", 1), self.parts.layout, self.cfg.optim.batch_size)
+        self.health.load_state_dict(state.get("health"), self.step)
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         p = self.parts
         net = p.forward if p.layout.world == 1 else p.model  # not through DDP: the ranks' shares differ in size
-        probs = predict([net], p.val_reader, p.mean, self.cfg.data.crop, "center", self.cfg.eval.batch_size,
-                        p.device, self.cfg.train.precision, threads=self.cfg.data.threads, on_device=True,
-                        **p.layout.eval_shard())
+        probs = predict([net], p.val_reader, p.mean, self.cfg.data.crop, self.cfg.eval.val_views,
+                        self.cfg.eval.batch_size, p.device, self.cfg.train.precision, threads=self.cfg.data.threads,
+                        on_device=True, **p.layout.eval_shard())
         self.model.train()
         return topk_errors(probs, torch.as_tensor(p.val_reader.labels, dtype=torch.int64))
 
@@ -244,6 +251,7 @@ class Trainer:
                 rate = seen * self.parts.layout.replicas / (time.perf_counter() - t0)
                 lr = self.schedule.lr_at(self.step - 1)
                 self.log.write("train", self.step, loss=mean_loss, lr=lr, img_per_s=rate, epoch=self.epoch)
+                self.health.check_step(self.model, self.step, mean_loss)  # a layer that passes no gradient stops the run
                 _update_bar(bar, count, loss=f"{mean_loss:.3f}", lr=f"{lr:.0e}", img_s=f"{rate:.0f}")
                 loss_sum, count = None, 0
             if cfg.train.ckpt_every_steps and self.step % cfg.train.ckpt_every_steps == 0:
@@ -283,7 +291,8 @@ class Trainer:
         with self.phases("validation"):
             metrics = self.validate()
         err = metrics["top1_error"]
-        cut = self.schedule.observe(self.epoch, err)
+        at_chance = self.health.at_chance(self.step, err)
+        cut = False if at_chance else self.schedule.observe(self.epoch, err)  # no cuts spent on a net at chance
         self.epoch, self.batch = self.epoch + 1, 0
         self.log.write("val", self.step, epoch=self.epoch, lr_cut=cut, **metrics)
         _print(self.cfg.train.progress, f"epoch {self.epoch}: val top-1 error {err:.4f}, top-5 error "
@@ -294,6 +303,7 @@ class Trainer:
             self._checkpoint(best=improved)
         for hook in self.hooks if self.parts.layout.is_main else ():  # rank 0 speaks for the job
             hook(self)
+        self.health.stop_if_stuck(self.step)  # at chance for train.chance_steps: stop, checkpoints kept
 
     def rollback(self) -> None:
         """After a divergence: back to the last good checkpoint with the lr divided by schedule.factor."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import Config, apply_dict, apply_overrides, from_dict, to_dict, validate
+from ..config import Config, apply_dict, apply_overrides, from_dict, to_dict, validate, with_saved_defaults
 from ..errors import ConfigError, UserError
 
 RESUMABLE = (
@@ -23,6 +23,8 @@ RESUMABLE = (
     # logging, checkpoints, what to do on divergence
     "train.log_every_steps", "train.ckpt_every_steps", "train.progress", "train.on_divergence",
     "train.val_every_epochs", "train.ckpt_every_epochs", "train.cudnn_benchmark",
+    # when a run at chance stops (train/health.py)
+    "train.dead_steps", "train.chance_steps",
     # how, not what: device, threads, kernels, precision, compilation, reading the store
     "train.device", "train.threads", "train.compile", "train.compile_mode", "train.precision", "train.channels_last",
     "train.deterministic", "model.lrn_impl", "model.grouped_impl", "data.threads", "data.prefetch", "data.decode",
@@ -49,16 +51,24 @@ def resumed_config(run: Path, overrides: list[str]) -> Config:
             raise ConfigError(f"--set {item}: {key} cannot change when a run resumes (it would be another run); "
                               "start a new run with --out, or change only the budget (schedule.*), optim.lr, "
                               "logging or how it runs (alexnet train --help lists them)")
-    cfg = apply_dict(Config(), data, str(path))  # not validated yet: an override may repair a bad value
+    cfg = apply_dict(Config(), with_saved_defaults(data), str(path))  # not validated yet: an override may repair a bad value
     apply_overrides(cfg, overrides)
     cfg.train.out = str(run)
     return validate(cfg)
 
 
 def same_net(saved: dict, cfg: Config) -> bool:
-    """Whether a checkpoint's saved config describes the same function as `cfg`'s net (defaults
-    filled in for fields added since it was saved; HOW_NOT_WHAT fields may differ)."""
+    """Whether a checkpoint's saved config describes the same function as `cfg`'s net (fields added
+    since it was saved filled in as its code behaved, config.SAVED_BEFORE: a config without
+    model.dropout_mode was inverted dropout; HOW_NOT_WHAT fields may differ)."""
     return _net(saved) == _net(to_dict(cfg))
+
+
+def net_differences(saved: dict, cfg: Config) -> str:
+    """The model.* fields in which a saved config's net differs from cfg's, as 'model.KEY: saved A, now B'."""
+    old, new = _net(saved), _net(to_dict(cfg))
+    return "; ".join(f"model.{k}: saved {old.get(k)!r}, now {new.get(k)!r}"
+                     for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
 
 
 def _net(config: dict) -> dict:
