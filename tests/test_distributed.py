@@ -28,6 +28,7 @@ from alexnet.cli import main
 from alexnet.config import ScheduleConfig, build_config
 from alexnet.data.store import open_store
 from alexnet.evaluate import evaluate_checkpoints
+from alexnet.nets.model import PaperDropout
 from alexnet.errors import ConfigError
 from alexnet.train import build_parts, open_trainer
 from alexnet.train.distributed import Layout, SharedDropout, from_env
@@ -248,14 +249,18 @@ def test_seeds_train_an_ensemble_that_torchrun_evaluates(tiny_store, tmp_path, c
 
 def test_shared_dropout_draws_torch_masks_for_the_global_batch():
     x = torch.randn(8, 6)
-    torch.manual_seed(3)
-    whole = torch.nn.Dropout(0.5)(x)
-    for replicas in (1, 2, 4):
-        for r in range(replicas):
-            for c in range(2):  # a column's half of the units
-                torch.manual_seed(3)
-                mine = SharedDropout(0.5, Layout(rank=2 * r + c, world=2 * replicas, columns=2))(x[r::replicas, 3 * c:3 * c + 3])
-                assert torch.equal(mine, whole[r::replicas, 3 * c:3 * c + 3])
+    for paper, layer in ((True, PaperDropout(0.5)), (False, torch.nn.Dropout(0.5))):  # §4.2, or torch's inverted
+        torch.manual_seed(3)
+        whole = layer(x)
+        for replicas in (1, 2, 4):
+            for r in range(replicas):
+                for c in range(2):  # a column's half of the units
+                    torch.manual_seed(3)
+                    shared = SharedDropout(0.5, Layout(rank=2 * r + c, world=2 * replicas, columns=2), paper)
+                    mine = shared(x[r::replicas, 3 * c:3 * c + 3])
+                    assert torch.equal(mine, whole[r::replicas, 3 * c:3 * c + 3])
+                    assert torch.equal(shared.eval()(x), layer.eval()(x))  # x0.5 at test, or the identity
+                    layer.train()
 
 
 def test_lars_step_follows_you_et_al():

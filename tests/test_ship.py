@@ -283,7 +283,7 @@ def test_dropout_is_folded_for_inference():
     with torch.no_grad():
         torch.testing.assert_close(folded(x), net(x), rtol=1e-5, atol=1e-5)
         assert folded.classifier.fc7.weight.equal(net.classifier.fc7.weight * 0.5)
-    plain = alexnet.AlexNet(alexnet.ModelConfig(num_classes=7, width=0.125)).eval()  # torch's inverted dropout
+    plain = alexnet.AlexNet(alexnet.ModelConfig(num_classes=7, width=0.125, dropout_mode="inverted")).eval()  # torch's
     fc7 = plain.classifier.fc7.weight.clone()
     fold_dropout(plain)
     assert plain.classifier.fc7.weight.equal(fc7)
