@@ -92,7 +92,7 @@ STEPS: list[Step] = [
     # issue 10 item 6, the headline: the paper's net and pipeline to >= 80% (ten patches) in <= 30 s
     Step("tta-fast", 55, 150, FAST + " {tiny_train}", needs=("prepare-raw",)),
     # the paper's recipe (§4.2 dropout by default, lr 0.01) to its best within 90 epochs: does it learn?
-    Step("tta-imagenette", 130, 240, TRAIN + " --preset imagenette --epochs 0 --max-seconds 150 --out {work}/runs/{name} "
+    Step("tta-imagenette", 115, 240, TRAIN + " --preset imagenette --epochs 0 --max-seconds 120 --out {work}/runs/{name} "
          "{tiny_train}", needs=("prepare-raw",)),
     Step("model-eager", 25, 120, "{alexnet} bench model --no-compile --lrn-impl reference fast triton {model_args} "
          "--json > {json}"),
@@ -106,23 +106,23 @@ STEPS: list[Step] = [
     # issue 15: Figure 3 and Figure 4 left of the trained net, into OUT/figures
     Step("figures", 20, 90, RUN + "{alexnet} viz kernels $R/best.pt -o {fig}/figure3 && {alexnet} viz predictions "
          "$R/best.pt -o {fig}/figure4-left && cp {fig}/figure3/result.json {json}", needs=("prepare-raw",)),
-    # the real loop (per-epoch validation and checkpoints) vs the model's step
-    Step("bench-train", 25, 120, TRAIN + " --preset imagenette --epochs 3 --out {work}/runs/{name} {tiny_train}",
+    # issue 14: DDP's own cost on one GPU (NCCL, world size 1), plain and DDP steps alternating
+    Step("ddp-overhead", 30, 120, "{py} -m torch.distributed.run --standalone --nproc-per-node 1 "
+         "benchmarks/dist_bench.py --worker --ddp-overhead --data {work}/raw-{size} {ddp_args} > {json}",
          needs=("prepare-raw",)),
     # issue 15: the run report (and Figure 4 right); nearest-neighbour search needs faiss
     Step("report", 25, 120, RUN + "{alexnet} report $R -o {fig}/report.html && {alexnet} viz neighbours $R/best.pt "
          "-o {fig}/figure4-right --db-per-class 100", needs=("prepare-raw",), requires=("faiss",)),
     Step("model-jpeg-fed", 50, 200, FED + " > {json} && " + FED + " --decode device >> {json} && " + FED
          + " --decode device --device-share 0.7 >> {json}", needs=("bench-data-synthetic",)),
-    # issue 14: DDP's own cost on one GPU (NCCL, world size 1), plain and DDP steps alternating
-    Step("ddp-overhead", 30, 120, "{py} -m torch.distributed.run --standalone --nproc-per-node 1 "
-         "benchmarks/dist_bench.py --worker --ddp-overhead --data {work}/raw-{size} {ddp_args} > {json}",
-         needs=("prepare-raw",)),
     Step("data-device-share", 40, 180, "for s in {shares}; do " + DATA + " --source synthetic --synthetic-images "
          "{synthetic} --rows store-jpeg-gpu store-jpeg-mixed --device-share $s --json || exit 1; done > {json}",
          needs=("bench-data-synthetic",)),
     Step("decode-scaling", 40, 180, "{py} benchmarks/decode_scaling.py " + SYN_JPEG + " {scaling_args}",
          needs=("bench-data-synthetic",), requires=("simplejpeg",), text=True),
+    # the real loop (per-epoch validation and checkpoints) vs the model's step
+    Step("bench-train", 25, 120, TRAIN + " --preset imagenette --epochs 3 --out {work}/runs/{name} {tiny_train}",
+         needs=("prepare-raw",)),
     Step("model-compiled", 70, 300, "{alexnet} bench model --lrn-impl triton {model_args} --json > {json}", dry=None),
     Step("tta-fast-compiled", 80, 300, FAST + " --set train.compile=true", needs=("prepare-raw",), dry=None),
     Step("model-cudagraphs", 80, 300, "{alexnet} bench model --lrn-impl triton --compile-mode reduce-overhead "
