@@ -55,7 +55,8 @@ def register(sub) -> None:
 
 
 def command_line() -> str:
-    """The command as typed (`alexnet ...` or `python -m alexnet ...`), to write beside a result."""
+    """The command as typed (`alexnet ...` or `python -m alexnet ...`), to write beside a result;
+    without --quiet, which changes what is printed, not the result."""
     if Path(sys.argv[0]).name in ("alexnet", "__main__.py"):
-        return "alexnet " + shlex.join(sys.argv[1:])
+        return "alexnet " + shlex.join(a for a in sys.argv[1:] if a != "--quiet")
     return ""
