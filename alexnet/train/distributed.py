@@ -171,7 +171,7 @@ class SharedDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (b, units) -> (b, units)
         scale = 1.0 - self.p if self.paper else 1.0  # undoes F.dropout's 1/(1-p) in training; the test-time factor
         if not self.training or self.p == 0:
-            return x * scale if self.p else x
+            return x if scale == 1.0 else x * scale
         L = self.layout
         b, units = x.shape
         noise = F.dropout(x.new_ones(b * L.replicas, units * L.columns), self.p)  # 0 or 1 / (1 - p)
