@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..config import build_config
 from ..data.bundled import IMAGENETTE, find_data_dir
+from .args import given_keys
 
 
 def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[str]) -> dict:
@@ -27,7 +28,7 @@ def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[st
     cfg.data.store, cfg.train.out = str(store_dir), str(run)
     resume = (run / "last.pt").exists()
     print(f"[2/3] train into {run}" + (" (continuing)" if resume else ""))
-    summary = train(cfg, resume=resume, hooks=[epoch_images])  # TensorBoard: Figure 3 and 4 left per epoch
+    summary = train(cfg, resume=resume, hooks=[epoch_images], given=given_keys(overrides))  # TensorBoard: Figure 3 and 4 left per epoch
     print(json.dumps(summary))
     if summary["status"] != "finished":
         print("interrupted: run `alexnet quickstart` again to continue where it stopped")

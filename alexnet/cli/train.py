@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError, UserError
-from .args import NON_NEGATIVE, POSITIVE, add_config_args, config_from_args
+from .args import NON_NEGATIVE, POSITIVE, add_config_args, config_from_args, given_keys
 
 SHORTCUTS = {  # flag -> config key: the flags users of pytorch/examples and torchvision's references type
     "epochs": "schedule.epochs", "lr": "optim.lr", "batch_size": "optim.batch_size", "workers": "data.threads",
@@ -55,16 +55,16 @@ def cmd_train(args) -> int:
             raise UserError(f"{given[0]} cannot be used with --resume: the run continues with its own config "
                             f"({Path(args.resume) / 'config.json'}); --set may change its budget, lr and logging")
         run, checkpoint = resume_target(Path(args.resume))
-        cfg, resume = resumed_config(run, extra + args.overrides), True
+        cfg, resume, given = resumed_config(run, extra + args.overrides), True, None  # its config fits its store
     else:
         extra += [f"data.store={args.data}"] if args.data else []
         extra += [f"train.out={args.out}"] if args.out else []
-        cfg, resume = config_from_args(args, extra), False
+        cfg, resume, given = config_from_args(args, extra), False, given_keys(extra + args.overrides)
         if cfg.finetune.source:  # a fresh run would ignore it: the source's weights are loaded by finetune
             raise ConfigError(f"finetune.source={cfg.finetune.source} is set by `alexnet finetune MODEL --data STORE`, "
                               "which loads the trained layers: use that command")
     from ..viz.tensorboard import epoch_images
-    result = train(cfg, resume=resume, checkpoint=checkpoint, hooks=[epoch_images])
+    result = train(cfg, resume=resume, checkpoint=checkpoint, hooks=[epoch_images], given=given)
     if env_rank() == 0:  # under torchrun, rank 0 speaks for the job
         print(json.dumps(result))
     return 130 if result["status"] == "interrupted" else 0
@@ -82,7 +82,7 @@ def _train_seeds(args) -> int:
     extra += [f"data.store={args.data}"] if args.data else []
     extra += [f"train.out={args.out}"] if args.out else []
     cfg = config_from_args(args, extra)
-    results = train_seeds(cfg, args.seeds)
+    results = train_seeds(cfg, args.seeds, given_keys(extra + args.overrides))
     for result in results:
         print(json.dumps(result))
     print(f"alexnet: evaluate the ensemble with: alexnet eval {cfg.train.out}/seed-*/best.pt --data {cfg.data.store}",
