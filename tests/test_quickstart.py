@@ -2,6 +2,7 @@
 import json
 
 from alexnet.cli import main
+from alexnet.cli.quickstart import quickstart_table
 
 from conftest import DATA
 
@@ -16,9 +17,21 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     assert results["center"]["images"] == results["10crop"]["images"] == 3925
     assert all(0 <= r["top5_error"] <= r["top1_error"] <= 1 for r in results.values())
     assert "top-1 accuracy" in out
-    # again: the store and the finished run are reused, nothing is retrained
+    # the record the README's headline comes from: the same errors, the time of each phase
+    folder = tmp_path / "results" / "quickstart"
+    record = json.loads((folder / "result.json").read_text())
+    assert {v: (e["top1"], e["top5"]) for v, e in record["errors"].items()} == \
+        {v: (r["top1_error"], r["top5_error"]) for v, r in results.items()}
+    t = record["seconds"]
+    assert min(t["prepare"], t["train"], t["evaluate"]) > 0 and abs(t["prepare"] + t["train"] + t["evaluate"] - t["total"]) < 0.5
+    assert record["reused"] == {"store": False, "run": False} and record["images"] == 3925 and record["date"]
+    assert (folder / "table.md").read_text().strip() == quickstart_table(record)
+    # again: the store and the finished run are reused, nothing is retrained, and the record says so
     assert main(["quickstart", "--data-dir", str(DATA), "--work", str(tmp_path), "--set", *sets]) == 0
     assert '"step": 3' in capsys.readouterr().out
+    again = json.loads((folder / "result.json").read_text())
+    assert again["reused"] == {"store": True, "run": True} and again["errors"] == record["errors"]
+    assert "store and run reused" in (folder / "table.md").read_text()
 
 
 def test_quickstart_without_archive_says_where_it_looked(tmp_path, capsys):

@@ -78,7 +78,7 @@ def test_jpeg_round_trip_within_tolerance(stores):
         images = reader.read(np.arange(len(reader))).numpy().astype(np.float64)
         expected = np.stack([reference(d, 72) for _, d in files]).astype(np.float64)
         # The default format (quality 90, 4:2:0): 3.3 levels at 72px, where a 224px photo shrinks to dense
-        # detail; 3.0 at 256px on ImageNet-like photos (README "Store format").
+        # detail; 3.0 at 256px on ImageNet-like photos (docs/guide.md "Store format").
         assert np.abs(images - expected).mean() < 4
         assert np.array_equal(reader.labels, stores["inet_raw"].split(split).labels)
 
