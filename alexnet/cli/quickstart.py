@@ -1,12 +1,15 @@
 """The main job: find the bundled Imagenette, prepare a store once, train, evaluate (centre, and
 eval.views: ten patches by default, §4.1), and print the numbers. Re-running continues or reuses what is done.
 
-It writes WORK/results/quickstart/ (result.json: the errors, the wall time of each phase, the
-command, date, host and the package's commit; table.md: the rows the README shows), so the
-README's headline comes from a file a run wrote (tests/test_results_readme.py keeps them equal)."""
+It writes the record of the call into the run folder (quickstart.json: the errors, the wall time
+of each phase, the command, date, host and the package's commit; quickstart.md: the rows the
+README shows) and, with `--results DIR`, as DIR/result.json and DIR/table.md: the README's
+headline is `alexnet quickstart --results results/quickstart` from a fresh clone, committed
+(tests/test_results_readme.py keeps the README equal to it)."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from ..data.bundled import IMAGENETTE, find_data_dir
 from .args import given_keys
 
 
-def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[str]) -> dict:
+def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[str], results_dir: Path | None = None) -> dict:
     from ..data.prepare import prepare
     from ..data.store import open_store
     from ..evaluate import evaluate_checkpoints
@@ -49,8 +52,8 @@ def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[st
     (run / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     seconds["evaluate"] = time.perf_counter() - start - seconds["prepare"] - seconds["train"]
     seconds["total"] = time.perf_counter() - start
-    record = write_record(work / "results" / ("quickstart" if preset == "quick" else f"quickstart-{preset}"),
-                          results, seconds, reused, preset, cfg.data.val_split, device)
+    places = [(run, "quickstart.json", "quickstart.md")] + ([(results_dir, "result.json", "table.md")] if results_dir else [])
+    record = write_record(places, results, seconds, reused, preset, cfg.data.val_split, device)
     for views, r in results.items():
         print(f"  {views:>6}: top-1 accuracy {100 * (1 - r['top1_error']):.2f}%  "
               f"(top-1 error {100 * r['top1_error']:.2f}%, top-5 error {100 * r['top5_error']:.2f}%) on {r['images']} images")
@@ -59,21 +62,34 @@ def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[st
     return results
 
 
-def write_record(out: Path, results: dict, seconds: dict, reused: dict, preset: str, split: str, device) -> Path:
-    """OUT/result.json (errors, seconds per phase, where and when) and OUT/table.md (quickstart_table)."""
+def write_record(places: list[tuple[Path, str, str]], results: dict, seconds: dict, reused: dict, preset: str,
+                 split: str, device) -> Path:
+    """The record (errors, seconds per phase, where and when) as JSON and its table (quickstart_table)
+    as markdown, in each (folder, json name, markdown name) of `places`; the first JSON's path."""
     import platform
 
     from ..fsutil import write_atomic
     from ..runtime import command_line, source_commit
     from ..viz.results import environment
-    record = {**environment(device, command_line()), "commit": source_commit(), "host": platform.node(),
+    record = {**environment(device, command_line(_without_results(sys.argv))), "commit": source_commit(), "host": platform.node(),
               "preset": preset, "split": split, "images": next(iter(results.values()))["images"],
               "errors": {views: {"top1": r["top1_error"], "top5": r["top5_error"]} for views, r in results.items()},
               "seconds": {k: round(v, 1) for k, v in seconds.items()}, "reused": reused}
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "result.json", (json.dumps(record, indent=1) + "\n").encode())
-    write_atomic(out / "table.md", (quickstart_table(record) + "\n").encode())
-    return out / "result.json"
+    for folder, json_name, table_name in places:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / json_name, (json.dumps(record, indent=1) + "\n").encode())
+        write_atomic(folder / table_name, (quickstart_table(record) + "\n").encode())
+    return places[0][0] / places[0][1]
+
+
+def _without_results(argv: list[str]) -> list[str]:
+    """The command line without --results DIR: where the record goes, not what it measured."""
+    out, skip = [], False
+    for a in argv:
+        if not skip and a != "--results" and not a.startswith("--results="):
+            out.append(a)
+        skip = a == "--results"
+    return out
 
 
 VIEWS = {"center": "centre patch", "10crop": "ten patches (§4.1)"}

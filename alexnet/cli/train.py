@@ -126,8 +126,11 @@ def _checkpoint(path: str) -> str:
 
 
 def cmd_quickstart(args) -> int:
+    from .args import check_output
     from .quickstart import quickstart
-    result = quickstart(data_dir=args.data_dir, work=Path(args.work), preset=args.preset or "quick", overrides=args.overrides)
+    check_output(args.results, "--results")  # before the work, not after it
+    result = quickstart(data_dir=args.data_dir, work=Path(args.work), preset=args.preset or "quick", overrides=args.overrides,
+                        results_dir=Path(args.results) if args.results else None)
     return 130 if result.get("status") == "interrupted" else 0
 
 
@@ -136,6 +139,8 @@ def register(sub) -> None:
     add_config_args(p)
     p.add_argument("--data-dir", help="folder holding imagenette-224.tar.gz (default: $ALEXNET_DATA, ../shared/data)")
     p.add_argument("--work", default=".", help="where stores/ and runs/ go (default: current folder)")
+    p.add_argument("--results", metavar="DIR", help="also write the record (errors, seconds per phase, commit) as "
+                   "DIR/result.json and DIR/table.md: `--results results/quickstart` makes the README's headline")
     p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("train", help="train a net (§5)")
