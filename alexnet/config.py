@@ -52,7 +52,8 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     store: str = ""  # folder made by `alexnet prepare`
-    size: int = 0  # §2 side S of the stored images: 0 = the store's (256, §2, when a command prepares the store)
+    size: int = 0  # §2 side S of the stored images: 0 = the store's (256, §2, when a command prepares the store);
+    # a fact of the store: a preset's value yields to the store's, the crop is checked against the store (train/parts.py)
     train_split: str = "train"
     val_split: str = "val"
     crop: int = 224  # §4.1 random 224x224 patches of the 256x256 image
@@ -312,8 +313,6 @@ def validate(cfg: Config) -> Config:
         if not get_value(cfg, key).strip():
             raise ConfigError(f"{key} must not be empty")
     checks = [
-        (cfg.data.size == 0 or cfg.data.size >= cfg.data.crop,
-         f"data.size must be >= data.crop (got {cfg.data.size} < {cfg.data.crop})"),
         (cfg.schedule.warmup_epochs < cfg.schedule.epochs, "schedule.warmup_epochs must be < schedule.epochs"),
         (cfg.schedule.kind != "plateau" or cfg.train.val_every_epochs == 1,
          "schedule.kind=plateau reads the validation error of every epoch: set train.val_every_epochs=1, "

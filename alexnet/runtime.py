@@ -1,9 +1,14 @@
 """Where and how computation runs: the device a config names, autocast for a precision, host
-synchronisation, and a readable device name. Every room that runs a net uses these."""
+synchronisation, a readable device name, and the facts of a process (its command line, the
+package's commit, versions) that a run folder or a result records. Every room that runs a net uses these."""
 from __future__ import annotations
 
 import contextlib
 import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 
@@ -57,3 +62,44 @@ def configure_torch(threads: int, deterministic: bool, cudnn_benchmark: bool = F
         torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.benchmark = cudnn_benchmark and not deterministic
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command this process runs, as typed: `alexnet ...` for the console script and for
+    `python -m alexnet`, else the arguments as they are."""
+    argv = list(sys.argv if argv is None else argv)
+    if argv and Path(argv[0]).name in ("alexnet", "__main__.py"):
+        return shlex.join(["alexnet", *argv[1:]])
+    return shlex.join(argv)
+
+
+def source_commit() -> str | None:
+    """The git commit of the checkout this package runs from, with "+changes" when tracked files
+    differ from it; None when the package is not in a git checkout (an installed wheel) or git is missing."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != root:  # a repository around site-packages is not this package's
+        return None
+    commit = git("rev-parse", "HEAD")
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return None if commit is None else commit + ("+changes" if changed else "")
+
+
+def process_facts(device: torch.device) -> dict:
+    """How this process runs: command line, device and its name, versions, the package's commit, host."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        package = version("alexnet")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        package = None
+    return {"command": command_line(), "device": str(device), "device_name": device_name(device),
+            "torch": torch.__version__, "python": platform.python_version(), "alexnet": package,
+            "commit": source_commit(), "host": platform.node()}

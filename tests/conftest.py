@@ -1,21 +1,36 @@
-"""Shared fixtures: the real data archives in ../shared/data and small stores made from them."""
+"""Shared fixtures: the real data archives and small stores made from them.
+
+The one place tests find the data: $ALEXNET_DATA, else ../shared/data beside the checkout. Every
+test module takes DATA, IMAGENETTE and CIFAR from here (none hard-codes a path), and a missing
+archive fails the tests that read it, naming where it was looked for (never a skip)."""
 import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("ALEXNET_DATA", REPO.parent / "shared" / "data"))
+DATA = Path(os.environ.get("ALEXNET_DATA") or REPO.parent / "shared" / "data")
 IMAGENETTE = DATA / "imagenette-224.tar.gz"
 CIFAR = DATA / "cifar10-jpeg.tar.gz"
+
+
+def need(*archives: Path) -> None:
+    """Fail (never skip) when a data archive a test reads is missing."""
+    for archive in archives:
+        if not archive.is_file():
+            pytest.fail(f"{archive} is missing: the tests need the data archives in ../shared/data "
+                        "(or set ALEXNET_DATA to the folder holding them)", pytrace=False)
+
+
+def pytest_report_header(config):
+    return f"alexnet data: {DATA} ($ALEXNET_DATA or ../shared/data)"
 
 
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory):
     """12 real Imagenette images per class and split, stored at 72px (64px crops)."""
     from alexnet.data.prepare import prepare
-    if not IMAGENETTE.is_file():
-        pytest.fail(f"{IMAGENETTE} is missing: the tests need ../shared/data (or set ALEXNET_DATA)")
+    need(IMAGENETTE)
     out = tmp_path_factory.mktemp("stores") / "imagenette-72"
     prepare(IMAGENETTE, out, size=72, limit_per_class=12, progress=False, workers=2)
     return out

@@ -308,6 +308,39 @@ def test_data_size_contradicting_the_store_is_refused(s3, tmp_path, capsys):
     assert "holds 72px images: set data.size=72" in err and not (tmp_path / "run").exists()
 
 
+def test_a_preset_takes_what_the_store_knows_and_the_run_says_what_it_took(s3, tmp_path, capsys, monkeypatch):
+    """`--preset quick --data STORE` on a 3-class store of 72px images: the preset's 144px side and
+    128px crop yield to the store (the crop keeps the preset's 128-of-144 margin: 64), the class
+    count is the store's; the run prints and records what it took, and says how it ran (run.json).
+    The preset's own shape prints no pool5 warning; a crop the user sets that gives one does."""
+    import subprocess
+    run = tmp_path / "run"
+    argv = ["train", "--preset", "quick", "--data", str(s3), "--out", str(run), "--epochs", "1", "-b", "8",
+            "--set", "model.width=0.125", "train.progress=false", "train.max_steps_per_epoch=2"]
+    monkeypatch.setattr("sys.argv", ["alexnet", *argv])  # the process's command line, as the console script has it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)
+        assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"from the store {s3}: data.crop=64 data.size=72 model.num_classes=3" in err
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["data"]["size"], saved["data"]["crop"], saved["model"]["num_classes"]) == (72, 64, 3)
+    (start,) = json.loads((run / "run.json").read_text())["starts"]
+    assert start["from_store"] == {"data.crop": 64, "data.size": 72, "model.num_classes": 3}
+    assert start["command"] == "alexnet " + " ".join(argv) and start["resumed"] is False
+    assert (start["world_size"], start["device"], start["precision"], start["torch"]) == (1, "cpu", "fp32", torch.__version__)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True).stdout
+    assert start["commit"].split("+")[0] == head.strip()
+    logged = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if '"start"' in l]
+    assert [e["from_store"] for e in logged] == [start["from_store"]]
+    # what the user sets must agree with the store; a crop the user sets is theirs, warnings included
+    err = one_line_error(capsys, [*argv[:6], str(tmp_path / "r2"), *argv[7:], "model.num_classes=10"], "model.num_classes=10")
+    assert "has 3 classes: set model.num_classes=3, or leave it out" in err
+    with pytest.warns(InputWarning, match="data.crop=64: the last pooling layer is 1x1"):
+        assert main([*argv[:6], str(tmp_path / "r3"), *argv[7:], "data.crop=64"]) == 0
+    capsys.readouterr()
+
+
 # ---- 5. tracebacks that are now one line --------------------------------------------------------
 
 

@@ -19,7 +19,10 @@ from alexnet.data.store import StoreError, open_store
 from alexnet.errors import ConfigError
 from conftest import IMAGENETTE
 
-pytestmark = pytest.mark.skipif(jpeg.simplejpeg is None, reason="simplejpeg is a dependency (pyproject.toml)")
+
+
+def test_simplejpeg_is_installed():
+    assert jpeg.simplejpeg is not None, "simplejpeg is a dependency (pyproject.toml): pip install -e '.[test]'"
 
 
 def real_photos(n: int) -> list[Image.Image]:

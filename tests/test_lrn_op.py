@@ -49,7 +49,7 @@ def test_opcheck_fake_and_autograd_registrations():
 
 def test_auto_is_triton_on_cuda_and_fast_on_cpu():
     assert resolve_impl("auto", torch.device("cpu")) == "fast"
-    pytest.importorskip("triton")
+    import triton  # noqa: F401 - in the test extra on Linux x86-64 (pyproject.toml): missing fails, never skips
     assert resolve_impl("auto", torch.device("cuda")) == "triton"
     assert resolve_impl("reference", torch.device("cuda")) == "reference"
     assert LocalResponseNorm().impl == "auto"

@@ -20,7 +20,7 @@ GROUPS = ["fp32_nchw", "fp32_channels_last", "low_precision", "module_and_edges"
 
 @pytest.mark.parametrize("group", GROUPS)
 def test_triton_lrn_under_interpreter(group):
-    pytest.importorskip("triton")
+    import triton  # noqa: F401 - in the test extra on Linux x86-64 (pyproject.toml): missing fails, never skips
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run([sys.executable, __file__, group], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"

@@ -20,10 +20,10 @@ from PIL import Image
 from alexnet.data import prepare as prepare_module
 from alexnet.data.prepare import PrepareError, prepare
 from alexnet.data.store import StoreError, open_store
+from conftest import CIFAR, IMAGENETTE, need
 from prepare_hooks import KillAt
 
 ROOT = Path(__file__).resolve().parents[1]
-CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 
 def reference(data: bytes, size: int) -> np.ndarray:
@@ -212,6 +212,7 @@ def test_rerun_complete_and_argument_checks(tmp_path, monkeypatch):
 RUN = """
 import sys
 from alexnet.data.prepare import prepare
+from conftest import CIFAR, IMAGENETTE, need
 from prepare_hooks import KillAt
 if __name__ == "__main__":
     point, index = sys.argv[5].split(":")
@@ -233,9 +234,9 @@ def store_bytes(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != "store.json"}
 
 
-@pytest.mark.skipif(not CIFAR.exists(), reason="no real data")
 @pytest.mark.parametrize("fmt,workers,kill", [("raw", 2, "committed:1"), ("jpeg", 1, "written:2")])
 def test_resume_after_kill_is_identical(tmp_path, monkeypatch, fmt, workers, kill):
+    need(CIFAR)
     ref = tmp_path / "ref"
     prepare(CIFAR, ref, size=24, fmt=fmt, limit_per_class=4, workers=1, progress=False)
 
@@ -304,7 +305,8 @@ def test_dead_worker_is_an_error_then_resumes(tmp_path):
 
 def real_photo(w: int, h: int) -> bytes:
     """A real Imagenette photo upscaled to w x h with fine noise (photo-like detail), as JPEG q90."""
-    with tarfile.open(ROOT.parent / "shared" / "data" / "imagenette-224.tar.gz") as tf:
+    need(IMAGENETTE)
+    with tarfile.open(IMAGENETTE) as tf:
         member = next(m for m in tf if m.isfile() and m.name.endswith(".JPEG"))
         img = Image.open(io.BytesIO(tf.extractfile(member).read())).convert("RGB").resize((w, h), Image.BICUBIC)
     noise = np.random.default_rng(0).integers(-12, 13, (h, w, 3))

@@ -1,4 +1,4 @@
-"""The store format and reader, on small subsets of the real archives in ../shared/data."""
+"""The store format and reader, on small subsets of the real archives (conftest: $ALEXNET_DATA or ../shared/data)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,9 @@ from PIL import Image
 from alexnet.data.prepare import prepare
 from alexnet.data.store import StoreError, open_store
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-IMAGENETTE = DATA / "imagenette-224.tar.gz"
-CIFAR = DATA / "cifar10-jpeg.tar.gz"
-K = 5  # images per class per split
+from conftest import CIFAR, IMAGENETTE, need
 
-needs_data = pytest.mark.skipif(not IMAGENETTE.exists() or not CIFAR.exists(), reason=f"no real data in {DATA}")
+K = 5  # images per class per split
 
 
 def reference(data: bytes, size: int) -> np.ndarray:
@@ -44,8 +41,7 @@ def source_images(archive: Path, top: str, store) -> dict[str, list[tuple[str, b
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
-    if not IMAGENETTE.exists() or not CIFAR.exists():
-        pytest.skip(f"no real data in {DATA}")
+    need(IMAGENETTE, CIFAR)
     root = tmp_path_factory.mktemp("stores")
     kw = dict(limit_per_class=K, workers=1, progress=False)
     made = {
@@ -56,7 +52,6 @@ def stores(tmp_path_factory):
     return {k: open_store(s.out) for k, s in made.items()}
 
 
-@needs_data
 @pytest.mark.parametrize("key,archive,top,size", [
     ("inet_raw", IMAGENETTE, "imagenette", 72), ("cifar_raw", CIFAR, "cifar10", 40)])
 def test_raw_round_trip_is_pixel_exact(stores, key, archive, top, size):
@@ -75,7 +70,6 @@ def test_raw_round_trip_is_pixel_exact(stores, key, archive, top, size):
         assert np.bincount(reader.labels, minlength=10).tolist() == [K] * 10
 
 
-@needs_data
 def test_jpeg_round_trip_within_tolerance(stores):
     store = stores["inet_jpeg"]
     assert store.format == "jpeg"
@@ -84,12 +78,11 @@ def test_jpeg_round_trip_within_tolerance(stores):
         images = reader.read(np.arange(len(reader))).numpy().astype(np.float64)
         expected = np.stack([reference(d, 72) for _, d in files]).astype(np.float64)
         # The default format (quality 90, 4:2:0): 3.3 levels at 72px, where a 224px photo shrinks to dense
-        # detail; 3.0 at 256px on ImageNet-like photos (README "Store format").
+        # detail; 3.0 at 256px on ImageNet-like photos (docs/guide.md "Store format").
         assert np.abs(images - expected).mean() < 4
         assert np.array_equal(reader.labels, stores["inet_raw"].split(split).labels)
 
 
-@needs_data
 @pytest.mark.parametrize("key", ["inet_raw", "inet_jpeg", "cifar_raw"])
 def test_mean_and_pca_match_numpy(stores, key):
     store = stores[key]
@@ -106,7 +99,6 @@ def test_mean_and_pca_match_numpy(stores, key):
     np.testing.assert_allclose(vecs @ np.diag(vals) @ vecs.T, cov, rtol=1e-4, atol=1e-2)
 
 
-@needs_data
 def test_read_order_and_pickling(stores):
     reader = stores["inet_raw"].split("val")
     all_images = reader.read(np.arange(len(reader)))
@@ -123,7 +115,6 @@ def test_read_order_and_pickling(stores):
     assert torch.equal(pickle.loads(pickle.dumps(jpeg)).read(idx), jpeg.read(idx))
 
 
-@needs_data
 def test_unknown_split_names_available(stores):
     with pytest.raises(StoreError, match="available: train, val"):
         stores["inet_raw"].split("test")

@@ -54,7 +54,8 @@ def bench_train(store: str, preset: str | None, overrides: list[str], epochs: in
     cfg = build_config(preset, sets + ([f"schedule.epochs={epochs}"] if epochs else []))
     dev = resolve_device(cfg.train.device)
     timer = PhaseTimer(dev, sync_phases)
-    trainer = open_trainer(cfg, phases=timer)
+    given = {o.split("=", 1)[0] for o in sets[2:]}  # the caller's keys; the preset's data facts yield to the store
+    trainer = open_trainer(cfg, phases=timer, given=given)
     try:
         wall, summary = _timed_fit(trainer, max_seconds)
         synthetic = _synthetic_rate(trainer, synthetic_steps, warmup)

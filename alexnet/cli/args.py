@@ -105,6 +105,11 @@ def config_from_args(args, extra: list[str] | None = None):
     return build_config(args.preset, (extra or []) + args.overrides)
 
 
+def given_keys(overrides: list[str]) -> set[str]:
+    """The config keys the user set on the command line (--set and a command's flags, as key=value)."""
+    return {item.split("=", 1)[0] for item in overrides if "=" in item}
+
+
 def check_agree(flags: list[str], overrides: list[str]) -> None:
     """A key set both by a command's flag (as key=value) and by --set must get one value."""
     from ..errors import ConfigError

@@ -31,9 +31,9 @@ def register(sub) -> None:
     p.add_argument("--size", type=POSITIVE, default=256, help="stored side S (§2: 256)")
     p.add_argument("--format", choices=["raw", "jpeg"], default="raw", help="raw uint8 or JPEG-compressed")
     p.add_argument("--quality", type=Number(int, 1, 100), default=90,
-                   help="JPEG quality for --format jpeg (README: store format, measured)")
+                   help="JPEG quality for --format jpeg (docs/guide.md: Store format, measured)")
     p.add_argument("--subsampling", choices=["4:4:4", "4:2:2", "4:2:0"], default="4:2:0",
-                   help="chroma subsampling of the stored JPEGs (--format jpeg); see the README's store-format table")
+                   help="chroma subsampling of the stored JPEGs (--format jpeg); see the store-format table of docs/guide.md")
     p.add_argument("--progressive", action="store_true",
                    help="store progressive JPEGs (--format jpeg): smaller, slower to decode, no GPU hardware decode")
     p.add_argument("--full-decode", action="store_true",

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError, UserError
-from .args import NON_NEGATIVE, POSITIVE, add_config_args, config_from_args
+from .args import NON_NEGATIVE, POSITIVE, add_config_args, config_from_args, given_keys
 
 SHORTCUTS = {  # flag -> config key: the flags users of pytorch/examples and torchvision's references type
     "epochs": "schedule.epochs", "lr": "optim.lr", "batch_size": "optim.batch_size", "workers": "data.threads",
@@ -55,16 +55,16 @@ def cmd_train(args) -> int:
             raise UserError(f"{given[0]} cannot be used with --resume: the run continues with its own config "
                             f"({Path(args.resume) / 'config.json'}); --set may change its budget, lr and logging")
         run, checkpoint = resume_target(Path(args.resume))
-        cfg, resume = resumed_config(run, extra + args.overrides), True
+        cfg, resume, given = resumed_config(run, extra + args.overrides), True, None  # its config fits its store
     else:
         extra += [f"data.store={args.data}"] if args.data else []
         extra += [f"train.out={args.out}"] if args.out else []
-        cfg, resume = config_from_args(args, extra), False
+        cfg, resume, given = config_from_args(args, extra), False, given_keys(extra + args.overrides)
         if cfg.finetune.source:  # a fresh run would ignore it: the source's weights are loaded by finetune
             raise ConfigError(f"finetune.source={cfg.finetune.source} is set by `alexnet finetune MODEL --data STORE`, "
                               "which loads the trained layers: use that command")
     from ..viz.tensorboard import epoch_images
-    result = train(cfg, resume=resume, checkpoint=checkpoint, hooks=[epoch_images])
+    result = train(cfg, resume=resume, checkpoint=checkpoint, hooks=[epoch_images], given=given)
     if env_rank() == 0:  # under torchrun, rank 0 speaks for the job
         print(json.dumps(result))
     return 130 if result["status"] == "interrupted" else 0
@@ -82,7 +82,7 @@ def _train_seeds(args) -> int:
     extra += [f"data.store={args.data}"] if args.data else []
     extra += [f"train.out={args.out}"] if args.out else []
     cfg = config_from_args(args, extra)
-    results = train_seeds(cfg, args.seeds)
+    results = train_seeds(cfg, args.seeds, given_keys(extra + args.overrides))
     for result in results:
         print(json.dumps(result))
     print(f"alexnet: evaluate the ensemble with: alexnet eval {cfg.train.out}/seed-*/best.pt --data {cfg.data.store}",
@@ -126,8 +126,11 @@ def _checkpoint(path: str) -> str:
 
 
 def cmd_quickstart(args) -> int:
+    from .args import check_output
     from .quickstart import quickstart
-    result = quickstart(data_dir=args.data_dir, work=Path(args.work), preset=args.preset or "quick", overrides=args.overrides)
+    check_output(args.results, "--results")  # before the work, not after it
+    result = quickstart(data_dir=args.data_dir, work=Path(args.work), preset=args.preset or "quick", overrides=args.overrides,
+                        results_dir=Path(args.results) if args.results else None)
     return 130 if result.get("status") == "interrupted" else 0
 
 
@@ -136,6 +139,8 @@ def register(sub) -> None:
     add_config_args(p)
     p.add_argument("--data-dir", help="folder holding imagenette-224.tar.gz (default: $ALEXNET_DATA, ../shared/data)")
     p.add_argument("--work", default=".", help="where stores/ and runs/ go (default: current folder)")
+    p.add_argument("--results", metavar="DIR", help="also write the record (errors, seconds per phase, commit) as "
+                   "DIR/result.json and DIR/table.md: `--results results/quickstart` makes the README's headline")
     p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("train", help="train a net (§5)")

@@ -25,7 +25,7 @@ def find_data_dir(explicit: str | None, archive: str = IMAGENETTE) -> Path:
             return c
     looked = ", ".join(str(c) for c in candidates)
     raise UserError(f"no {archive} found (looked in {looked}): pass --data-dir DIR or set ALEXNET_DATA to the folder "
-                    "holding it (Imagenette: fastai's imagenette2, 10 ImageNet classes; see README, 'Data')")
+                    "holding it (Imagenette: fastai's imagenette2, 10 ImageNet classes; see docs/guide.md, 'Data')")
 
 
 def bundled_archive(data_dir: str | Path | None, archive: str = IMAGENETTE) -> Path:

@@ -206,7 +206,7 @@ class PrepareArgs:
     source: Path
     size: int = 256
     fmt: str = "raw"
-    quality: int = 90  # jpeg only; 90, 4:2:0, baseline: README "Store format" (<= 50 GB for ImageNet)
+    quality: int = 90  # jpeg only; 90, 4:2:0, baseline: docs/guide.md "Store format" (<= 50 GB for ImageNet)
     splits: tuple[str, ...] | None = None  # None: every split
     limit_per_class: int | None = None
     labels: dict[str, dict[str, str]] | None = None  # flat split -> {"file", "sha256"} of its labels file

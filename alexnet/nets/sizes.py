@@ -68,10 +68,10 @@ def pooled_side(net: nn.Module) -> int:
     return _pair(net.avgpool.output_size)[0]
 
 
-def check_crop(cfg: ModelConfig, crop: int, key: str = "data.crop") -> None:
-    """ConfigError when `crop` is too small for the configured net; an InputWarning when its
-    last pooling layer comes out smaller than the classifier expects (the adaptive pooling then
-    copies each value into several of fc6's inputs, a net unlike the paper's)."""
+def check_crop(cfg: ModelConfig, crop: int, key: str = "data.crop", warn: bool = True) -> None:
+    """ConfigError when `crop` is too small for the configured net; an InputWarning (if `warn`)
+    when its last pooling layer comes out smaller than the classifier expects (the adaptive
+    pooling then copies each value into several of fc6's inputs, a net unlike the paper's)."""
     net = sizing_net(cfg)
     side, want = feature_side(net, crop), pooled_side(net)
     given = f"{key} {crop}" if key.startswith("-") else f"{key}={crop}"  # a flag or a config key
@@ -79,7 +79,7 @@ def check_crop(cfg: ModelConfig, crop: int, key: str = "data.crop") -> None:
         raise ConfigError(f"{given} is too small for the {cfg.arch} net: its smallest input is "
                           f"{smallest_input(net)}px ({smallest_input(net, want)}px for the {want}x{want} "
                           f"the classifier expects)")
-    if side < want:
+    if side < want and warn:
         warnings.warn(f"{given}: the last pooling layer is {side}x{side}, smaller than the {want}x{want} the "
                       f"classifier expects, so its values are repeated; {key} >= {smallest_input(net, want)} "
                       f"gives {want}x{want}", InputWarning, stacklevel=2)

@@ -3,7 +3,7 @@ copied from the trained net; the last is a new classifier for the store's classe
 may stay frozen (finetune.freeze); the others learn at optim.lr x finetune.pretrained_lr_mult while
 the new classifier learns at optim.lr (train/optim.py param_groups). Unless optim.lr is given, the
 trained layers go on at the rate they were trained with and the new classifier learns
-1 / pretrained_lr_mult (10) times faster, Caffe's fine-tuning recipe (README: the best of three
+1 / pretrained_lr_mult (10) times faster, Caffe's fine-tuning recipe (docs/results.md: the best of three
 settings measured). The run is an ordinary run folder: `alexnet train --resume RUN` continues it,
 `alexnet eval` and `alexnet predict` read it."""
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 from ..config import Config
@@ -25,8 +26,8 @@ def member_config(cfg: Config, seed: int) -> Config:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed, out=out))
 
 
-def train_seeds(cfg: Config, seeds: list[int]) -> list[dict]:
-    """Train (or continue) this process's members of the ensemble; their summaries."""
+def train_seeds(cfg: Config, seeds: list[int], given: Collection[str] | None = None) -> list[dict]:
+    """Train (or continue) this process's members of the ensemble; their summaries (`given`: see train)."""
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds {' '.join(map(str, seeds))} repeats a seed: each member needs its own")
     if cfg.train.model_parallel:
@@ -35,5 +36,6 @@ def train_seeds(cfg: Config, seeds: list[int]) -> list[dict]:
     results = []
     for seed in seeds[env_rank():: env_world()]:
         member = member_config(cfg, seed)
-        results.append(train(member, resume=RunFolder.has_checkpoint(member.train.out), layout=layout))
+        results.append(train(member, resume=RunFolder.has_checkpoint(member.train.out), layout=layout,
+                             given=given))
     return results

@@ -13,7 +13,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -26,7 +26,7 @@ from ..data.augment import draw, train_batch
 from ..data.store import StoreError
 from ..errors import CheckpointError, ConfigError, DivergenceError
 from ..evaluate import predict, topk_errors
-from ..runtime import autocast, configure_torch
+from ..runtime import autocast, configure_torch, process_facts
 from . import distributed
 from .checkpointing import CheckpointWriter, Hook
 from .health import Health
@@ -366,22 +366,28 @@ def _print(enabled: bool, message: str) -> None:
 def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None = None,
                  phases: Phases | None = None, init: Callable[[nn.Module], None] | None = None,
                  checkpoint: Path | None = None, hooks: Sequence[EpochHook] = (),
-                 layout: distributed.Layout | None = None) -> Trainer:
+                 layout: distributed.Layout | None = None, given: Collection[str] | None = None) -> Trainer:
     """A Trainer that writes into cfg.train.out: the folder checked, the parts built, the last
     checkpoint (or `checkpoint`) restored when resuming, else `init` applied to the new net (fine-
     tuning loads pretrained layers with it), and config.json written once all of that succeeded.
     Under torchrun, this process's share of the job (`layout`, default: from the environment);
     after an elastic restart (torchrun --max-restarts) it continues from the last checkpoint.
-    `checkpoint_hook` (tests) is called by the checkpoint writer (train/checkpointing.py)."""
+    `checkpoint_hook` (tests) is called by the checkpoint writer (train/checkpointing.py).
+    `given`: the config keys the user set; the store's facts replace the others (parts.check_data),
+    and what was taken is printed, logged (metrics.jsonl "start") and recorded in run.json."""
     configure_torch(cfg.train.threads, cfg.train.deterministic, cfg.train.cudnn_benchmark)
     layout = layout or distributed.from_env(cfg.train.device, cfg.train.model_parallel)
     device = distributed.process_device(cfg.train.device, layout.local_rank)
     restarted = not resume and distributed.restart_count() > 0 and RunFolder.has_checkpoint(cfg.train.out)
     cfg = cfg if layout.is_main else distributed.quiet(cfg)  # rank 0 alone shows progress
     run = RunFolder(cfg.train.out, resume or restarted, writer=layout.is_main)
-    parts = build_parts(cfg, device, layout)  # a config or data error stops here, before anything is written
+    parts = build_parts(cfg, device, layout, given)  # a config or data error stops here, before anything is written
     run.create()
     trainer = Trainer(cfg, parts, run, checkpoint_hook, phases, hooks)
+    if parts.from_store:
+        taken = " ".join(f"{k}={v}" for k, v in parts.from_store.items())
+        if layout.is_main:
+            print(f"alexnet: from the store {parts.store.path}: {taken}", file=sys.stderr)
     try:
         if resume or restarted:
             trainer.restore(checkpoint or run.last)
@@ -391,6 +397,10 @@ def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None
             trainer.log.write("restart", trainer.step, attempt=distributed.restart_count(), world=layout.world)
         distributed.wrap(trainer.parts, cfg)
         run.save_config(cfg)
+        facts = {"resumed": resume or restarted, "world_size": layout.world, "precision": cfg.train.precision,
+                 **process_facts(device), "from_store": parts.from_store}
+        run.record_start(facts)
+        trainer.log.write("start", trainer.step, **facts)
     except BaseException:
         trainer.close()
         raise
@@ -399,11 +409,11 @@ def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None
 
 def train(cfg: Config, resume: bool = False, init: Callable[[nn.Module], None] | None = None,
           checkpoint: Path | None = None, hooks: Sequence[EpochHook] = (),
-          layout: distributed.Layout | None = None) -> dict:
+          layout: distributed.Layout | None = None, given: Collection[str] | None = None) -> dict:
     """Train with divergence handling: 'stop' raises; 'rollback' reloads last.pt with lr x0.1 (3 times at most).
-    `init`, `checkpoint` and `layout`: see open_trainer. `hooks` run after every epoch (e.g. viz's
+    `init`, `checkpoint`, `layout` and `given`: see open_trainer. `hooks` run after every epoch (e.g. viz's
     TensorBoard images; a callback, as train/ may not import viz/)."""
-    trainer = open_trainer(cfg, resume, init=init, checkpoint=checkpoint, hooks=hooks, layout=layout)
+    trainer = open_trainer(cfg, resume, init=init, checkpoint=checkpoint, hooks=hooks, layout=layout, given=given)
     try:
         for attempt in range(4):
             try:

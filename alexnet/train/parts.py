@@ -9,6 +9,7 @@ DistributedDataParallel is the only step that talks to other processes: distribu
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +23,7 @@ from ..data.store import SplitReader, Store, open_store
 from ..errors import ConfigError
 from ..nets.layers import freeze
 from ..nets.model import build_model
-from ..nets.sizes import check_crop, crop_for
+from ..nets.sizes import check_crop, crop_for, smallest_input, sizing_net
 from .columns import ColumnNet, ColumnShards
 from .distributed import Layout, share_dropout
 from .optim import build_optimizer
@@ -44,6 +45,7 @@ class Parts:
     lam: torch.Tensor  # (3,) scales of the PCA noise (augment.pca_lambda)
     layout: Layout = dataclasses.field(default_factory=Layout)  # where this process sits (one process: the default)
     columns: ColumnShards | None = None  # model parallelism: converts this column's state to the whole net's
+    from_store: dict = dataclasses.field(default_factory=dict)  # config values taken from the store (check_data)
 
     def state_dicts(self) -> tuple[dict, dict]:
         """The whole net's model and optimiser state dicts, as a one-device run saves them
@@ -60,13 +62,16 @@ class Parts:
         self.optimizer.load_state_dict(optimizer)
 
 
-def build_parts(cfg: Config, device: torch.device, layout: Layout | None = None) -> Parts:
+def build_parts(cfg: Config, device: torch.device, layout: Layout | None = None,
+                given: Collection[str] | None = None) -> Parts:
+    """`given`: the config keys the user set (check_data); None: every value is the caller's."""
     layout = layout or Layout()
     if not cfg.data.store:
         raise ConfigError("data.store is empty: point it at a folder made by `alexnet prepare` (--data STORE)")
     store = open_store(cfg.data.store)
-    check_data(cfg, store)
-    check_crop(cfg.model, cfg.data.crop)  # too small for the net: an error; pool5 under 6x6: a warning
+    from_store = check_data(cfg, store, given)
+    # too small for the net: an error; pool5 under 6x6: a warning, for a shape the user chose
+    check_crop(cfg.model, cfg.data.crop, warn=given is None or any(k in given for k in GEOMETRY))
     with torch.random.fork_rng(devices=[]):  # the initial weights, drawn without touching the caller's RNG
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg.model).to(device)  # the whole net, the same on every rank
@@ -91,7 +96,7 @@ def build_parts(cfg: Config, device: torch.device, layout: Layout | None = None)
                  loader=loader, val_reader=store.split(cfg.data.val_split),
                  mean=store.mean.to(device) if cfg.data.mean_image else None,
                  eigvecs=store.pca_eigvecs.to(device), lam=pca_lambda(store.pca_eigvals, cfg.data.pca_scale).to(device),
-                 layout=layout, columns=columns)
+                 layout=layout, columns=columns, from_store=from_store)
 
 
 def _place(model: nn.Module, cfg: Config, layout: Layout) -> tuple[nn.Module, ColumnShards | None]:
@@ -102,18 +107,45 @@ def _place(model: nn.Module, cfg: Config, layout: Layout) -> tuple[nn.Module, Co
     return (share_dropout(model, layout) if layout.world > 1 else model), None
 
 
-def check_data(cfg: Config, store: Store) -> None:
-    """The config must fit the store it trains on; model.num_classes=0 becomes the store's count."""
+# What decides pool5's side (nets/sizes.py): a warning about it concerns the user only when they chose one of these
+GEOMETRY = ("data.crop", "model.arch", "model.pool_kernel", "model.remove_conv", "model.extra_conv")
+
+
+def check_data(cfg: Config, store: Store, given: Collection[str] | None = None) -> dict:
+    """Fit the config to the store it trains on and return what was taken from the store.
+
+    The stored side (data.size) and the class count (model.num_classes) are facts of the data: a
+    value the user did not set (`given`: the keys set on the command line; None: every value is
+    the caller's) becomes the store's, and a 0 always does. A value the user set must agree with
+    the store. So does data.val_split when the user set it; otherwise a store without it but
+    with one other split than the training one validates on that one (CIFAR-10's `test`). The
+    crop is the recipe's, kept when it fits; when it does not and the user did not choose it, it
+    keeps the recipe's margin (data.crop of data.size, else the paper's 224 of 256) at the
+    store's side."""
+    def chosen(key: str) -> bool:
+        return given is None or key in given
+
+    taken = {}
+    if cfg.data.crop > store.size and not chosen("data.crop"):
+        low = smallest_input(sizing_net(cfg.model))
+        if store.size < low:
+            raise ConfigError(f"store {store.path} holds {store.size}px images: " + crop_for(cfg.model, store.size))
+        crop = cfg.data.crop * store.size // cfg.data.size if cfg.data.size else store.size * 7 // 8
+        cfg.data.crop = taken["data.crop"] = max(crop, low)
     if cfg.data.crop > store.size:
         raise ConfigError(f"data.crop={cfg.data.crop} is larger than the store's {store.size}px images ({store.path}): "
                           + crop_for(cfg.model, store.size))
-    if cfg.data.size == 0:
-        cfg.data.size = store.size  # inferred, and saved so in config.json and checkpoints
-    if cfg.data.size != store.size:
-        raise ConfigError(f"data.size={cfg.data.size} but store {store.path} holds {store.size}px images: "
-                          f"set data.size={store.size}")
-    if cfg.model.num_classes == 0:
-        cfg.model.num_classes = store.num_classes  # inferred, and saved so in config.json and checkpoints
-    if cfg.model.num_classes != store.num_classes:
-        raise ConfigError(f"model.num_classes={cfg.model.num_classes} but store {store.path} has "
-                          f"{store.num_classes} classes: set model.num_classes={store.num_classes}")
+    for key, fact in (("data.size", store.size), ("model.num_classes", store.num_classes)):
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value == 0 or (value != fact and not chosen(key)):
+            setattr(getattr(cfg, section), name, fact)  # saved so in config.json and checkpoints
+            taken[key] = fact
+        elif value != fact:
+            what = f"holds {fact}px images" if key == "data.size" else f"has {fact} classes"
+            raise ConfigError(f"{key}={value} but store {store.path} {what}: set {key}={fact}, or leave it out "
+                              "(it comes from the store)")
+    others = [s for s in store.splits if s != cfg.data.train_split]
+    if cfg.data.val_split not in store.splits and not chosen("data.val_split") and len(others) == 1:
+        cfg.data.val_split = taken["data.val_split"] = others[0]
+    return taken

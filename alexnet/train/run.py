@@ -1,6 +1,9 @@
 """A run's folder and what is written into it:
 
     RUN/config.json     the resolved config (written once the run has started cleanly)
+    RUN/run.json        how it ran: one entry per start (fresh, resumed, restarted) with the command
+                        line, world size, device and its name, precision, versions, the package's
+                        commit and what the config took from the store
     RUN/metrics.jsonl   one JSON object per line: train (every log_every_steps), val (every epoch), events
     RUN/tb/             the same scalars for TensorBoard
     RUN/last.pt         the newest checkpoint (and last.prev.pt, the one before it)
@@ -8,6 +11,7 @@
 """
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import time
@@ -16,7 +20,7 @@ from pathlib import Path
 from .. import checkpoint as ckpt
 from ..config import Config, save_config
 from ..errors import UserError
-from ..fsutil import stale_temporaries
+from ..fsutil import stale_temporaries, write_atomic
 
 
 class RunLog:
@@ -72,7 +76,7 @@ class RunFolder:
     first checkpoint wrote, so the same --out starts clean. With several processes every one opens
     it (and reads checkpoints from it); only the `writer` (rank 0) writes."""
 
-    NAMES = ("config.json", "metrics.jsonl", "tb")  # what a run writes before its first checkpoint
+    NAMES = ("config.json", "run.json", "metrics.jsonl", "tb")  # what a run writes before its first checkpoint
 
     def __init__(self, path: str | Path, resume: bool, writer: bool = True):
         self.path, self.writer = Path(path), writer
@@ -132,6 +136,19 @@ class RunFolder:
     def save_config(self, cfg: Config) -> None:
         if self.writer:
             save_config(cfg, self.path / "config.json")
+
+    def record_start(self, facts: dict) -> None:
+        """Append one start of the run (how it runs, facts: runtime.process_facts and more) to run.json."""
+        if not self.writer:
+            return
+        path = self.path / "run.json"
+        try:
+            starts = json.loads(path.read_text())["starts"] if path.exists() else []
+        except (OSError, ValueError, KeyError, TypeError):
+            starts = []  # an unreadable record is replaced, never a reason to stop a run
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        starts.append({"started": started, **facts})
+        write_atomic(path, (json.dumps({"starts": starts}, indent=1) + "\n").encode())
 
     def open_log(self) -> RunLog | NullLog:
         return RunLog(self.path) if self.writer else NullLog()
