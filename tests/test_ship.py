@@ -139,6 +139,19 @@ def test_predict_gives_evals_top1_on_the_stores_val_images(trained, tiny_store, 
     assert {r["truth"] for r in rows} == set(store.classes)  # the folder names the class
 
 
+def test_predict_prints_class_names_and_checkpoints_carry_them(trained, tiny_store, val_images, capsys):
+    from alexnet.data.names import IMAGENETTE
+    store = open_store(tiny_store)
+    assert store.class_names == [IMAGENETTE[c] for c in store.classes]  # the bundled set gets its ten names
+    assert load_checkpoint(trained / "best.pt")["class_names"] == store.class_names
+    _, weights = alexnet.load(trained / "best.pt")
+    assert weights.meta["class_names"] == store.class_names and weights.meta["categories"] == store.classes
+    assert main(["predict", str(trained / "best.pt"), str(val_images[1][0]), "--topk", "2"]) == 0
+    line = capsys.readouterr().out.strip().rsplit(": ", 1)[1]  # after the file's path (its folder is a wnid)
+    assert not any(c in line for c in store.classes)  # no wnid: names people read
+    assert any(f"{n} (" in line for n in store.class_names), line
+
+
 def test_predict_odd_files_and_globs(trained, val_images, tmp_path, capsys):
     src = Image.open(val_images[1][0]).convert("RGB")
     src.convert("L").save(tmp_path / "grey.jpg")
