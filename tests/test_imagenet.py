@@ -180,3 +180,36 @@ def test_missing_devkit_and_no_imagenet_are_one_line(tmp_path, photos):
     assert summary.stored == 20
     with pytest.raises(PrepareError, match="--imagenet: no ImageNet files"):
         prepare(tmp_path / "out", tmp_path / "o2", imagenet=True, progress=False)
+
+
+def test_names_from_words_txt_classes_txt_and_the_command_line(tmp_path, photos):
+    src = tmp_path / "tiny" / "tiny-imagenet-200"  # Tiny ImageNet: words.txt names every WordNet synset
+    for w, images in photos.items():
+        (src / "train" / w).mkdir(parents=True)
+        (src / "train" / w / f"{w}_0.JPEG").write_bytes(images[0])
+    other = "n00001740\tentity\n"
+    (src / "words.txt").write_text(other + "".join(f"{w}\t{fakes.WORDS[w]}\n" for w in sorted(photos)))
+    prepare(tmp_path / "tiny", tmp_path / "a", size=SIZE, workers=1, progress=False)
+    assert open_store(tmp_path / "a").class_names == [fakes.WORDS[w].split(",")[0] for w in sorted(photos)]
+
+    (src / "words.txt").unlink()
+    (src / "classes.txt").write_text("".join(f"thing {i}\n" for i in range(5)))  # one name a line, class order
+    prepare(src, tmp_path / "b", size=SIZE, workers=1, progress=False)
+    assert open_store(tmp_path / "b").class_names == [f"thing {i}" for i in range(5)]
+
+    names = tmp_path / "mine.txt"
+    names.write_text(f"{sorted(photos)[1]} my dog\n")
+    prepare(src, tmp_path / "c", size=SIZE, workers=1, progress=False, class_names=names)
+    assert open_store(tmp_path / "c").class_names[:2] == ["thing 0", "my dog"]
+    names.write_text("n99999999 nothing\n")
+    with pytest.raises(PrepareError, match="names none of the 5 classes"):
+        prepare(src, tmp_path / "d", size=SIZE, workers=1, progress=False, class_names=names)
+
+
+def test_prepare_does_not_import_torch():
+    """Start-up (issue: 100 images took 3.5 s, mostly importing torch): the command never needs it."""
+    code = ("import sys; from alexnet.cli import build_parser; build_parser(); import alexnet.data.prepare, "
+            "alexnet.data.imagenet; assert 'torch' not in sys.modules, 'torch imported'")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()[-1000:]
