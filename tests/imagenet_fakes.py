@@ -56,17 +56,17 @@ class Fake:
     ids: list[str]  # the classes in ILSVRC id order (id 1 first)
 
 
-def split_photos(photos: dict[str, list[bytes]], year: str, test: bool):
+def split_photos(photos: dict[str, list[bytes]], year: str, test: bool, n_train: int = TRAIN, n_val: int = VAL):
     """Train files per class (three of class 0 made odd), and flat val (and test) files with their truth."""
-    train = {w: {f"{w}_{100 + i}.JPEG": d for i, d in enumerate(images[:TRAIN])} for w, images in photos.items()}
+    train = {w: {f"{w}_{100 + i}.JPEG": d for i, d in enumerate(images[:n_train])} for w, images in photos.items()}
     first = sorted(photos)[0]
     odd = odd_images(photos[first][0])
     for (name, _), kind in zip(sorted(train[first].items())[1:], ("cmyk", "png", "grey")):
         train[first][name] = odd[kind]
     truth: dict[str, dict[str, str]] = {}
     files: dict[str, dict[str, bytes]] = {}
-    for split, start in [("val", TRAIN)] + ([("test", TRAIN + VAL)] if test else []):
-        pairs = [(w, d) for k in range(VAL) for w, d in ((w, photos[w][start + k]) for w in photos)]
+    for split, start in [("val", n_train)] + ([("test", n_train + n_val)] if test else []):
+        pairs = [(w, d) for k in range(n_val) for w, d in ((w, photos[w][start + k]) for w in photos)]
         pairs = pairs[1::2] + pairs[::2]  # classes interleaved, not in blocks
         names = [f"ILSVRC{year}_{split}_{n:08d}.JPEG" for n in range(1, len(pairs) + 1)]
         truth[split] = {n: w for n, (w, _) in zip(names, pairs)}
@@ -104,11 +104,13 @@ def ground_truth(truth: dict[str, str], ids: list[str]) -> bytes:
     return "".join(f"{ids.index(truth[n]) + 1}\n" for n in sorted(truth)).encode()
 
 
-def official(root: Path, photos: dict[str, list[bytes]], year: str = "2012") -> Fake:
+def official(root: Path, photos: dict[str, list[bytes]], year: str = "2012", n_train: int = TRAIN,
+             n_val: int = VAL) -> Fake:
     """ILSVRC2012 (or 2010, with a test set) as distributed: nothing but the release's files in root."""
     test = year == "2010"
-    train, truth, files = split_photos(photos, year, test)
-    ids = [sorted(photos)[i] for i in (3, 0, 4, 1, 2)]  # ILSVRC ids are not in sorted order
+    train, truth, files = split_photos(photos, year, test, n_train, n_val)
+    ids = sorted(photos)
+    ids = ids[3:4] + ids[0:1] + ids[4:5] + ids[1:2] + ids[2:3] + ids[5:]  # ILSVRC ids are not in sorted order
     root.mkdir(parents=True)
     names = {"2012": ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", "ILSVRC2012_devkit_t12"),
              "2010": ("ILSVRC2010_images_train.tar", "ILSVRC2010_images_val.tar", "devkit-1.0")}[year]

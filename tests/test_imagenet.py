@@ -213,3 +213,9 @@ def test_prepare_does_not_import_torch():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode()[-1000:]
+
+
+def test_one_of_the_release_files_as_src_names_its_folder(tmp_path, photos):
+    fake = fakes.official(tmp_path / "imagenet", photos)
+    with pytest.raises(PrepareError, match="give the folder holding it"):
+        prepare(fake.src / "ILSVRC2012_img_train.tar", tmp_path / "out", size=SIZE, progress=False)

@@ -3,6 +3,7 @@ for raw, from a measured sample for jpeg), the free space, and the time from con
 sample on this host; `check` refuses when the disk cannot hold it."""
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import time
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .convert import _Skip, encode_jpeg, load_image, to_chw
+from .convert import Job, convert_chunk
 from .sources import Entry
 
 SAMPLE = 32  # images converted to measure (1 in 100 of a small set, at least 4); spread over the set
@@ -30,7 +31,7 @@ class Estimate:
     free_bytes: int
     seconds: float  # to convert them, from the sample, over `workers` processes
     sample: int  # images converted to measure
-    per_image: float  # seconds, median over the sample, one process
+    per_image: float  # seconds per image over the sample, one process
     workers: int
     what: str  # "raw 256px" / "jpeg q90 256px"
     where: Path
@@ -53,26 +54,35 @@ class Estimate:
 def estimate(entries: list[Entry], total: int, read: Callable[[Entry], bytes], *, size: int, fmt: str,
              quality: int, subsampling: str, progressive: bool, draft: bool, workers: int, out: Path,
              space: FreeSpace = free_space, stream: bool = False) -> Estimate:
-    """Convert a sample of `entries` (those still to convert) and scale it up to all of them.
+    """Convert a sample of `entries` (those still to convert) as a worker does (read, decode, §2
+    resize and crop, encode, the §2/§4.1 sums) and scale it up to all of them.
     `stream`: the source is one compressed stream, so sample its first members (cheap to reach)."""
     picks = _sample(entries, stream)
-    seconds, stored = [], []
-    for e in picks:
+    per_image, image_bytes = 0.0, 3 * size * size
+    if picks:
+        def job(items: list) -> Job:
+            return Job(-1, picks[0].split, size, fmt, quality, True, items, draft, None, subsampling, progressive)
         t = time.perf_counter()
-        try:
-            img = load_image(read(e), size, draft)
-            stored.append(len(encode_jpeg(img, quality, subsampling, progressive)) if fmt == "jpeg" else to_chw(img).size)
-        except (OSError, _Skip):
-            pass  # a file that will be skipped: its time still counts
-        seconds.append(time.perf_counter() - t)
-    per_image = statistics.median(seconds) if seconds else 0.0
-    image_bytes = statistics.fmean(stored) if stored else 3 * size * size
+        items = []
+        for e in picks:
+            try:
+                items.append((0, e.name, read(e), ""))
+            except OSError as err:
+                items.append((0, e.name, None, f"cannot read: {err}"))
+        reading = time.perf_counter() - t
+        convert_chunk(job(items[:1]))  # warm-up: the first image pays for the decoders' set-up
+        t = time.perf_counter()
+        res = convert_chunk(job(items))
+        per_image = (reading + time.perf_counter() - t) / len(picks)
+        if fmt == "jpeg" and res.lengths:
+            image_bytes = statistics.fmean(res.lengths)
     # + the label (int64), the offset (jpeg, int64) and the source path written beside each image
     extra = 8 + (8 if fmt == "jpeg" else 0) + (statistics.fmean(len(e.name) + 1 for e in picks) if picks else 0)
     what = f"jpeg q{quality} {size}px" if fmt == "jpeg" else f"raw {size}px"
     where = _existing(out)
+    workers = max(1, min(workers, os.cpu_count() or 1))
     return Estimate(len(entries), total, int(len(entries) * (image_bytes + extra)), space(out),
-                    len(entries) * per_image / max(1, workers), len(picks), per_image, workers, what, where)
+                    len(entries) * per_image / workers, len(picks), per_image, workers, what, where)
 
 
 def _sample(entries: list[Entry], stream: bool) -> list[Entry]:
