@@ -150,6 +150,16 @@ def test_predict_prints_class_names_and_checkpoints_carry_them(trained, tiny_sto
     line = capsys.readouterr().out.strip().rsplit(": ", 1)[1]  # after the file's path (its folder is a wnid)
     assert not any(c in line for c in store.classes)  # no wnid: names people read
     assert any(f"{n} (" in line for n in store.class_names), line
+    # eval names the classes it gets most wrong; their errors, from predict's probabilities
+    result = evaluate_checkpoints([str(trained / "best.pt")], store, "val", "center", torch.device("cpu"))
+    model, weights = alexnet.load(trained / "best.pt")
+    reader = store.split("val")
+    wrong = predict([model], reader, store.mean, weights.crop, "center", 64, torch.device("cpu")).argmax(1).numpy() != reader.labels
+    errors = {store.class_names[c]: wrong[reader.labels == c].mean() for c in range(store.num_classes)}
+    assert [h["top1_error"] for h in result["hardest"]] == pytest.approx(sorted(errors.values(), reverse=True)[:3])
+    assert all(errors[h["class"]] == pytest.approx(h["top1_error"]) for h in result["hardest"])
+    assert main(["eval", str(trained / "best.pt"), "--data", str(tiny_store), "--views", "center"]) == 0
+    assert f"hardest classes: {result['hardest'][0]['class']} " in capsys.readouterr().out
 
 
 def test_predict_odd_files_and_globs(trained, val_images, tmp_path, capsys):
