@@ -13,6 +13,11 @@ committed length of every file and the running sums. A rerun truncates every fil
 committed length and continues with the next chunk, so the result is byte-identical to an
 uninterrupted run. `store.json` with `"complete": true` is written last.
 
+Before any image is converted (and again on a resume), one line says what the rest will cost,
+from a sample converted here (estimate.py), and a disk that cannot hold it is refused. ImageNet's
+own archives (data/imagenet.py) are found in SRC and read in place; their devkit gives the class
+order and the names, which store.json keeps beside the ids (`class_names`, names.py).
+
 Flat splits (`labels=`, ImageNet's validation folder): the images of SPLIT sit directly in
 SRC/SPLIT/ and their classes come from a labels file (see `sources.read_labels`); class names
 must be class folders of the other splits. Unknown classes, listed-but-missing files and files
@@ -624,15 +629,15 @@ def _check_stored(out: Path, plan: Plan, state: State) -> None:
                            f"{plan.stats_split} could be stored: {redo}")
 
 
-def _skipped_files(manifest: Path) -> tuple[tuple[str, str], ...]:
+def _manifest_rows(manifest: Path) -> list[list[str]]:
+    """(split, path, reason) of every skipped file."""
     rows = [line.split("\t") for line in manifest.read_text(errors="replace").splitlines()[1:]]
-    return tuple((r[1], r[2]) for r in rows if len(r) == 3)
+    return [r for r in rows if len(r) == 3]
 
 
 def _main_reasons(manifest: Path, split: str | None = None, n: int = 3) -> tuple[tuple[str, int], ...]:
     """The n most common kinds of reason in the manifest (of one split, or all), with their counts."""
-    rows = [line.split("\t") for line in manifest.read_text(errors="replace").splitlines()[1:]]
-    kinds = Counter(_reason_kind(r[2]) for r in rows if len(r) == 3 and split in (None, r[0]))
+    kinds = Counter(_reason_kind(r[2]) for r in _manifest_rows(manifest) if split in (None, r[0]))
     return tuple(kinds.most_common(n))
 
 
@@ -681,7 +686,8 @@ def _finished(out: Path, args: dict[str, Any]) -> PrepareSummary | None:
 def _summary(out: Path, meta: dict[str, Any]) -> PrepareSummary:
     s = meta["summary"]
     reasons = _main_reasons(out / MANIFEST) if s["skipped"] else ()
-    return PrepareSummary(s["read"], s["stored"], s["skipped"], out / MANIFEST, out, reasons, _skipped_files(out / MANIFEST))
+    files = tuple((r[1], r[2]) for r in _manifest_rows(out / MANIFEST))
+    return PrepareSummary(s["read"], s["stored"], s["skipped"], out / MANIFEST, out, reasons, files)
 
 
 def _different(out: Path, old: dict[str, Any], new: dict[str, Any]) -> str:
