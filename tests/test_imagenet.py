@@ -217,5 +217,8 @@ def test_prepare_does_not_import_torch():
 
 def test_one_of_the_release_files_as_src_names_its_folder(tmp_path, photos):
     fake = fakes.official(tmp_path / "imagenet", photos)
-    with pytest.raises(PrepareError, match="give the folder holding it"):
+    with pytest.raises(PrepareError, match=f"give the folder holding them all \\({fake.src}\\)"):
         prepare(fake.src / "ILSVRC2012_img_train.tar", tmp_path / "out", size=SIZE, progress=False)
+    fake = fakes.kaggle(tmp_path / "kaggle", photos)
+    with pytest.raises(PrepareError, match=f"give the folder holding them all \\({fake.src}\\)"):
+        prepare(fake.src / "ILSVRC" / "Data" / "CLS-LOC", tmp_path / "out", size=SIZE, progress=False)

@@ -69,6 +69,16 @@ def released_files() -> set[str]:
     return {name for files in OFFICIAL.values() for name in files.values()}
 
 
+def holder(src: Path) -> Path | None:
+    """The folder to give instead of `src` when `src` is a part of a layout (one of the release's
+    files, or Kaggle's ILSVRC/Data/CLS-LOC), or None."""
+    if src.is_file() and src.name in released_files() and detect(src.parent):
+        return src.parent
+    if len(src.parts) > 3 and Path(*src.parts[-3:]) == KAGGLE_ROOT and detect(src.parents[2]) == "Kaggle":
+        return src.parents[2]
+    return None
+
+
 def read_imagenet(src: Path, layout: str, splits: list[str] | None = None) -> ImageNet:
     """The listing of the files of `layout` in `src` (only those of `splits`, when given)."""
     return read_kaggle(src) if layout == "Kaggle" else read_official(src, layout.removeprefix("ILSVRC"), splits)

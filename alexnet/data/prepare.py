@@ -418,9 +418,10 @@ def _begin(args: PrepareArgs, out: Path, opts: RunOptions, labels: dict[str, Lab
 
 
 def _imagenet_layout(src: Path, wanted: bool | None, labels: dict) -> str | None:
-    if src.is_file() and imagenet.detect(src.parent) and src.name in imagenet.released_files():
-        raise PrepareError(f"{src} is one of ImageNet's files: give the folder holding it ({src.parent}), where its "
-                           "val tar and devkit are found too (use --splits train for the training set alone)")
+    folder = imagenet.holder(src)
+    if folder is not None:
+        raise PrepareError(f"{src} is a part of ImageNet's files: give the folder holding them all ({folder}), where "
+                           "the labels and class names are found too (--splits train for the training set alone)")
     layout = imagenet.detect(src) if wanted is not False else None
     if wanted and layout is None:
         raise PrepareError(f"--imagenet: no ImageNet files in {src}: expected ILSVRC2012_img_train.tar / "
