@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from PIL import Image
 import imagenet_fakes as fakes
 from alexnet.cli import main
 from alexnet.data import imagenet
+from alexnet.data.names import IMAGENETTE as IMAGENETTE_NAMES
 from alexnet.data.prepare import PrepareError, prepare
 from alexnet.data.store import open_store
 from conftest import IMAGENETTE
@@ -201,6 +203,11 @@ def test_names_from_words_txt_classes_txt_and_the_command_line(tmp_path, photos)
     names.write_text(f"{sorted(photos)[1]} my dog\n")
     prepare(src, tmp_path / "c", size=SIZE, workers=1, progress=False, class_names=names)
     assert open_store(tmp_path / "c").class_names[:2] == ["thing 0", "my dog"]
+    meta = json.loads((tmp_path / "c" / "store.json").read_text())
+    del meta["class_names"]  # a store made before names: the ids, words for the known Imagenette ones
+    meta["classes"][0] = "my_folder"
+    (tmp_path / "c" / "store.json").write_text(json.dumps(meta))
+    assert open_store(tmp_path / "c").class_names == ["my_folder"] + [IMAGENETTE_NAMES[w] for w in sorted(photos)[1:]]
     names.write_text("n99999999 nothing\n")
     with pytest.raises(PrepareError, match="names none of the 5 classes"):
         prepare(src, tmp_path / "d", size=SIZE, workers=1, progress=False, class_names=names)
