@@ -115,7 +115,7 @@ def test_estimate_line_and_refusal_on_a_full_disk(tmp_path, photos, capsys):
     assert main(["prepare", str(fake.src), str(tmp_path / "out"), "--size", str(SIZE), "--workers", "1"]) == 0
     err = capsys.readouterr().err
     line = next(x for x in err.splitlines() if x.startswith("prepare: 30 images"))
-    assert "raw 64px store of" in line and "free on" in line and "about" in line and "ms/img" in line
+    assert "raw 64px store of" in line and "free on" in line and " 1 s (" in line and "ms/img" in line
 
 
 def test_odd_images_and_skips_named_in_the_summary(tmp_path, photos, capsys):

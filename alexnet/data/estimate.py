@@ -43,7 +43,7 @@ class Estimate:
         todo = f"{self.images:,} images" if self.images == self.total else f"{self.images:,} of {self.total:,} images left"
         rate = f"{self.per_image * 1e3:.1f} ms/img on {self.sample} sampled, {self.workers} worker(s)"
         return (f"prepare: {todo} -> {self.what} store of {_bytes(self.store_bytes)}; {_bytes(self.free_bytes)} free "
-                f"on {self.where}; about {_duration(self.seconds)} ({rate})")
+                f"on {self.where}; {'under' if self.seconds < 1 else 'about'} {_duration(self.seconds)} ({rate})")
 
     def refusal(self) -> str:
         return (f"{self.where} has {_bytes(self.free_bytes)} free but the {self.what} store needs about "
@@ -109,6 +109,8 @@ def _bytes(n: float) -> str:
 
 
 def _duration(s: float) -> str:
+    if s < 1:
+        return "1 s"
     if s < 60:
         return f"{s:.0f} s"
     m = round(s / 60)

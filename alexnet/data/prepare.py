@@ -41,7 +41,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from alexnet.data import imagenet, sources
 from alexnet.data.convert import SUBSAMPLING, ChunkResult, Job, convert_chunk, read_payload
-from alexnet.data.estimate import FreeSpace, estimate, free_space
+from alexnet.data.estimate import Estimate, FreeSpace, estimate, free_space
 from alexnet.data.names import display_names, names_from_texts, read_names_file
 from alexnet.data.plan import Plan, PrepareError, make_jobs, make_plan
 from alexnet.data.sources import Labels, LabelsError, SourceError
@@ -60,6 +60,10 @@ from alexnet.data.store import (MANIFEST, MEAN, META, PCA, PROGRESS, SHARD_SUFFI
 from alexnet.fsutil import write_atomic
 
 CHUNK_FILES = 256  # files per unit of work and of commit; recorded in OUT so a resume reuses it
+# Below this much work (seconds in one process, from the estimate's sample) the default runs in one
+# process: starting a worker cost about 0.29 s of CPU each here (100 images: 0.57 s in one process,
+# 1.15 s with 2 workers, on 2026-12-03), more than it saves.
+POOL_MIN_SECONDS = 2.0
 FORMATS = ("raw", "jpeg")
 
 
@@ -261,6 +265,7 @@ class RunOptions:
     hook: Hook | None = None
     free_space: FreeSpace = free_space  # bytes free at OUT (tests stand in a full disk)
     names: tuple[Path, bytes] | None = None  # --class-names FILE (store.json's class_names, not its images)
+    auto_workers: bool = False  # workers not given: one process for small jobs (POOL_MIN_SECONDS)
 
 
 def auto_chunk(files: int, workers: int) -> int:
@@ -322,7 +327,8 @@ def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "ra
                        _file_arg(*synsets_file) if synsets_file else None, full_decode, subsampling, progressive,
                        classes, layout)
     names = _read_small(class_names, "class names file") if class_names is not None else None
-    opts = RunOptions(workers or os.cpu_count() or 1, strict, progress, chunk_files, hook, space or free_space, names)
+    opts = RunOptions(workers or os.cpu_count() or 1, strict, progress, chunk_files, hook, space or free_space, names,
+                      workers is None)
     try:
         return _build(args, opts, out, _parse_labels(label_files, synsets_file))
     except OSError as e:  # source files are read with their own handling (skips): this is OUT or its disk
@@ -336,7 +342,9 @@ def _build(args: PrepareArgs, opts: RunOptions, out: Path, labels: dict[str, Lab
     done = _finished(out, args.record())
     if done is not None:
         return done
-    plan, chunk = _begin(args, out, opts, labels)
+    plan, chunk, cost = _begin(args, out, opts, labels)
+    if opts.auto_workers:
+        opts = replace(opts, workers=cost.workers)
     state = State.load(out)
     _truncate(out, state.lengths)
     for stale in out.glob(f"*{SHARD_SUFFIX}"):  # shards of chunks a killed run had not committed
@@ -390,7 +398,7 @@ def _parse_labels(files: dict[str, tuple[Path, bytes]], synsets: tuple[Path, byt
         raise PrepareError(str(e)) from None
 
 
-def _begin(args: PrepareArgs, out: Path, opts: RunOptions, labels: dict[str, Labels]) -> tuple[Plan, int]:
+def _begin(args: PrepareArgs, out: Path, opts: RunOptions, labels: dict[str, Labels]) -> tuple[Plan, int, Estimate]:
     """List SRC and start OUT, or check that OUT was started from the same SRC and arguments."""
     src, record = args.source, args.record()
     state_file = out / STATE
@@ -407,14 +415,13 @@ def _begin(args: PrepareArgs, out: Path, opts: RunOptions, labels: dict[str, Lab
         raise PrepareError(f"strict: {s.name} in {src}: {s.reason}")
     if saved is None:
         chunk = opts.chunk_files or auto_chunk(sum(len(plan.entries[s]) for s in plan.splits), opts.workers)
-        _check_space(args, opts, plan, chunk, 0, out)
+        cost = _check_space(args, opts, plan, chunk, 0, out)
         _start(out, plan, record, chunk)
-        return plan, chunk
+        return plan, chunk, cost
     if saved["fingerprint"] != plan.fingerprint():
         raise PrepareError(f"{src} changed since {out} was started: delete {out} or choose a new OUT")
     chunk = saved["chunk_files"]  # the chunking of the interrupted run
-    _check_space(args, opts, plan, chunk, State.load(out).chunks, out)
-    return plan, chunk
+    return plan, chunk, _check_space(args, opts, plan, chunk, State.load(out).chunks, out)
 
 
 def _imagenet_layout(src: Path, wanted: bool | None, labels: dict) -> str | None:
@@ -455,7 +462,7 @@ def _plan(args: PrepareArgs, labels: dict[str, Labels], names_file: tuple[Path, 
     return plan
 
 
-def _check_space(args: PrepareArgs, opts: RunOptions, plan: Plan, chunk: int, committed: int, out: Path) -> None:
+def _check_space(args: PrepareArgs, opts: RunOptions, plan: Plan, chunk: int, committed: int, out: Path) -> Estimate:
     """Say what the rest of the work costs (one line), and refuse it when OUT's disk cannot hold it."""
     jobs = make_jobs(plan, chunk)
     todo = [e for _, entries in jobs[committed:] for _, e in entries]
@@ -469,10 +476,13 @@ def _check_space(args: PrepareArgs, opts: RunOptions, plan: Plan, chunk: int, co
     finally:
         if reader is not None:
             reader.close()
+    if opts.auto_workers and est.images * est.per_image < POOL_MIN_SECONDS:
+        est = replace(est, workers=1, seconds=est.images * est.per_image)
     if not est.fits():
         raise PrepareError(est.refusal())
     if opts.progress:
         print(est.line(), file=sys.stderr, flush=True)
+    return est
 
 
 def _reading(src: Path, reader: sources.TarReader | None) -> Callable[[sources.Entry], bytes]:
