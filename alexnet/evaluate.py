@@ -79,6 +79,17 @@ def topk_errors(probs: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> dict[st
     return dict(zip((f"top{k}_error" for k in ks), torch.stack(errors).tolist()))  # one transfer
 
 
+def hardest_classes(probs: torch.Tensor, labels: torch.Tensor, names: list[str], n: int = 3) -> list[dict]:
+    """The n classes with the highest top-1 error, by the names people read."""
+    labels = to_device(labels, probs.device)
+    classes = probs.shape[1]
+    seen = torch.bincount(labels, minlength=classes)
+    wrong = torch.bincount(labels[probs.argmax(1) != labels], minlength=classes)
+    error = (wrong.double() / seen.clamp(min=1).double()).cpu()
+    order = [int(c) for c in error.argsort(descending=True, stable=True) if seen[c] > 0][:n]
+    return [{"class": names[c], "top1_error": float(error[c]), "images": int(seen[c])} for c in order]
+
+
 def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, Config, dict]:
     """Rebuild a net from an alexnet checkpoint (its saved config says which net)."""
     state = load_checkpoint(path)
@@ -143,7 +154,7 @@ def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str 
                     rank=rank, world=world, group=group)
     labels = torch.as_tensor(reader.labels, dtype=torch.int64)
     result = {"checkpoints": [str(p) for p in paths], "store": str(store.path), "split": reader.name, "views": views,
-              "images": len(reader), **topk_errors(probs, labels)}
+              "images": len(reader), **topk_errors(probs, labels), "hardest": hardest_classes(probs, labels, store.class_names)}
     if store.num_classes <= 5:
         result["note"] = f"top-5 error is 0 by construction: the store has only {store.num_classes} classes"
     return result

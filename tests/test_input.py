@@ -184,8 +184,10 @@ def test_prepare_reads_the_tiny_imagenet_layout_or_says_what_to_give(photos, tmp
     train = store.split("train").read(np.arange(24)).double()  # the §2 mean is over real images, not zeros
     assert np.allclose(store.mean.numpy(), train.mean(0).numpy(), atol=1e-3) and store.pca_eigvals[0] > 0
     # skipped: 3 boxes files, wnids.txt, words.txt, the annotations file; the line says so and why
-    line = stdout.strip().splitlines()[-1]
+    line, *skipped = stdout.strip().splitlines()[-7:]  # the summary, then each skipped file by name
     assert line.startswith("read 42, stored 36, skipped 6 -> ")
+    assert len(skipped) == 6 and all(s.startswith("  skipped ") for s in skipped)
+    assert store.class_names == ["something"] * len(photos)  # from Tiny ImageNet's words.txt
     assert "main reasons: 3 not an image Pillow can read, 2 not in a <split>/<class>/ folder" in line
 
 

@@ -299,7 +299,7 @@ def test_dead_worker_is_an_error_then_resumes(tmp_path):
         prepare(src, tmp_path / "out", size=8, workers=2, progress=False, chunk_files=3, hook=KillAt("worker", 2))
     assert prepare(src, tmp_path / "out", size=8, workers=2, progress=False) == \
         prepare_module.PrepareSummary(ref.read, ref.stored, ref.skipped, tmp_path / "out" / "skipped.tsv", tmp_path / "out",
-                                      ref.reasons)
+                                      ref.reasons, ref.files)
     assert store_bytes(tmp_path / "out") == store_bytes(tmp_path / "ref")
 
 

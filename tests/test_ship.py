@@ -139,6 +139,29 @@ def test_predict_gives_evals_top1_on_the_stores_val_images(trained, tiny_store, 
     assert {r["truth"] for r in rows} == set(store.classes)  # the folder names the class
 
 
+def test_predict_prints_class_names_and_checkpoints_carry_them(trained, tiny_store, val_images, capsys):
+    from alexnet.data.names import IMAGENETTE
+    store = open_store(tiny_store)
+    assert store.class_names == [IMAGENETTE[c] for c in store.classes]  # the bundled set gets its ten names
+    assert load_checkpoint(trained / "best.pt")["class_names"] == store.class_names
+    _, weights = alexnet.load(trained / "best.pt")
+    assert weights.meta["class_names"] == store.class_names and weights.meta["categories"] == store.classes
+    assert main(["predict", str(trained / "best.pt"), str(val_images[1][0]), "--topk", "2"]) == 0
+    line = capsys.readouterr().out.strip().rsplit(": ", 1)[1]  # after the file's path (its folder is a wnid)
+    assert not any(c in line for c in store.classes)  # no wnid: names people read
+    assert any(f"{n} (" in line for n in store.class_names), line
+    # eval names the classes it gets most wrong; their errors, from predict's probabilities
+    result = evaluate_checkpoints([str(trained / "best.pt")], store, "val", "center", torch.device("cpu"))
+    model, weights = alexnet.load(trained / "best.pt")
+    reader = store.split("val")
+    wrong = predict([model], reader, store.mean, weights.crop, "center", 64, torch.device("cpu")).argmax(1).numpy() != reader.labels
+    errors = {store.class_names[c]: wrong[reader.labels == c].mean() for c in range(store.num_classes)}
+    assert [h["top1_error"] for h in result["hardest"]] == pytest.approx(sorted(errors.values(), reverse=True)[:3])
+    assert all(errors[h["class"]] == pytest.approx(h["top1_error"]) for h in result["hardest"])
+    assert main(["eval", str(trained / "best.pt"), "--data", str(tiny_store), "--views", "center"]) == 0
+    assert f"hardest classes: {result['hardest'][0]['class']} " in capsys.readouterr().out
+
+
 def test_predict_odd_files_and_globs(trained, val_images, tmp_path, capsys):
     src = Image.open(val_images[1][0]).convert("RGB")
     src.convert("L").save(tmp_path / "grey.jpg")

@@ -19,14 +19,16 @@ def cmd_prepare(args) -> int:
                       workers=args.workers, strict=args.strict, splits=args.splits,
                       limit_per_class=args.limit_per_class, progress=not args.quiet,
                       labels=labels or None, synsets=args.synsets, full_decode=args.full_decode,
-                      subsampling=args.subsampling, progressive=args.progressive)
-    print(summary.line())
+                      subsampling=args.subsampling, progressive=args.progressive,
+                      imagenet=True if args.imagenet else None, classes=args.classes, class_names=args.class_names)
+    print("\n".join(summary.lines()))
     return 0
 
 
 def register(sub) -> None:
     p = sub.add_parser("prepare", help="turn an image-folder tree or archive into a store (§2)")
-    p.add_argument("src", help="SRC/<split>/<class>/<images>, or a .tar/.tar.gz with that layout")
+    p.add_argument("src", help="SRC/<split>/<class>/<images>, or a .tar/.tar.gz with that layout, or a folder of "
+                               "ImageNet's files as distributed (see --imagenet)")
     p.add_argument("out", help="store folder to create (re-running continues an interrupted prepare)")
     p.add_argument("--size", type=POSITIVE, default=256, help="stored side S (§2: 256)")
     p.add_argument("--format", choices=["raw", "jpeg"], default="raw", help="raw uint8 or JPEG-compressed")
@@ -53,5 +55,19 @@ def register(sub) -> None:
                         "made from the devkit's meta.mat with: python -c \"import scipy.io; "
                         "s = scipy.io.loadmat('meta.mat')['synsets'][:1000, 0]; print('\\n'.join(str(x['WNID'][0]) "
                         "for x in sorted(s, key=lambda x: int(x['ILSVRC2012_ID'][0, 0]))))\" > synsets.txt")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--imagenet", action="store_true",
+                   help="SRC holds ImageNet as distributed, read in place (found without this flag too; with it, "
+                        "their absence is an error): ILSVRC2012_img_train.tar (a tar of class tars), "
+                        "ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz (meta.mat: class order = ILSVRC2012_ID, "
+                        "names; the validation ground truth); the 2010 release (ILSVRC2010_images_{train,val,test}.tar, "
+                        "ILSVRC2010_devkit-1.0.tar.gz, ILSVRC2010_test_ground_truth.txt); or Kaggle's "
+                        "ILSVRC/Data/CLS-LOC/ with LOC_val_solution.csv and LOC_synset_mapping.txt")
+    p.add_argument("--classes", type=POSITIVE, default=None, metavar="N",
+                   help="keep N classes spread evenly over the sorted ids, the same from every layout "
+                        "(ImageNet-100 style; with --limit-per-class K, a store to try in an hour)")
+    p.add_argument("--class-names", metavar="FILE",
+                   help="names people read: 'ID NAME' lines (words.txt, synset_words.txt style) or one name per line "
+                        "in class order; by default read from the set's own words.txt, synset_words.txt, "
+                        "LOC_synset_mapping.txt, classes.txt or devkit")
+    p.add_argument("--quiet", action="store_true", help="no estimate line and no progress bar")
     p.set_defaults(func=cmd_prepare)

@@ -33,8 +33,7 @@ def cmd_experiment(args) -> int:
 
 
 def register(sub) -> None:
-    from ..experiments import EXPERIMENTS
-    from ..experiments.common import SIZES
+    from ..experiments import EXPERIMENTS, SIZES  # not .common: it imports torch, and every command builds this parser
     names = "; ".join(f"{k}: {v[2]} (a {v[1]} store)" for k, v in EXPERIMENTS.items())
     p = sub.add_parser("experiment", help="run one of the paper's experiments into results/NAME/",
                        description=f"Experiments: {names}.")

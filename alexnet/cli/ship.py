@@ -25,7 +25,7 @@ def cmd_predict(args) -> int:
         if args.json:
             print(json.dumps(p.to_json()), flush=True)
         else:
-            top = ", ".join(f"{c} ({100 * q:.1f}%)" for c, q in zip(p.classes, p.probs))
+            top = ", ".join(f"{n} ({100 * q:.1f}%)" for n, q in zip(p.names, p.probs))
             print(f"{p.file}: {top}", flush=True)
     bad = [p for p in results if p.error]
     for p in bad:

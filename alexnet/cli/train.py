@@ -109,8 +109,10 @@ def cmd_eval(args) -> int:
         print(json.dumps(result))
     else:
         note = f" ({result['note']})" if "note" in result else ""
+        hardest = ", ".join(f"{h['class']} {100 * h['top1_error']:.0f}%" for h in result["hardest"])
         print(f"{len(paths)} net(s), {result['views']}, {result['images']} images of {result['split']}: "
-              f"top-1 error {100 * result['top1_error']:.2f}%, top-5 error {100 * result['top5_error']:.2f}%{note}")
+              f"top-1 error {100 * result['top1_error']:.2f}%, top-5 error {100 * result['top5_error']:.2f}%{note}; "
+              f"hardest classes: {hardest}")
     return 0
 
 

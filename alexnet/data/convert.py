@@ -125,8 +125,12 @@ def read_payload(payload: bytes | str | tuple[str, int, int] | None) -> bytes:
 
 
 def encode(img: Image.Image, job: Job) -> bytes:
+    return encode_jpeg(img, job.quality, job.subsampling, job.progressive)
+
+
+def encode_jpeg(img: Image.Image, quality: int, subsampling: str, progressive: bool) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=job.quality, subsampling=SUBSAMPLING[job.subsampling], progressive=job.progressive)
+    img.save(buf, "JPEG", quality=quality, subsampling=SUBSAMPLING[subsampling], progressive=progressive)
     return buf.getvalue()
 
 

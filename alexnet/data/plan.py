@@ -29,6 +29,7 @@ class Plan:
     skips: list[sources.Skip]  # found while listing (and labelling flat splits)
     stats_split: str
     label_hashes: dict[str, str] = field(default_factory=dict)  # flat split -> SHA-256 of its labels file
+    names: list[str] = field(default_factory=list)  # what people read, one per class (set by prepare; not fingerprinted)
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()
@@ -43,8 +44,19 @@ class Plan:
         return h.hexdigest()
 
 
+def pick_classes(classes: list[str], n: int) -> list[str]:
+    """`--classes N`: N classes spread evenly over the sorted ids (ImageNet-100 style), the same
+    ones from any layout of the same set; kept in the set's own class order."""
+    ids = sorted(classes)
+    chosen = {ids[i * len(ids) // n] for i in range(n)}
+    return [c for c in classes if c in chosen]
+
+
 def make_plan(listing: sources.Listing, src: Path, splits: list[str] | None, limit: int | None,
-              labels: dict[str, Labels] | None = None) -> Plan:
+              labels: dict[str, Labels] | None = None, order: list[str] | None = None,
+              num_classes: int | None = None) -> Plan:
+    """`order`: the class order when the set defines one (ImageNet's devkit: ILSVRC ids); default sorted.
+    `num_classes`: keep only that many classes (pick_classes); the others' images are not read."""
     labels = labels or {}
     available = sorted(set(listing.splits) | set(listing.flat))
     for s in labels:
@@ -70,25 +82,44 @@ def make_plan(listing: sources.Listing, src: Path, splits: list[str] | None, lim
     # A flat split's classes are the class folders of the other splits (all of them if none is selected).
     class_splits = [s for s in found if s in listing.splits] or ([s for s in listing.splits] if flat else [])
     classes = sorted({c for s in class_splits for c in listing.splits[s]})
+    if order is not None:
+        classes = _in_order(classes, order, src) if classes else list(order)
     if not classes:
         if flat:
             raise PrepareError(f"no class folders in {src}: flat split {flat[0]} takes its class names from the "
                                "class folders of the other splits (<split>/<class>/<image>)")
         raise PrepareError(f"no class folders found in {src} (expected {src}/<split>/<class>/<image>)")
+    dropped: set[str] = set()
+    if num_classes is not None:
+        if num_classes > len(classes):
+            raise PrepareError(f"--classes {num_classes}: {src} has only {len(classes)} classes")
+        kept = pick_classes(classes, num_classes)
+        dropped, classes = set(classes) - set(kept), kept
     index = {c: i for i, c in enumerate(classes)}
     entries = {}
     skips = [k for k in listing.skips if k.split not in available or k.split in found]  # drop unselected splits
     for s in found:
         if s in listing.flat:
-            entries[s], more = _label_flat(s, listing.flat[s], labels[s], index, class_splits, limit)
+            entries[s], more = _label_flat(s, listing.flat[s], labels[s], index, class_splits, limit, dropped)
             skips += more
         else:
-            entries[s] = [(index[c], e) for c, es in listing.splits[s].items() for e in es[:limit]]
+            entries[s] = [(index[c], e) for c, es in listing.splits[s].items() if c in index for e in es[:limit]]
+            entries[s].sort(key=lambda item: item[0])  # class order (sorted ids unless the set has its own)
     skips.sort(key=lambda k: (k.split, k.name))
     # §2: the mean image (and §4.1 PCA) come from the training set; without one, the first split.
     stats_split = "train" if "train" in found else found[0]
     _check_not_empty(entries, classes, stats_split, skips, src)
     return Plan(found, classes, entries, skips, stats_split, {s: labels[s].sha256 for s in flat})
+
+
+def _in_order(classes: list[str], order: list[str], src: Path) -> list[str]:
+    rank = {c: i for i, c in enumerate(order)}
+    unknown = [c for c in classes if c not in rank]
+    if unknown:
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        raise PrepareError(f"class folder(s) {', '.join(unknown[:3])}{more} in {src} are not among the {len(order)} "
+                           "classes of its devkit or synset mapping: remove them or check the files")
+    return sorted(classes, key=rank.__getitem__)
 
 
 def _images_only(splits: list[str], found: list[str], src: Path, skips: list[sources.Skip]) -> str:
@@ -129,7 +160,7 @@ def _top_reason(skips: list[sources.Skip], split: str) -> str:
 
 
 def _label_flat(split: str, files: list[Entry], labels: Labels, index: dict[str, int], class_splits: list[str],
-                limit: int | None) -> tuple[list[tuple[int, Entry]], list[sources.Skip]]:
+                limit: int | None, dropped: set[str] = frozenset()) -> tuple[list[tuple[int, Entry]], list[sources.Skip]]:
     """Label the files of a flat split from its labels file; everything not labelled is a skip."""
     where = labels.path.name
     base = {e.name: e.name.rsplit("/", 1)[-1] for e in files}
@@ -198,6 +229,8 @@ def _label_flat(split: str, files: list[Entry], labels: Labels, index: dict[str,
             skips.append(sources.Skip(split, e.name, conflicts[e.name]))
         elif row is None:
             skips.append(sources.Skip(split, e.name, unlabelled))
+        elif row.cls in dropped:
+            continue  # a class left out by --classes: not read, like files past --limit-per-class
         elif row.cls not in index:
             note = f", {row.note}" if row.note else ""
             skips.append(sources.Skip(split, e.name, f"class {row.cls!r} ({where} line {row.line}{note}) is not among {known}"))

@@ -13,6 +13,11 @@ committed length of every file and the running sums. A rerun truncates every fil
 committed length and continues with the next chunk, so the result is byte-identical to an
 uninterrupted run. `store.json` with `"complete": true` is written last.
 
+Before any image is converted (and again on a resume), one line says what the rest will cost,
+from a sample converted here (estimate.py), and a disk that cannot hold it is refused. ImageNet's
+own archives (data/imagenet.py) are found in SRC and read in place; their devkit gives the class
+order and the names, which store.json keeps beside the ids (`class_names`, names.py).
+
 Flat splits (`labels=`, ImageNet's validation folder): the images of SPLIT sit directly in
 SRC/SPLIT/ and their classes come from a labels file (see `sources.read_labels`); class names
 must be class folders of the other splits. Unknown classes, listed-but-missing files and files
@@ -28,7 +33,7 @@ import json
 import multiprocessing as mp
 import os
 import re
-import shutil
+import sys
 import threading
 import time
 import zlib
@@ -36,15 +41,17 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from alexnet.data import sources
-from alexnet.data.convert import SUBSAMPLING, ChunkResult, Job, convert_chunk
+from alexnet.data import imagenet, sources
+from alexnet.data.convert import SUBSAMPLING, ChunkResult, Job, convert_chunk, read_payload
+from alexnet.data.estimate import Estimate, FreeSpace, estimate, free_space
+from alexnet.data.names import display_names, names_from_texts, read_names_file
 from alexnet.data.plan import Plan, PrepareError, make_jobs, make_plan
 from alexnet.data.sources import Labels, LabelsError, SourceError
 from alexnet.data.store import (MANIFEST, MEAN, META, PCA, PROGRESS, SHARD_SUFFIX, STATE, VERSION, building_files,
@@ -53,6 +60,10 @@ from alexnet.data.store import (MANIFEST, MEAN, META, PCA, PROGRESS, SHARD_SUFFI
 from alexnet.fsutil import write_atomic
 
 CHUNK_FILES = 256  # files per unit of work and of commit; recorded in OUT so a resume reuses it
+# Below this much work (seconds in one process, from the estimate's sample) the default runs in one
+# process: starting a worker cost about 0.29 s of CPU each here (100 images: 0.57 s in one process,
+# 1.15 s with 2 workers, on 2026-12-03), more than it saves.
+POOL_MIN_SECONDS = 2.0
 FORMATS = ("raw", "jpeg")
 
 
@@ -64,11 +75,18 @@ class PrepareSummary:
     manifest: Path  # lists every skipped source file with its reason
     out: Path = field(default=Path("."))
     reasons: tuple[tuple[str, int], ...] = ()  # the most common reasons for a skip, with their counts
+    files: tuple[tuple[str, str], ...] = ()  # every skipped file and its reason, from the manifest
 
     def line(self) -> str:
         why = "; main reasons: " + ", ".join(f"{n} {reason}" for reason, n in self.reasons) if self.reasons else ""
         return (f"read {self.read}, stored {self.stored}, skipped {self.skipped} -> {self.out} "
                 f"(manifest: {self.manifest}){why}")
+
+    def lines(self, most: int = 100) -> list[str]:
+        """The summary line, then each skipped file with its reason (the first `most`; all are in the manifest)."""
+        shown = [f"  skipped {name}: {reason}" for name, reason in self.files[:most]]
+        more = [f"  ... and {len(self.files) - most} more in {self.manifest}"] if len(self.files) > most else []
+        return [self.line(), *shown, *more]
 
 
 # ---- files and commit state --------------------------------------------------------------
@@ -214,6 +232,8 @@ class PrepareArgs:
     full_decode: bool = False
     subsampling: str = "4:2:0"  # jpeg only: chroma subsampling
     progressive: bool = False  # jpeg only
+    num_classes: int | None = None  # --classes N (plan.pick_classes); None: all
+    imagenet: str | None = None  # ImageNet's files as distributed (imagenet.detect): "ILSVRC2012", ...
 
     def record(self) -> dict[str, Any]:
         """The JSON form saved in prepare.json and store.json (the keys of older stores unchanged)."""
@@ -227,6 +247,10 @@ class PrepareArgs:
             rec["full_decode"] = True
         if self.fmt == "jpeg":  # always: jpeg stores made before these options were 4:4:4, baseline
             rec["subsampling"], rec["progressive"] = self.subsampling, self.progressive
+        if self.num_classes is not None:
+            rec["classes"] = self.num_classes
+        if self.imagenet:
+            rec["imagenet"] = self.imagenet
         return rec
 
 
@@ -239,6 +263,9 @@ class RunOptions:
     progress: bool = True
     chunk_files: int | None = None  # for a new store (None: auto_chunk); a resume keeps the chunking it started with
     hook: Hook | None = None
+    free_space: FreeSpace = free_space  # bytes free at OUT (tests stand in a full disk)
+    names: tuple[Path, bytes] | None = None  # --class-names FILE (store.json's class_names, not its images)
+    auto_workers: bool = False  # workers not given: one process for small jobs (POOL_MIN_SECONDS)
 
 
 def auto_chunk(files: int, workers: int) -> int:
@@ -248,8 +275,9 @@ def auto_chunk(files: int, workers: int) -> int:
 
 
 def _check_arguments(size: int, fmt: str, quality: int, workers: int | None, limit_per_class: int | None,
-                     chunk_files: int | None, subsampling: str) -> None:
-    checks = [(size >= 1, f"--size {size}: the stored side must be >= 1 pixel (§2: 256)"),
+                     chunk_files: int | None, subsampling: str, classes: int | None) -> None:
+    checks = [(classes is None or classes >= 1, f"--classes {classes}: must be >= 1"),
+              (size >= 1, f"--size {size}: the stored side must be >= 1 pixel (§2: 256)"),
               (fmt in FORMATS, f"--format {fmt!r}: use one of {', '.join(FORMATS)}"),
               (1 <= quality <= 100, f"--quality {quality}: JPEG quality must be in 1..100"),
               (workers is None or workers >= 1, f"--workers {workers}: must be >= 1 (default: all cores)"),
@@ -269,7 +297,9 @@ def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "ra
             limit_per_class: int | None = None, progress: bool = True,
             labels: dict[str, str | Path] | None = None, synsets: str | Path | None = None,
             full_decode: bool = False, chunk_files: int | None = None, hook: Hook | None = None,
-            subsampling: str = "4:2:0", progressive: bool = False) -> PrepareSummary:
+            subsampling: str = "4:2:0", progressive: bool = False, imagenet: bool | None = None,
+            classes: int | None = None, class_names: str | Path | None = None,
+            space: FreeSpace | None = None) -> PrepareSummary:
     """Convert SRC (folder or .tar/.tar.gz/.tgz of <split>/<class>/<image>) into a store at OUT.
 
     `labels` maps a flat split (its images directly in SRC/<split>/, e.g. ImageNet's val) to its
@@ -280,15 +310,25 @@ def prepare(src: str | Path, out: str | Path, *, size: int = 256, fmt: str = "ra
     `full_decode` turns off the reduced-scale decoding of large JPEGs (convert.draft), for pixels
     identical to torchvision's Resize + CenterCrop of the full image. `subsampling` ("4:4:4",
     "4:2:2", "4:2:0") and `progressive` choose the stored JPEG files (fmt="jpeg"). `chunk_files`
-    (default: auto_chunk) and `hook` are for tests (see RunOptions and Hook).
+    (default: auto_chunk), `hook` and `space` (a stand-in for the free space at OUT) are for tests.
+
+    `imagenet`: SRC is a folder of ImageNet's files as distributed (see data/imagenet.py); None:
+    detected. `classes`: keep N classes spread over the set (plan.pick_classes). `class_names`: a
+    file of ``ID NAME`` lines; by default the names come from the set's own files when it has them.
+    Before converting, one line (on stderr, with `progress`) gives the images, the store's size, the
+    free space and the time, from a measured sample; a disk too small for it is refused.
     """
-    _check_arguments(size, fmt, quality, workers, limit_per_class, chunk_files, subsampling)
+    _check_arguments(size, fmt, quality, workers, limit_per_class, chunk_files, subsampling, classes)
     src, out = Path(src).expanduser().resolve(), Path(out).expanduser().resolve()
     label_files, synsets_file = _label_inputs(labels, synsets)
+    layout = _imagenet_layout(src, imagenet, label_files)
     args = PrepareArgs(src, size, fmt, quality, tuple(sorted(set(splits))) if splits else None, limit_per_class,
                        {s: _file_arg(p, d) for s, (p, d) in sorted(label_files.items())} or None,
-                       _file_arg(*synsets_file) if synsets_file else None, full_decode, subsampling, progressive)
-    opts = RunOptions(workers or os.cpu_count() or 1, strict, progress, chunk_files, hook)
+                       _file_arg(*synsets_file) if synsets_file else None, full_decode, subsampling, progressive,
+                       classes, layout)
+    names = _read_small(class_names, "class names file") if class_names is not None else None
+    opts = RunOptions(workers or os.cpu_count() or 1, strict, progress, chunk_files, hook, space or free_space, names,
+                      workers is None)
     try:
         return _build(args, opts, out, _parse_labels(label_files, synsets_file))
     except OSError as e:  # source files are read with their own handling (skips): this is OUT or its disk
@@ -302,7 +342,9 @@ def _build(args: PrepareArgs, opts: RunOptions, out: Path, labels: dict[str, Lab
     done = _finished(out, args.record())
     if done is not None:
         return done
-    plan, chunk = _begin(args, out, opts, labels)
+    plan, chunk, cost = _begin(args, out, opts, labels)
+    if opts.auto_workers:
+        opts = replace(opts, workers=cost.workers)
     state = State.load(out)
     _truncate(out, state.lengths)
     for stale in out.glob(f"*{SHARD_SUFFIX}"):  # shards of chunks a killed run had not committed
@@ -356,7 +398,7 @@ def _parse_labels(files: dict[str, tuple[Path, bytes]], synsets: tuple[Path, byt
         raise PrepareError(str(e)) from None
 
 
-def _begin(args: PrepareArgs, out: Path, opts: RunOptions, labels: dict[str, Labels]) -> tuple[Plan, int]:
+def _begin(args: PrepareArgs, out: Path, opts: RunOptions, labels: dict[str, Labels]) -> tuple[Plan, int, Estimate]:
     """List SRC and start OUT, or check that OUT was started from the same SRC and arguments."""
     src, record = args.source, args.record()
     state_file = out / STATE
@@ -367,21 +409,98 @@ def _begin(args: PrepareArgs, out: Path, opts: RunOptions, labels: dict[str, Lab
         raise PrepareError(f"{out} exists and is not a store in progress: choose a new OUT or delete it")
     if src.is_dir() and out.is_relative_to(src):
         raise PrepareError(f"OUT {out} is inside SRC {src}: choose an OUT outside the source tree")
-    try:
-        listing = sources.list_source(src, flat=frozenset(labels))
-        plan = make_plan(listing, src, record["splits"], args.limit_per_class, labels)
-    except SourceError as e:
-        raise PrepareError(str(e)) from None
+    plan = _plan(args, labels, opts.names)
     if opts.strict and plan.skips:
         s = plan.skips[0]
         raise PrepareError(f"strict: {s.name} in {src}: {s.reason}")
     if saved is None:
         chunk = opts.chunk_files or auto_chunk(sum(len(plan.entries[s]) for s in plan.splits), opts.workers)
+        cost = _check_space(args, opts, plan, chunk, 0, out)
         _start(out, plan, record, chunk)
-        return plan, chunk
+        return plan, chunk, cost
     if saved["fingerprint"] != plan.fingerprint():
         raise PrepareError(f"{src} changed since {out} was started: delete {out} or choose a new OUT")
-    return plan, saved["chunk_files"]  # the chunking of the interrupted run
+    chunk = saved["chunk_files"]  # the chunking of the interrupted run
+    return plan, chunk, _check_space(args, opts, plan, chunk, State.load(out).chunks, out)
+
+
+def _imagenet_layout(src: Path, wanted: bool | None, labels: dict) -> str | None:
+    folder = imagenet.holder(src)
+    if folder is not None:
+        raise PrepareError(f"{src} is a part of ImageNet's files: give the folder holding them all ({folder}), where "
+                           "the labels and class names are found too (--splits train for the training set alone)")
+    layout = imagenet.detect(src) if wanted is not False else None
+    if wanted and layout is None:
+        raise PrepareError(f"--imagenet: no ImageNet files in {src}: expected ILSVRC2012_img_train.tar / "
+                           "ILSVRC2012_img_val.tar + ILSVRC2012_devkit_t12.tar.gz, the ILSVRC2010_* files, or Kaggle's "
+                           f"{imagenet.KAGGLE_ROOT}/ with {imagenet.KAGGLE_SYNSETS} (see alexnet prepare --help)")
+    if layout and labels:
+        raise PrepareError(f"--labels: {src} holds ImageNet's files ({layout}), whose labels come from its own files: "
+                           "drop --labels and --synsets")
+    return layout
+
+
+def _plan(args: PrepareArgs, labels: dict[str, Labels], names_file: tuple[Path, bytes] | None) -> Plan:
+    """List the source and decide what to store, in what class order, under which names."""
+    src = args.source
+    try:
+        if args.imagenet:
+            found = imagenet.read_imagenet(src, args.imagenet, list(args.splits) if args.splits else None)
+            listing, labels, order, names = found.listing, found.labels, found.order, found.names
+        else:
+            listing, order = sources.list_source(src, flat=frozenset(labels)), None
+            names = {}
+        plan = make_plan(listing, src, list(args.splits) if args.splits else None, args.limit_per_class, labels,
+                         order, args.num_classes)
+        if not names:
+            names = names_from_texts(listing.texts, plan.classes)
+        if names_file is not None:
+            names = {**names, **read_names_file(*names_file, plan.classes)}
+    except (SourceError, LabelsError, imagenet.ImageNetError) as e:
+        raise PrepareError(str(e)) from None
+    plan.names = display_names(plan.classes, names)
+    return plan
+
+
+def _check_space(args: PrepareArgs, opts: RunOptions, plan: Plan, chunk: int, committed: int, out: Path) -> Estimate:
+    """Say what the rest of the work costs (one line), and refuse it when OUT's disk cannot hold it."""
+    jobs = make_jobs(plan, chunk)
+    todo = [e for _, entries in jobs[committed:] for _, e in entries]
+    src = args.source
+    stream = src.is_file() and not sources.is_plain_tar(src)
+    reader = sources.TarReader(src) if stream and todo else None
+    try:
+        est = estimate(todo, sum(len(plan.entries[s]) for s in plan.splits), _reading(src, reader), size=args.size,
+                       fmt=args.fmt, quality=args.quality, subsampling=args.subsampling, progressive=args.progressive,
+                       draft=not args.full_decode, workers=opts.workers, out=out, space=opts.free_space, stream=stream)
+    finally:
+        if reader is not None:
+            reader.close()
+    if opts.auto_workers and est.images * est.per_image < POOL_MIN_SECONDS:
+        est = replace(est, workers=1, seconds=est.images * est.per_image)
+    if not est.fits():
+        raise PrepareError(est.refusal())
+    if opts.progress:
+        print(est.line(), file=sys.stderr, flush=True)
+    return est
+
+
+def _reading(src: Path, reader: sources.TarReader | None) -> Callable[[sources.Entry], bytes]:
+    """How one entry's bytes are read in this process (for the estimate's sample)."""
+    plain_tar = src.is_file() and reader is None
+
+    def read(e: sources.Entry) -> bytes:
+        if reader is not None:
+            return reader.read(e)
+        return read_payload(_payload(e, src, plain_tar))
+    return read
+
+
+def _payload(e: sources.Entry, src: Path, plain_tar: bool) -> str | tuple[str, int, int]:
+    """What a worker is given to read an entry: a plain tar, offset and size, or a file's path."""
+    if e.archive:
+        return (e.archive, e.offset, e.size)
+    return (str(src), e.offset, e.size) if plain_tar else e.key
 
 
 def _run(args: PrepareArgs, opts: RunOptions, plan: Plan, jobs: list, todo: range, out: Path) -> Iterator[ChunkResult]:
@@ -398,7 +517,7 @@ def _run(args: PrepareArgs, opts: RunOptions, plan: Plan, jobs: list, todo: rang
         items = []
         for label, e in entries:
             if reader is None:  # the worker reads the file itself
-                items.append((label, e.name, (str(src), e.offset, e.size) if plain_tar else e.key, ""))
+                items.append((label, e.name, _payload(e, src, plain_tar), ""))
                 continue
             try:  # a compressed archive is read here, sequentially: workers only decode
                 items.append((label, e.name, reader.read(e), ""))
@@ -453,15 +572,6 @@ def _watch_parent(parent: int) -> None:
 
 def _start(out: Path, plan: Plan, args: dict[str, Any], chunk: int) -> None:
     """Create OUT with its arguments, the listing's skips and an empty commit state."""
-    total = sum(len(plan.entries[s]) for s in plan.splits)
-    if args["format"] == "raw":
-        need = total * 3 * args["size"] ** 2
-        probe = out
-        while not probe.exists():  # the nearest existing folder tells the free space
-            probe = probe.parent
-        free = shutil.disk_usage(probe).free
-        if need > free:
-            raise PrepareError(f"{out}: needs about {need / 2**30:.1f} GiB, only {free / 2**30:.1f} GiB free")
     out.mkdir(parents=True, exist_ok=True)
     files = [f for s in plan.splits for f in building_files(s, args["format"])]
     for name in files:
@@ -496,7 +606,7 @@ def _finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: in
         "version": VERSION, "size": size, "format": fmt, "quality": args["quality"],
         "jpeg_subsampling": args.get("subsampling", "4:4:4") if fmt == "jpeg" else None,
         "jpeg_progressive": args.get("progressive", False) if fmt == "jpeg" else None,
-        "classes": plan.classes,
+        "classes": plan.classes, "class_names": plan.names,
         "splits": {s: {"count": state.counts[s]["stored"], **state.counts[s]} for s in plan.splits},
         "stats_split": plan.stats_split, "stats_images": state.stats_images,
         "stats_note": "mean and PCA over the stored pixels of the stats split"
@@ -530,10 +640,15 @@ def _check_stored(out: Path, plan: Plan, state: State) -> None:
                            f"{plan.stats_split} could be stored: {redo}")
 
 
+def _manifest_rows(manifest: Path) -> list[list[str]]:
+    """(split, path, reason) of every skipped file."""
+    rows = [line.split("\t") for line in manifest.read_text(errors="replace").splitlines()[1:]]
+    return [r for r in rows if len(r) == 3]
+
+
 def _main_reasons(manifest: Path, split: str | None = None, n: int = 3) -> tuple[tuple[str, int], ...]:
     """The n most common kinds of reason in the manifest (of one split, or all), with their counts."""
-    rows = [line.split("\t") for line in manifest.read_text(errors="replace").splitlines()[1:]]
-    kinds = Counter(_reason_kind(r[2]) for r in rows if len(r) == 3 and split in (None, r[0]))
+    kinds = Counter(_reason_kind(r[2]) for r in _manifest_rows(manifest) if split in (None, r[0]))
     return tuple(kinds.most_common(n))
 
 
@@ -582,7 +697,8 @@ def _finished(out: Path, args: dict[str, Any]) -> PrepareSummary | None:
 def _summary(out: Path, meta: dict[str, Any]) -> PrepareSummary:
     s = meta["summary"]
     reasons = _main_reasons(out / MANIFEST) if s["skipped"] else ()
-    return PrepareSummary(s["read"], s["stored"], s["skipped"], out / MANIFEST, out, reasons)
+    files = tuple((r[1], r[2]) for r in _manifest_rows(out / MANIFEST))
+    return PrepareSummary(s["read"], s["stored"], s["skipped"], out / MANIFEST, out, reasons, files)
 
 
 def _different(out: Path, old: dict[str, Any], new: dict[str, Any]) -> str:

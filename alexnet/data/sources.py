@@ -28,13 +28,17 @@ ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 MAX_FILE_BYTES = 256 * 2**20  # no image we want is this large; refuse before reading it into RAM
 FLAT_SUBFOLDER = "folder inside a flat split (declared by --labels), not read"
 IMAGES = "images"  # the folder name of a class's (or flat split's) images one level down
+# Files that name the classes, read while listing when they sit at the top (or one folder down):
+# Tiny ImageNet's words.txt, ImageNet's synset_words.txt and Kaggle's LOC_synset_mapping.txt, a plain classes.txt.
+NAME_FILES = ("LOC_synset_mapping.txt", "synset_words.txt", "words.txt", "classes.txt")
+MAX_TEXT_BYTES = 64 * 2**20
 
 
 class SourceError(Exception):
     """The source as a whole cannot be listed (missing, not a folder or archive, corrupt)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: 1.3 million of them for ImageNet
 class Entry:
     """One candidate image file, in layout coordinates."""
 
@@ -44,6 +48,7 @@ class Entry:
     key: str  # how to read it: member name (archive) or absolute path (folder)
     size: int
     offset: int = -1  # archives: where the member's data starts in the (decompressed) tar stream
+    archive: str = ""  # a plain tar holding the member at `offset` (ImageNet's tars, inner tars included)
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class Listing:
     splits: dict[str, dict[str, list[Entry]]]  # split -> class -> entries, sorted by name
     skips: list[Skip]
     flat: dict[str, list[Entry]] = field(default_factory=dict)  # flat split -> entries, sorted by name
+    texts: dict[str, bytes] = field(default_factory=dict)  # class-names files near the top (NAME_FILES), by path
 
 
 @dataclass(frozen=True)
@@ -80,15 +86,28 @@ def list_source(src: Path, flat: frozenset[str] | set[str] = frozenset()) -> Lis
 
     Splits named in `flat` hold their files directly (``<split>/<file>``), without class folders.
     """
+    texts: dict[str, bytes] = {}
     if src.is_dir():
         items = _walk_dir(src)
+        for it in items:
+            if _names_file(it):
+                try:
+                    texts["/".join(it.parts)] = read_file(it.key)
+                except OSError:
+                    pass  # reported as a skip like any other file that is not an image
     elif src.is_file() and is_archive(src):
-        items = _walk_tar(src)
+        items = _walk_tar(src, texts)
     elif src.exists():
         raise SourceError(f"{src} is neither a folder nor a .tar/.tar.gz/.tgz archive")
     else:
         raise SourceError(f"source {src} does not exist")
-    return _layout(items, frozenset(flat))
+    listing = _layout(items, frozenset(flat))
+    listing.texts = texts
+    return listing
+
+
+def _names_file(it: _Item) -> bool:
+    return it.kind == "file" and len(it.parts) <= 2 and it.parts[-1] in NAME_FILES and it.size <= MAX_TEXT_BYTES
 
 
 # ---- folders ---------------------------------------------------------------------------
@@ -128,18 +147,22 @@ def _walk_dir(root: Path, max_depth: int = 6) -> list[_Item]:
 # ---- archives --------------------------------------------------------------------------
 
 
-def _walk_tar(path: Path) -> list[_Item]:
+def _walk_tar(path: Path, texts: dict[str, bytes] | None = None) -> list[_Item]:
     items = []
     try:
         with tarfile.open(path, "r:*") as tf:
             for m in tf:  # streams through the archive once
-                items.append(_tar_item(m))
+                items.append(tar_item(m))
+                if texts is not None and _names_file(items[-1]):
+                    f = tf.extractfile(m)  # the member just listed: read in passing, no second pass
+                    if f is not None:
+                        texts["/".join(items[-1].parts)] = f.read()
     except (tarfile.TarError, OSError, EOFError) as e:
         raise SourceError(f"cannot read archive {path}: {e}") from e
     return items
 
 
-def _tar_item(m: tarfile.TarInfo) -> _Item:
+def tar_item(m: tarfile.TarInfo) -> _Item:
     raw = m.name.replace("\\", "/")
     parts = tuple(p for p in raw.split("/") if p not in ("", "."))
     if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):

@@ -2,7 +2,9 @@
 
 Layout of a store folder OUT (all images already rescaled and centre-cropped to S x S, §2):
 
-    store.json              metadata; `"complete": true` is written last, atomically
+    store.json              metadata; `"complete": true` is written last, atomically; `classes` are
+                            the ids (folder names, wnids), `class_names` what people read (older
+                            stores have none: Store.class_names falls back to the ids)
     mean.npy                (3, S, S) float32 per-pixel mean of the train split, 0..255 (§2)
     pca.json                eigenvalues/vectors of the RGB covariance of train pixels (§4.1)
     skipped.tsv             every source file not stored, with the reason
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alexnet.data import jpeg
+from alexnet.data.names import display_names
 from alexnet.errors import UserError
 
 if TYPE_CHECKING:  # torch is imported where it is used: prepare's processes never need it
@@ -220,6 +223,7 @@ class Store:
         self.format: str = meta["format"]
         self.classes: list[str] = list(meta["classes"])
         self.num_classes = len(self.classes)
+        self.class_names: list[str] = list(meta.get("class_names") or display_names(self.classes))  # for people
         self.splits: list[str] = list(meta["splits"])
         self.stats_split: str = meta["stats_split"]
         self.mean = torch.from_numpy(np.load(path / MEAN).astype(np.float32))  # (3, S, S) float32

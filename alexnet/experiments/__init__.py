@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
+SIZES = ("tiny", "cpu", "full")  # tiny: the tests (seconds); cpu: the README's 2-core run; full: a GPU
+
 # name -> (module, the store it needs, what it reproduces)
 EXPERIMENTS = {
     "figure1": ("figure1", "CIFAR-10", "Figure 1 (§3.1): ReLU vs tanh, epochs to 25% training error"),

@@ -25,8 +25,8 @@ from ..runtime import configure_torch, resolve_device
 from ..viz.results import environment, pct  # noqa: F401  pct: for the experiments' tables
 from ..viz.results import write_result as save_result
 from ..train import Trainer, build_parts
+from . import SIZES  # noqa: F401  (the sizes live beside the list, so the CLI can read them without torch)
 
-SIZES = ("tiny", "cpu", "full")  # tiny: the tests (seconds); cpu: the README's 2-core run; full: a GPU
 
 
 @dataclass

@@ -43,7 +43,7 @@ def _bars(ax, p: Prediction) -> None:
     y = range(len(p.classes))
     colours = [TRUE if name == p.truth else OTHER for name in p.classes]
     ax.barh(y, p.probs, color=colours, height=0.8)
-    for i, name in zip(y, p.classes):
+    for i, name in zip(y, p.names or p.classes):
         ax.text(0.01, i, name[:28], va="center", fontsize=7)
     ax.set_xlim(0, 1)
     ax.invert_yaxis()  # most probable on top

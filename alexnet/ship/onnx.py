@@ -228,7 +228,8 @@ def load_onnx(path: Path) -> tuple[nn.Module, Weights]:
     tensors = {k[len("alexnet."):]: _tensor(v) for k, v in props.items() if k.startswith("alexnet.")}
     pca = {k: tensors[f"pca_{k}"] for k in ("eigvals", "eigvecs") if f"pca_{k}" in tensors}
     weights = Weights(from_dict(meta["config"]), meta["categories"], meta["size"], tensors["mean"], pca,
-                      meta.get("metrics", []), meta.get("recipe", {}), str(path), meta.get("num_params", 0))
+                      meta.get("metrics", []), meta.get("recipe", {}), str(path), meta.get("num_params", 0),
+                      meta.get("class_names") or [])
     return OnnxNet(_session(proto.SerializeToString())), weights
 
 

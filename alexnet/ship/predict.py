@@ -26,7 +26,8 @@ from .weights import Weights, stored_pixels
 @dataclass
 class Prediction:
     file: str
-    classes: list[str] = field(default_factory=list)  # the top-k classes, most probable first
+    classes: list[str] = field(default_factory=list)  # the top-k classes (ids), most probable first
+    names: list[str] = field(default_factory=list)  # their names, for people
     indices: list[int] = field(default_factory=list)
     probs: list[float] = field(default_factory=list)  # softmax probability of each, averaged over views
     truth: str | None = None  # the class its folder names, when the model knows that class
@@ -35,7 +36,8 @@ class Prediction:
     def to_json(self) -> dict:
         if self.error:
             return {"file": self.file, "error": self.error}
-        top = [{"class": c, "index": i, "prob": round(p, 6)} for c, i, p in zip(self.classes, self.indices, self.probs)]
+        top = [{"class": c, "name": n, "index": i, "prob": round(p, 6)}
+               for c, n, i, p in zip(self.classes, self.names, self.indices, self.probs)]
         return {"file": self.file, "top": top, **({"truth": self.truth} if self.truth else {})}
 
 
@@ -117,6 +119,7 @@ def predict_files(model: nn.Module, weights: Weights, files: list[Path], topk: i
             top = probs.topk(min(topk, probs.shape[1]), dim=1)
             for r, p, i in zip([r for r in results if not r.error], top.values.tolist(), top.indices.tolist()):
                 r.classes, r.indices, r.probs = [weights.classes[k] for k in i], i, p
+                r.names = [weights.names[k] for k in i]
         yield from results
 
 

@@ -32,6 +32,7 @@ from ..checkpoint import load_checkpoint, model_weights
 from ..config import Config, from_dict, to_dict
 from ..data.augment import eval_views
 from ..data.convert import resize_crop, set_draft, to_chw
+from ..data.names import display_names
 from ..data.store import open_store
 from ..errors import CheckpointError, UserError
 from ..fsutil import write_atomic
@@ -57,6 +58,10 @@ class Weights:
     recipe: dict = field(default_factory=dict)  # how it was trained: steps, epochs, source of a fine-tune
     source: str = ""  # the file it was loaded from
     num_params: int = 0  # the net's parameter count (set by load)
+    names: list[str] = field(default_factory=list)  # what people read, one per class ([]: the ids)
+
+    def __post_init__(self) -> None:
+        self.names = list(self.names) or display_names(self.classes)
 
     @property
     def crop(self) -> int:
@@ -72,6 +77,7 @@ class Weights:
         """The JSON description (torchvision's `weights.meta`, with `categories` for the class names)."""
         cfg = self.config
         return {"format": FORMAT, "version": VERSION, "arch": cfg.model.arch, "categories": list(self.classes),
+                "class_names": list(self.names),
                 "num_classes": len(self.classes), "num_params": self.num_params,
                 "size": self.size, "crop": self.crop, "views": ["center", "10crop"], "input": INPUT,
                 "mean_image": cfg.data.mean_image, "metrics": self.metrics, "recipe": self.recipe,
@@ -162,7 +168,7 @@ def from_checkpoint(state: dict, path: Path) -> Weights:
     classes = list(state.get("classes") or [str(i) for i in range(cfg.model.num_classes)])
     return Weights(cfg, classes, int(stats["size"]), stats["mean"].float(),
                    {"eigvals": stats["pca_eigvals"], "eigvecs": stats["pca_eigvecs"]},
-                   metrics + _results_beside(path), recipe, str(path))
+                   metrics + _results_beside(path), recipe, str(path), names=state.get("class_names") or [])
 
 
 def _stats_from_store(cfg: Config, path: Path) -> dict:
@@ -204,7 +210,7 @@ def read_safetensors(path: Path) -> tuple[dict, Weights]:
     extra = {k[len(TENSOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(TENSOR_PREFIX)}
     pca = {k: extra[f"pca_{k}"] for k in ("eigvals", "eigvecs") if f"pca_{k}" in extra}
     weights = Weights(from_dict(meta["config"]), meta["categories"], meta["size"], extra["mean"], pca,
-                      meta.get("metrics", []), meta.get("recipe", {}), str(path))
+                      meta.get("metrics", []), meta.get("recipe", {}), str(path), names=meta.get("class_names") or [])
     return state, weights
 
 

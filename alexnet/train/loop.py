@@ -157,6 +157,7 @@ class Trainer:
                          "world": self.parts.layout.world},
             "health": self.health.state_dict(),
             "classes": list(self.parts.store.classes),
+            "class_names": list(self.parts.store.class_names),  # what predict prints (the ids stay the key)
             "input": self.parts.store.input_meta(),  # so the net is usable without its store (alexnet predict)
         }
 
@@ -175,7 +176,7 @@ class Trainer:
             return
         files = {self.run.last: state}
         if best:
-            files[self.run.best] = {k: state[k] for k in ("config", "model", "progress", "classes")}
+            files[self.run.best] = {k: state[k] for k in ("config", "model", "progress", "classes", "class_names")}
         with self.phases("checkpoint"):
             self.writer.save(files)
 

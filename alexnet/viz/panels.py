@@ -12,7 +12,7 @@ import torch
 from ..data.subset import SubsetReader, balanced_indices
 from ..evaluate import predict
 from .features import cached_features, figure4_right, nearest
-from .predictions import figure4_left, readable
+from .predictions import figure4_left
 from .results import pyplot
 
 
@@ -33,7 +33,7 @@ def predictions_figure(model, cfg, store, split: str, n: int, device: torch.devi
     mean = store.mean if cfg.data.mean_image else None
     probs = predict([model], reader, mean, cfg.data.crop, "center", 64, device, threads=1)
     images = centre(reader.read(np.arange(len(reader))), cfg.data.crop)
-    return figure4_left(images, probs, store.classes, reader.labels)
+    return figure4_left(images, probs, store.class_names, reader.labels)
 
 
 def neighbours_figure(checkpoint: Path, model, cfg, store, db_split: str, query_split: str, queries: int, k: int,
@@ -48,7 +48,7 @@ def neighbours_figure(checkpoint: Path, model, cfg, store, db_split: str, query_
     idx, _ = nearest(db_feats, q_feats, k)  # (Q, k)
     neighbour_images = centre(db.read(idx.reshape(-1)), cfg.data.crop).reshape(*idx.shape, 3, cfg.data.crop, cfg.data.crop)
     return figure4_right(centre(q.read(np.arange(len(q))), cfg.data.crop), neighbour_images, q.labels,
-                         np.asarray(db.labels)[idx], readable(store.classes))
+                         np.asarray(db.labels)[idx], store.class_names)
 
 
 def png(fig) -> bytes:

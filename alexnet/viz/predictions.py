@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from ..data.names import display_names
 from .results import pyplot
 
-# Imagenette's ten ImageNet synsets (the stores keep the wnid folder names)
-WNID_NAMES = {
-    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player", "n03000684": "chain saw",
-    "n03028079": "church", "n03394916": "French horn", "n03417042": "garbage truck", "n03425413": "gas pump",
-    "n03445777": "golf ball", "n03888257": "parachute",
-}
-
-
 def readable(classes: list[str]) -> list[str]:
-    """Class names for display: Imagenette's wnids become words; other names stay."""
-    return [WNID_NAMES.get(c, c) for c in classes]
+    """Class names for display: known Imagenette wnids become words; other names stay (a store's
+    own names come from `Store.class_names`)."""
+    return display_names(classes)
 
 
 def top5(probs: torch.Tensor | np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
