@@ -11,7 +11,6 @@ net needs to bring its training loss (averaged over an epoch of steps) to the le
 """
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -23,7 +22,7 @@ from ..nets.model import build_model
 from ..viz.kernels import kernel_stats
 from ..viz.results import pyplot
 from .common import (Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct,
-                     save_net, subset, train_phases, trainer_on, write_result)
+                     recorded_seconds, save_net, subset, train_phases, trainer_on, write_result)
 
 # name -> the overrides that take the paper's scheme away
 VARIANTS = {
@@ -40,6 +39,7 @@ SIZES = {
     # ~15 min a net on this host, does not fit 9 nets), 1,000 training images seen ~40 times each
     "cpu": dict(preset="quick", extra=["model.width=0.25", "optim.batch_size=64"], crop=64, per_class=100,
                 phases=[640], val_per_class=50, seeds=3),
+    # full: all of Imagenette for the ablations' budget (40 epochs of 74 steps), at the imagenette preset's size
     "full": dict(preset="imagenette", extra=[], crop=224, per_class=0, phases=[2960], val_per_class=0, seeds=3),
 }
 
@@ -106,7 +106,7 @@ def run(ctx: Context) -> dict:
               "summary": summary, "extra_gap": extra_gap, "dropout_convergence": convergence,
               "kernels": [kernels(ctx, "paper net", s) for s in range(seeds)],
               "runs": {v: [{k: x for k, x in r.items() if k != "losses"} for r in rs] for v, rs in runs.items()},
-              "seconds": sum(cached_seconds(ctx, v, s) for v in VARIANTS for s in range(seeds))}
+              "seconds": sum(recorded_seconds(ctx.work / f"{slug(v)}-s{s}.json") for v in VARIANTS for s in range(seeds))}
     write_result(ctx, result, plot(runs, window), table(summary, extra_gap, convergence, base[0]))
     return result
 
@@ -118,12 +118,6 @@ def kernels(ctx: Context, variant: str, seed: int) -> dict:
         torch.manual_seed(cfg.train.seed)
         init = build_model(cfg.model)
     return {"seed": seed, "trained": kernel_stats(trained), "init": kernel_stats(init)}
-
-
-def cached_seconds(ctx: Context, variant: str, seed: int) -> float:
-    """The wall time the unit took when it was trained (0 when it was not recorded)."""
-    meta = ctx.work / f"{slug(variant)}-s{seed}.json"
-    return float(json.loads(meta.read_text()).get("seconds", 0.0)) if meta.is_file() else 0.0
 
 
 def plot(runs: dict, window: int):
