@@ -88,6 +88,7 @@ def test_overfitting(tiny_store, tmp_path):
     k = r["kernels"][0]
     assert 0 < k["trained"]["low_frequency_share"] < 1 and k["init"]["random_chroma"] == pytest.approx(2 / 3)
     assert k["trained"]["low_frequency_share"] != k["init"]["low_frequency_share"]  # it trained
+    assert 0 <= k["trained"]["fc7_neighbour_agreement"] <= 1 and 0 <= k["init"]["fc7_neighbour_agreement"] <= 1
 
 
 def test_unknown_store_is_a_clear_error(tmp_path, capsys):

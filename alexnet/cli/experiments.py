@@ -23,9 +23,10 @@ def cmd_experiment(args) -> int:
     on_cuda = resolve_device(args.device, "--device").type == "cuda"
     threads = args.threads if args.threads is not None else (0 if on_cuda else 1)
     open_store(args.data)  # clear errors now rather than after the first unit of work
-    check_output(str(Path(args.out or f"results/{args.name}") / "result.json"), "--out")
+    out = Path(args.out or (f"results/{args.name}" if args.size == "cpu" else f"results/{args.size}/{args.name}"))
+    check_output(str(out / "result.json"), "--out")
     check_output(str(Path(args.work) / args.name / args.size / "x"), "--work")
-    ctx = Context(name=args.name, data=Path(args.data).resolve(), out=Path(args.out or f"results/{args.name}"),
+    ctx = Context(name=args.name, data=Path(args.data).resolve(), out=out,
                   work=Path(args.work) / args.name / args.size, size=args.size, device=args.device,
                   threads=threads, seeds=args.seeds, progress=not args.quiet,
                   command=command_line())
@@ -61,7 +62,8 @@ def register(sub) -> None:
                    help="claims: the folder of results it reads and where claims.md goes (default: results)")
     p.add_argument("--size", choices=SIZES, default="cpu",
                    help="tiny: seconds (tests); cpu: the README's 2-core CPU run; full: the paper-sized run (a GPU)")
-    p.add_argument("--out", help="result folder (default: results/NAME)")
+    p.add_argument("--out", help="result folder (default: results/NAME at the cpu size, results/SIZE/NAME at the others: "
+                                 "the claims table reads results/full/NAME for the full size)")
     p.add_argument("--work", default="runs/experiments",
                    help="checkpoints and finished units go to WORK/NAME/SIZE; a rerun reuses them (default: runs/experiments)")
     p.add_argument("--seeds", type=NON_NEGATIVE, default=0, help="seeds per setting (default: the size's, at least 2 for cpu)")

@@ -101,10 +101,10 @@ def dropout_convergence(r: dict) -> Measure:
 
 
 def kernel_measure(key: str) -> Callable[[dict], Measure]:
-    """A conv1 statistic of the trained nets minus the same at their initialisation, per seed."""
+    """A §6.1 share of the trained nets minus the same at their initialisation, per seed, in points."""
     def measure(r: dict) -> Measure:
         s = r["settings"]
-        return Measure([k["trained"][key] - k["init"][key] for k in r["kernels"]],
+        return Measure([_pts(k["trained"][key] - k["init"][key]) for k in r["kernels"]],
                        f"{r['runs']['paper net'][0]['train_images']:,} images, width {_width(s)}, "
                        f"{sum(s['phases'])} steps")
     return measure
@@ -147,11 +147,13 @@ CLAIMS = [
           ablation("no conv3", "top1_error")),
     Claim("§7", "removing conv4 raises top-1 error", 2.0, "about +2 points", "ablations",
           ablation("no conv4", "top1_error")),
-    Claim("§6.1, Fig. 3", "conv1 learns smooth kernels: share of energy at low spatial frequency, trained - init",
+    Claim("§6.1, Fig. 3", "conv1 learns structured kernels: share of energy at low spatial frequency, trained - init (points)",
           None, "a picture, no number", "overfitting", kernel_measure("low_frequency_share")),
-    Claim("§6.1, Fig. 3", "the columns specialise in colour: the two columns' mean chroma apart, trained - init", None,
+    Claim("§6.1, Fig. 3", "the columns specialise in colour: the two columns' mean chroma apart, trained - init (points)", None,
           "column 1 colour-agnostic, column 2 colour-specific", "overfitting", kernel_measure("chroma_split")),
-    Claim("§6.1, Fig. 4", "fc7 nearest neighbours are semantically similar", None, "a picture, no number", None),
+    Claim("§6.1, Fig. 4", "fc7 nearest neighbours share the query's class: share of the 5 nearest training "
+          "images, trained - init (points)", None, "a picture, no number", "overfitting",
+          kernel_measure("fc7_neighbour_agreement")),
 ]
 
 

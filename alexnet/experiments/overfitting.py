@@ -19,6 +19,7 @@ import torch
 from ..data.store import open_store
 from ..evaluate import load_model
 from ..nets.model import build_model
+from ..viz.features import hidden_features, neighbour_agreement
 from ..viz.kernels import kernel_stats
 from ..viz.results import pyplot
 from .common import (Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct,
@@ -112,12 +113,23 @@ def run(ctx: Context) -> dict:
 
 
 def kernels(ctx: Context, variant: str, seed: int) -> dict:
-    """Figure 3 by numbers (viz/kernels.py): conv1 of the trained net and of the same net at its initialisation."""
+    """§6.1 by numbers, for the trained net and the same net at its initialisation: conv1's kernels
+    (Figure 3, viz/kernels.py) and the share of each validation image's 5 nearest training images
+    in fc7 space that share its class (Figure 4 right, viz/features.py)."""
     trained, cfg, _ = load_model(ctx.work / f"{slug(variant)}-s{seed}.pt", torch.device("cpu"))
     with torch.random.fork_rng(devices=[]):  # the initial weights as build_parts draws them
         torch.manual_seed(cfg.train.seed)
-        init = build_model(cfg.model)
-    return {"seed": seed, "trained": kernel_stats(trained), "init": kernel_stats(init)}
+        init = build_model(cfg.model).eval()
+    store, sz = open_store(ctx.data), SIZES[ctx.size]
+    train = subset(store.split(cfg.data.train_split), sz["per_class"])
+    val = subset(store.split(held_out_split(store)), sz["val_per_class"])
+    mean = store.mean if cfg.data.mean_image else None
+
+    def stats(model) -> dict:
+        feats = [hidden_features(model, r, mean, cfg.data.crop, torch.device("cpu")) for r in (train, val)]
+        return {**kernel_stats(model), "fc7_neighbour_agreement": neighbour_agreement(
+            feats[0], train.labels, feats[1], val.labels, k=5)}
+    return {"seed": seed, "trained": stats(trained), "init": stats(init)}
 
 
 def plot(runs: dict, window: int):
