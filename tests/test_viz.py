@@ -169,3 +169,13 @@ def test_the_browser_check_sees_errors(tmp_path):
 def test_report_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["report", str(tmp_path), "-o", str(tmp_path / "r.html")]) == 2
     assert "metrics.jsonl" in capsys.readouterr().err
+
+
+def test_neighbour_agreement_counts_neighbours_of_the_query_class():
+    from alexnet.viz.features import neighbour_agreement
+    rng = np.random.default_rng(0)
+    db = np.concatenate([rng.normal(0, 0.1, (20, 8)), rng.normal(5, 0.1, (20, 8))])  # class 0 near 0, class 1 near 5
+    labels = np.repeat([0, 1], 20)
+    queries = np.array([[0.0] * 8, [5.0] * 8, [5.0] * 8])
+    assert neighbour_agreement(db, labels, queries, [0, 1, 1], k=5) == 1.0
+    assert neighbour_agreement(db, labels, queries, [1, 1, 0], k=5) == pytest.approx(1 / 3)
