@@ -202,7 +202,7 @@ def markdown(table: list[dict]) -> str:
     lines.append(
         f"\nEffects are in the paper's direction: points of error (positive: the way the paper says) or ratios "
         f"(above 1: the way the paper says). The interval is Student's 95% t-interval over the per-seed values "
-        f"(ratios: on their logarithms). Verdict, in this order: no result, or fewer than {rule.MIN_SEEDS} seeds: "
+        f"(ratios: on their logarithms, so their mean is the geometric mean). Verdict, in this order: no result, or fewer than {rule.MIN_SEEDS} seeds: "
         f"'{rule.NOT_RUN}' ('{rule.NOT_RUN_GPU}' for the full size); the interval holds 0 (a ratio 1): "
         f"'{rule.NOISE}'; below 0: '{rule.NOT_REPRODUCED}'; above 0 and its top at or beyond the paper's effect "
         f"(or the paper gives no number): '{rule.REPRODUCED}'; above 0 but below the paper's effect: "
