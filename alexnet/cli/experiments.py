@@ -15,7 +15,7 @@ def cmd_experiment(args) -> int:
     from ..data.store import open_store
     from ..experiments import EXPERIMENTS, run_experiment
     from ..experiments.common import Context
-    from ..runtime import resolve_device
+    from ..runtime import configure_torch, resolve_device
     if args.seeds < 0 or (args.threads or 0) < 0:
         raise UserError("--seeds and --threads must be >= 0")
     if not args.data:
@@ -23,6 +23,9 @@ def cmd_experiment(args) -> int:
     on_cuda = resolve_device(args.device, "--device").type == "cuda"
     threads = args.threads if args.threads is not None else (0 if on_cuda else 1)
     open_store(args.data)  # clear errors now rather than after the first unit of work
+    # the threads the units run with, also when every unit is cached and none configures torch: the
+    # result's device field says them (a rerun from the cache used to record torch's default)
+    configure_torch(threads, deterministic=False)
     out = Path(args.out or (f"results/{args.name}" if args.size == "cpu" else f"results/{args.size}/{args.name}"))
     check_output(str(out / "result.json"), "--out")
     check_output(str(Path(args.work) / args.name / args.size / "x"), "--work")
