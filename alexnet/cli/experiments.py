@@ -12,6 +12,8 @@ from .args import NON_NEGATIVE, check_output
 def cmd_experiment(args) -> int:
     if args.name == "claims":
         return cmd_claims(args)
+    if args.results is not None:
+        raise UserError("--results is read by `alexnet experiment claims` only; the others write to --out")
     from ..data.store import open_store
     from ..experiments import EXPERIMENTS, run_experiment
     from ..experiments.common import Context
@@ -43,7 +45,7 @@ def cmd_experiment(args) -> int:
 def cmd_claims(args) -> int:
     """results/claims.md and claims.json from the result files (nothing is trained)."""
     from ..experiments import claims
-    results = Path(args.results)
+    results = Path(args.results or "results")
     if not results.is_dir():
         raise UserError(f"{results} is not a folder of results: give --results RESULTS")
     claims.write(results)
@@ -61,7 +63,7 @@ def register(sub) -> None:
     p.add_argument("name", choices=[*EXPERIMENTS, "claims"],
                    help="which experiment; claims: the table of the paper's claims from the results (no training)")
     p.add_argument("--data", help="store folder it trains on (CIFAR-10 or Imagenette, see the list above)")
-    p.add_argument("--results", default="results",
+    p.add_argument("--results",
                    help="claims: the folder of results it reads and where claims.md goes (default: results)")
     p.add_argument("--size", choices=SIZES, default="cpu",
                    help="tiny: seconds (tests); cpu: the README's 2-core CPU run; full: the paper-sized run (a GPU)")
