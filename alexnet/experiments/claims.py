@@ -203,10 +203,12 @@ def markdown(table: list[dict]) -> str:
         f"\nEffects are in the paper's direction: points of error (positive: the way the paper says) or ratios "
         f"(above 1: the way the paper says). The interval is Student's 95% t-interval over the per-seed values "
         f"(ratios: on their logarithms, so their mean is the geometric mean). Verdict, in this order: no result, or fewer than {rule.MIN_SEEDS} seeds: "
-        f"'{rule.NOT_RUN}' ('{rule.NOT_RUN_GPU}' for the full size); the interval holds 0 (a ratio 1): "
-        f"'{rule.NOISE}'; below 0: '{rule.NOT_REPRODUCED}'; above 0 and its top at or beyond the paper's effect "
-        f"(or the paper gives no number): '{rule.REPRODUCED}'; above 0 but below the paper's effect: "
-        f"'{rule.SMALLER}'. cpu rows read results/NAME/result.json, full rows results/full/NAME/result.json "
+        f"'{rule.NOT_RUN}' ('{rule.NOT_RUN_GPU}' for the full size); the interval below 0: '{rule.NOT_REPRODUCED}'; "
+        f"above 0 and its top at or beyond the paper's effect (or the paper gives no number): '{rule.REPRODUCED}'; "
+        f"above 0 but below the paper's effect: '{rule.SMALLER}'; holding 0 (a ratio 1) and below the paper's "
+        f"effect: '{rule.NOT_REPRODUCED}' (the paper's effect is ruled out); holding 0 and reaching the paper's "
+        f"effect (or no number): '{rule.NOISE}'. "
+        f"cpu rows read results/NAME/result.json, full rows results/full/NAME/result.json "
         f"(the GPU suite's paper part); `alexnet experiment claims` regenerates this table.")
     lines += ["", "| result | command | date | wall time of its units |", "|---|---|---|---|"]
     seen = {}

@@ -7,11 +7,14 @@ of the per-seed values, mean +- t(0.975, n-1) * sd / sqrt(n). Then, in this orde
 
   no measurement                      -> "not run yet (needs a GPU)" for a full-size row, else "not run yet"
   fewer than MIN_SEEDS seeds          -> the same "not run yet" (one or two seeds cannot give an interval worth the name)
-  the interval holds 0 (ratio 1)      -> "not distinguishable from noise"
   the interval lies below 0           -> "not reproduced" (the other sign)
   above 0, and its top reaches the paper's effect (or the paper gives no number)
                                       -> "reproduced"
   above 0, below the paper's effect   -> "same sign, smaller"
+  it holds 0 and lies below the paper's effect
+                                      -> "not reproduced" (the paper's effect is ruled out; none may be left)
+  it holds 0 and reaches the paper's effect (or the paper gives no number)
+                                      -> "not distinguishable from noise" (neither the effect nor its absence is shown)
 """
 from __future__ import annotations
 
@@ -65,8 +68,9 @@ def verdict(values: Sequence[float] | None, paper: float | None, ratio: bool = F
         return NOT_RUN_GPU if needs_gpu else NOT_RUN
     i = interval_of(values, ratio)
     zero = 1.0 if ratio else 0.0
-    if i.low <= zero <= i.high:
-        return NOISE
+    reaches_paper = paper is None or i.high >= paper
     if i.high < zero:
         return NOT_REPRODUCED
-    return REPRODUCED if paper is None or i.high >= paper else SMALLER
+    if i.low > zero:
+        return REPRODUCED if reaches_paper else SMALLER
+    return NOISE if reaches_paper else NOT_REPRODUCED
