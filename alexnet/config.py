@@ -58,6 +58,7 @@ class DataConfig:
     val_split: str = "val"
     crop: int = 224  # §4.1 random 224x224 patches of the 256x256 image
     flip: bool = True  # §4.1 horizontal reflections
+    random_crop: bool = True  # §4.1 random patches; false: always the centre patch ("without this scheme": overfitting)
     pca_std: float = 0.1  # §4.1 a_i ~ N(0, 0.1); 0 turns colour noise off
     pca_scale: Literal["std", "variance"] = "std"  # see augment.py: how eigenvalues scale the noise
     mean_image: bool = True  # §2 subtract the per-pixel training mean

@@ -73,3 +73,10 @@ def test_draws_are_a_function_of_the_seed():
     a = draw(8, 40, 32, torch.Generator().manual_seed(5))
     b = draw(8, 40, 32, torch.Generator().manual_seed(5))
     assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in ("ys", "xs", "flip", "alpha"))
+
+
+def test_without_random_crops_every_draw_is_the_centre_patch():
+    a = draw(64, 40, 32, torch.Generator().manual_seed(5), random_crop=False)
+    b = draw(64, 40, 32, torch.Generator().manual_seed(5))
+    assert (a.ys == 4).all() and (a.xs == 4).all() and b.ys.unique().numel() > 1  # (40 - 32) / 2
+    assert torch.equal(a.flip, b.flip) and torch.equal(a.alpha, b.alpha)  # the other choices do not change

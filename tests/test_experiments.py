@@ -74,6 +74,23 @@ def test_ablations_then_tencrop_reuse_the_nets(tiny_store, tmp_path, monkeypatch
     assert t["ensemble"]["10crop"]["top1_error"] >= 0 and t["ensemble"]["checkpoints"][0].endswith("paper-net-s0.pt")
 
 
+def test_overfitting(tiny_store, tmp_path):
+    r = run("overfitting", tiny_store, tmp_path)
+    assert set(r["summary"]) == {"paper net", "no augmentation", "no dropout"} and r["settings"]["seeds"] == 1
+    for v, runs in r["runs"].items():
+        run0 = runs[0]
+        assert run0["train_images"] == 40 and run0["val_images"] == 20
+        assert run0["gap"] == pytest.approx(run0["val_top1_error"] - run0["train_top1_error"])
+    for v, extra in r["extra_gap"].items():
+        assert extra[0] == pytest.approx(r["runs"][v][0]["gap"] - r["runs"]["paper net"][0]["gap"])
+    conv = r["dropout_convergence"][0]
+    assert conv["ratio"] == pytest.approx(conv["steps_a"] / conv["steps_b"]) and conv["steps_a"] >= 1
+    k = r["kernels"][0]
+    assert 0 < k["trained"]["low_frequency_share"] < 1 and k["init"]["random_chroma"] == pytest.approx(2 / 3)
+    assert k["trained"]["low_frequency_share"] != k["init"]["low_frequency_share"]  # it trained
+    assert 0 <= k["trained"]["fc7_neighbour_agreement"] <= 1 and 0 <= k["init"]["fc7_neighbour_agreement"] <= 1
+
+
 def test_unknown_store_is_a_clear_error(tmp_path, capsys):
     assert main(["experiment", "figure1", "--data", str(tmp_path / "none"), "--size", "tiny"]) == 2
     assert "no store" in capsys.readouterr().err

@@ -37,6 +37,18 @@ def test_chroma_of_known_kernels():
     assert rand.mean() == pytest.approx(kernels.RANDOM_CHROMA, abs=0.01)
 
 
+def test_low_frequency_share_of_known_kernels():
+    x = torch.arange(10.0)
+    flat = torch.ones(1, 3, 10, 10)  # all its energy at frequency 0
+    nyquist = torch.cos(torch.pi * x)[:, None].expand(10, 10).expand(1, 3, 10, 10)  # 0.5 cycles/pixel
+    slow = torch.cos(2 * torch.pi * 0.1 * x)[None, :].expand(10, 10).expand(1, 3, 10, 10)  # 0.1 cycles/pixel
+    share = kernels.low_frequency_share(torch.cat([flat, nyquist, slow]))
+    assert share == pytest.approx([1.0, 0.0, 1.0], abs=1e-9)
+    rand = kernels.low_frequency_share(torch.randn(4000, 3, 11, 11))
+    assert rand.mean() == pytest.approx(kernels.random_low_share(11), abs=0.005)
+    assert kernels.random_low_share(11) == pytest.approx(21 / 121)  # bins within 0.25 cycles/pixel of 0
+
+
 def test_kernel_grid_shows_the_columns_apart():
     net = AlexNet(ModelConfig(num_classes=10, width=0.125))  # conv1: 12 kernels, 6 per column
     with torch.no_grad():
@@ -157,3 +169,13 @@ def test_the_browser_check_sees_errors(tmp_path):
 def test_report_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["report", str(tmp_path), "-o", str(tmp_path / "r.html")]) == 2
     assert "metrics.jsonl" in capsys.readouterr().err
+
+
+def test_neighbour_agreement_counts_neighbours_of_the_query_class():
+    from alexnet.viz.features import neighbour_agreement
+    rng = np.random.default_rng(0)
+    db = np.concatenate([rng.normal(0, 0.1, (20, 8)), rng.normal(5, 0.1, (20, 8))])  # class 0 near 0, class 1 near 5
+    labels = np.repeat([0, 1], 20)
+    queries = np.array([[0.0] * 8, [5.0] * 8, [5.0] * 8])
+    assert neighbour_agreement(db, labels, queries, [0, 1, 1], k=5) == 1.0
+    assert neighbour_agreement(db, labels, queries, [1, 1, 0], k=5) == pytest.approx(1 / 3)

@@ -34,15 +34,18 @@ def _save(args, name: str, result: dict, fig, table: str, device) -> int:
 
 
 def cmd_kernels(args) -> int:
-    from ..viz.kernels import RANDOM_CHROMA, column_chroma, figure3
+    from ..viz.kernels import RANDOM_CHROMA, LOW_CUTOFF, figure3, kernel_stats
     model, _, _, device = _open(args)
-    stats = column_chroma(model)
+    measures = kernel_stats(model)
+    stats = measures["columns"]
     table = "| column | kernels | mean chroma | median chroma | mostly colour (chroma > 0.5) |\n|---|---|---|---|---|\n"
     table += "\n".join(f"| {s['column']} | {s['kernels']} | {s['mean_chroma']:.3f} | {s['median_chroma']:.3f} | "
                        f"{s['colour_kernels']} |" for s in stats)
     table += (f"\n\nChroma = share of a kernel's mean-free weights that is not grey (random kernels: {RANDOM_CHROMA:.3f}). "
-              "Paper: column 1 mostly colour-agnostic, column 2 mostly colour-specific.")
-    return _save(args, "figure3", {"columns": stats, "random_chroma": RANDOM_CHROMA}, figure3(model), table, device)
+              "Paper: column 1 mostly colour-agnostic, column 2 mostly colour-specific. "
+              f"Share of the kernels' energy within {LOW_CUTOFF:g} cycles/pixel: {measures['low_frequency_share']:.3f} "
+              f"(i.i.d. random kernels: {measures['random_low_frequency_share']:.3f}).")
+    return _save(args, "figure3", measures, figure3(model), table, device)
 
 
 def cmd_predictions(args) -> int:

@@ -42,10 +42,12 @@ class Draws:
 
 
 def draw(batch: int, size: int, crop: int, generator: torch.Generator, flip: bool = True,
-         pca_std: float = 0.1) -> Draws:
+         pca_std: float = 0.1, random_crop: bool = True) -> Draws:
     hi = size - crop + 1  # §4.1 any of the (S-224+1)^2 positions
     ys = torch.randint(0, hi, (batch,), generator=generator)
     xs = torch.randint(0, hi, (batch,), generator=generator)
+    if not random_crop:  # the centre patch only (the same draws are made, so the other choices do not change)
+        ys, xs = torch.full_like(ys, (size - crop) // 2), torch.full_like(xs, (size - crop) // 2)
     flips = torch.rand(batch, generator=generator) < 0.5 if flip else torch.zeros(batch, dtype=torch.bool)
     alpha = torch.randn(batch, 3, generator=generator) * pca_std
     return Draws(ys, xs, flips, alpha)

@@ -13,6 +13,7 @@ EXPERIMENTS = {
     "figure1": ("figure1", "CIFAR-10", "Figure 1 (§3.1): ReLU vs tanh, epochs to 25% training error"),
     "lrn-cifar": ("lrn_cifar", "CIFAR-10", "§3.3: test error of the conv + locally connected net without / with LRN"),
     "ablations": ("ablations", "Imagenette", "§3-§4, §6: the paper net vs each ablation switch, ten patches"),
+    "overfitting": ("overfitting", "Imagenette", "§4.1, §4.2: training vs validation error without augmentation, without dropout"),
     "tencrop-ensemble": ("tencrop", "Imagenette", "§4.1, §6: centre vs ten patches, one net vs an ensemble"),
 }
 

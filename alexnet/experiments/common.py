@@ -83,6 +83,12 @@ def cached(path: Path, compute: Callable[[], dict]) -> dict:
     return value
 
 
+def recorded_seconds(path: Path) -> float:
+    """The wall time a cached unit recorded when it ran (0 when it recorded none): a result's
+    total stays the time its units took, also when a rerun only reads them back."""
+    return float(json.loads(path.read_text()).get("seconds", 0.0)) if path.is_file() else 0.0
+
+
 def subset(reader, per_class: int, seed: int = 0):
     """`per_class` images of every class of `reader` (the whole split when per_class is 0)."""
     return SubsetReader(reader, balanced_indices(np.asarray(reader.labels), per_class, seed)) if per_class else reader

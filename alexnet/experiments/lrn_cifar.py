@@ -5,12 +5,15 @@ translations and reflections"), tested on the centre 24x24 patch of the test ima
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..data.store import open_store
 from ..viz.results import pyplot
 from .common import (Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct,
                      save_net, subset, train_phases, trainer_on, write_result)
+from .verdict import MIN_SEEDS, interval_of
 
 PAPER = {"without_lrn": 0.13, "with_lrn": 0.11}
 # per_class: training images of each class (0: all); phases: steps at lr, then at lr/10.
@@ -19,7 +22,7 @@ PAPER = {"without_lrn": 0.13, "with_lrn": 0.11}
 SIZES = {
     "tiny": dict(per_class=16, batch=32, phases=[3, 1], test_per_class=10, seeds=1,
                  init=["model.init=kaiming", "model.input_scale=0.01724", "optim.lr=0.01"]),
-    "cpu": dict(per_class=500, batch=128, phases=[120, 30], test_per_class=200, seeds=2,
+    "cpu": dict(per_class=500, batch=128, phases=[120, 30], test_per_class=200, seeds=3,
                 init=["model.init=kaiming", "model.input_scale=0.01724", "optim.lr=0.01"]),
     "full": dict(per_class=0, batch=128, phases=[39000, 6000], test_per_class=0, seeds=3,
                  init=["model.init=paper", "optim.lr=0.001"]),
@@ -31,6 +34,7 @@ def net(ctx: Context, lrn: bool, seed: int) -> dict:
     path = ctx.work / f"lrn-{str(lrn).lower()}-s{seed}.pt"
 
     def compute() -> dict:
+        start = time.perf_counter()
         store = open_store(ctx.data)
         cfg = experiment_config(ctx, None, [
             "model.arch=cifar_local", f"model.num_classes={store.num_classes}", f"model.lrn={lrn}",
@@ -45,7 +49,7 @@ def net(ctx: Context, lrn: bool, seed: int) -> dict:
         errs = evaluate_nets([path], test, "center", ctx.device)
         ctx.log(f"lrn={lrn}, seed {seed}: test error {pct(errs['top1_error'])}%")
         return {"lrn": lrn, "seed": seed, "test_images": len(test), "train_images": len(trainer.parts.loader.reader),
-                "final_loss": float(np.mean(losses[-20:])), **errs}
+                "final_loss": float(np.mean(losses[-20:])), **errs, "seconds": time.perf_counter() - start}
     return cached(path.with_suffix(".json"), compute)
 
 
@@ -57,7 +61,8 @@ def run(ctx: Context) -> dict:
     summary = {("with_lrn" if lrn else "without_lrn"): float(np.mean([r["top1_error"] for r in rs]))
                for lrn, rs in runs.items()}
     result = {"settings": {**sz, "seeds": seeds, "store": str(ctx.data)}, "paper": PAPER,
-              "runs": {str(k).lower(): v for k, v in runs.items()}, "test_error": summary}
+              "runs": {str(k).lower(): v for k, v in runs.items()}, "test_error": summary,
+              "seconds": sum(r.get("seconds", 0.0) for rs in runs.values() for r in rs)}
     write_result(ctx, result, plot(runs), table(runs, summary))
     return result
 
@@ -69,9 +74,12 @@ def plot(runs: dict):
         errs = [100 * r["top1_error"] for r in rs]
         ax.bar(i, np.mean(errs), 0.6, color="C1" if lrn else "C0", alpha=0.7)
         ax.plot([i] * len(errs), errs, "k.")
+        if len(errs) >= MIN_SEEDS:  # the 95% interval of the mean over seeds
+            ci = interval_of(errs, ratio=False)
+            ax.plot([i, i], [ci.low, ci.high], color="k", lw=1)
         ax.plot([i - 0.3, i + 0.3], [100 * PAPER["with_lrn" if lrn else "without_lrn"]] * 2, "r-", lw=2)
     ax.set_xticks([0, 1], ["without LRN", "with LRN"])
-    ax.set(ylabel="CIFAR-10 test error (%)", title="§3.3: LRN on CIFAR-10 (red: paper)")
+    ax.set(ylabel="CIFAR-10 test error (%)", title="§3.3: LRN on CIFAR-10 (red: paper; line: 95% interval)")
     fig.tight_layout()
     return fig
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import ablations
 from ..viz.results import pyplot
-from .common import Context, check_settings, pct, write_result
+from .common import Context, check_settings, pct, recorded_seconds, write_result
 
 # §6 / Table 1-2: one CNN, centre 39.0 / 18.3 vs ten patches 37.5 / 17.0 (ILSVRC-2010 test);
 # one CNN 40.7 / 18.2 vs five CNNs 38.1 / 16.4 (ILSVRC-2012 val, ten patches)
@@ -24,7 +24,8 @@ def run(ctx: Context) -> dict:
     ensemble = ablations.errors(ctx, paths, f"ensemble-of-{n}")
     rows = {"one net (mean of singles)": mean(singles), f"ensemble of {n}": ensemble}
     result = {"settings": {"nets": n, "store": str(ctx.data), **ablations.SIZES[ctx.size]}, "paper": PAPER,
-              "singles": singles, "ensemble": ensemble, "rows": rows}
+              "singles": singles, "ensemble": ensemble, "rows": rows,
+              "seconds": sum(recorded_seconds(p.with_suffix(".train.json")) for p in paths)}  # the nets' training
     write_result(ctx, result, plot(rows), table(rows, singles, ensemble))
     return result
 

@@ -99,7 +99,7 @@ class Trainer:
             torch.compiler.cudagraph_mark_step_begin()
         gen = step_generator(cfg.train.seed, self.step)
         n = images.shape[0] * p.layout.replicas  # drawn for the global batch; this replica keeps its rows
-        d = draw(n, images.shape[-1], cfg.data.crop, gen, cfg.data.flip, cfg.data.pca_std)
+        d = draw(n, images.shape[-1], cfg.data.crop, gen, cfg.data.flip, cfg.data.pca_std, cfg.data.random_crop)
         d = distributed.local_draws(d, p.layout)
         # dropout masks, replayable; .numpy() reads the CPU draw on the host (never a device sync)
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen).numpy()[0]))

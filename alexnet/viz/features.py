@@ -66,6 +66,13 @@ def nearest(database: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarr
     return idx, dist
 
 
+def neighbour_agreement(database: np.ndarray, database_labels, queries: np.ndarray, query_labels, k: int = 5) -> float:
+    """§6.1 by a number: the share of each query's k nearest database images (Euclidean) that share
+    its class, averaged over the queries (chance: about 1 / classes for balanced classes)."""
+    idx, _ = nearest(database, queries, k)
+    return float((np.asarray(database_labels)[idx] == np.asarray(query_labels)[:, None]).mean())
+
+
 def import_faiss():
     """faiss (the optional `retrieval` extra), or a clear error saying how to install it."""
     try:

@@ -4,7 +4,14 @@ colour-agnostic kernels and the other mostly colour-specific ones.
 
 Chroma of a kernel w (3, k, k): take away its mean (a flat grey offset), then the share of what
 is left that is not grey: ||w0 - grey(w0)||^2 / ||w0||^2, where grey(w0) repeats the mean over
-the three colour channels. 0 = a pure luminance kernel; random kernels average 2/3."""
+the three colour channels. 0 = a pure luminance kernel; random kernels average 2/3.
+
+Low-frequency share of a kernel: the share of its energy (the squared 2-D DFT over the k x k
+taps, summed over R, G, B) at spatial frequencies within LOW_CUTOFF cycles per pixel of zero
+(Nyquist: 0.5). Smooth blobs, edges and low-frequency gratings score high; a kernel of i.i.d.
+weights has a flat expected spectrum, so its share is the share of frequency bins inside the
+cutoff (random_low_share). Together with the chroma split between the columns, these judge
+Figure 3 by numbers beside the same numbers of the net at its initialisation."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,6 +20,7 @@ from torch import nn
 from .results import pyplot
 
 RANDOM_CHROMA = 2 / 3  # expected chroma of a kernel with i.i.d. weights: 2 of 3 colour directions are not grey
+LOW_CUTOFF = 0.25  # cycles per pixel: the lower half of the band up to Nyquist
 
 
 def first_conv(model: nn.Module) -> nn.Conv2d:
@@ -45,6 +53,35 @@ def column_chroma(model: nn.Module) -> list[dict]:
         out.append({"column": i + 1, "kernels": int(part.size), "mean_chroma": float(part.mean()),
                     "median_chroma": float(np.median(part)), "colour_kernels": int((part > 0.5).sum())})
     return out
+
+
+def _low_mask(k: int) -> torch.Tensor:
+    f = torch.fft.fftfreq(k, dtype=torch.float64)  # cycles per pixel
+    return (f[:, None] ** 2 + f[None, :] ** 2).sqrt() <= LOW_CUTOFF  # (k, k)
+
+
+def low_frequency_share(weight: torch.Tensor) -> np.ndarray:
+    """(K, 3, k, k) kernels -> (K,) share of each kernel's energy at low spatial frequency (module docstring)."""
+    w = weight.detach().double().cpu()
+    power = torch.fft.fft2(w).abs().pow(2).sum(dim=1)  # (K, k, k)
+    low = power[:, _low_mask(w.shape[-1])].sum(dim=1)
+    return (low / power.flatten(1).sum(dim=1).clamp_min(1e-30)).numpy()
+
+
+def random_low_share(k: int) -> float:
+    """The expected low-frequency share of a k x k kernel of i.i.d. weights: the share of bins inside the cutoff."""
+    return float(_low_mask(k).double().mean())
+
+
+def kernel_stats(model: nn.Module) -> dict:
+    """conv1 by numbers: the mean low-frequency share of its kernels, the columns' mean chroma and
+    how far apart they are (0 with one column), and the values i.i.d. random kernels would have."""
+    conv = first_conv(model)
+    cols = column_chroma(model)
+    return {"low_frequency_share": float(low_frequency_share(conv.weight).mean()),
+            "chroma_split": abs(cols[0]["mean_chroma"] - cols[-1]["mean_chroma"]),
+            "columns": cols, "random_low_frequency_share": random_low_share(conv.kernel_size[0]),
+            "random_chroma": RANDOM_CHROMA}
 
 
 def kernel_grid(model: nn.Module, per_row: int = 8, gap: int = 1, column_gap: int = 6) -> np.ndarray:
