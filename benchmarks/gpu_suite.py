@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_data  # noqa: E402
 
 SAME = ""  # Step.dry: the same command in a dry run
+BUDGET = 400.0  # default wall seconds of a part: 7 minutes less start-up, wheels and the pack
 LEARNED = 0.8  # a run "learned" when its ten-patch top-1 error is at most this (chance on 10 classes: 0.9)
 RESERVE = 8.0  # seconds of the budget kept for writing the results and the pack after the last step
 MIN_RESUMABLE = 45.0  # a resumable step still starts with this much left (its finished units are kept)
@@ -77,6 +78,8 @@ class Step:
     picks: bool = False  # uses the best learned time-to-accuracy run: {run}, {ckpt}
     compiles: bool = False  # torch.compile: a dry run sets TORCH_COMPILE_DISABLE=1 (no C++ toolchain needed)
     keep: tuple[str, ...] = ()  # files under --work copied into OUT/runs/ afterwards (globs)
+    adapt: int = 0  # > 0: {tta_seconds} shrinks to what the budget leaves after the later steps' estimates
+    #                and this many seconds of the step's own start-up, evaluation and reporting
     text: bool = False  # summary.md quotes the end of its log (scripts that print tables)
 
 
@@ -240,7 +243,7 @@ TTA = [*HEAD, PREPARE_RAW,
             source=f"{H200}: loop ~7,500 img/s in-epoch -> 30 epochs x 9,469 in ~38 s, + start-up and evaluation"),
        # the paper's recipe (§4.2 dropout, lr 0.01) to its best: does it learn, how fast, where the time goes
        Step("tta-imagenette", 215, 260, TRAIN + " --preset imagenette --epochs 0 --final-eval 10crop --max-seconds "
-            "{tta_seconds} {tiny_train}", trained, needs=("prepare-raw",), keep=("runs/{name}/metrics.jsonl",),
+            "{tta_seconds} {tiny_train}", trained, needs=("prepare-raw",), keep=("runs/{name}/metrics.jsonl",), adapt=35,
             source=f"{H200}: 2.4 s per epoch; stopped cleanly after 180 s of training (~75 of 90 epochs), + ~30 s"),
        # issue 15: Figure 3 and Figure 4 left of the better learned net
        Step("figures", 20, 90, AX + " viz kernels {ckpt} --device {device} -o {fig}/figure3 && " + AX + " viz predictions "
@@ -264,24 +267,24 @@ SPEED = [*HEAD, PREPARE_RAW,
          Step("prepare-jpeg", 20, 120, TIMED + " {imagenette} " + JPEG + " --size {size} --format jpeg --quality 95 "
               "--subsampling 4:4:4 --workers {workers} --quiet > {json}", prepared, needs=("data",), gpu=False,
               when=gpu_data.IMAGENETTE_PACK, source=f"{H200}: 16 s with 16 workers"),
+         Step("gpu-checks", 90, 300, PY + " benchmarks/gpu_checks.py --device {device} --raw " + RAW + " --jpeg " + JPEG
+              + " {checks_args} --json-out {json}", checks_passed, needs=("prepare-raw", "prepare-jpeg"), compiles=True,
+              source="guess: two compilations (Triton op, CUDA graphs)"),
          # issue 13: every loader row on ImageNet-like JPEGs generated here (their stores included)
-         Step("bench-data-synthetic", 60, 240, AX + " bench data --device {device} --work {work}/bench-data --source synthetic "
+         Step("bench-data-synthetic", 40, 240, AX + " bench data --device {device} --work {work}/bench-data --source synthetic "
               "--synthetic-images {synthetic} --rows torchvision store-raw store-jpeg-cpu store-jpeg-pillow store-jpeg-gpu "
               "store-jpeg-mixed store-jpeg-dali {data_args} --json > {json}", data_rows(DATA_ROWS),
-              source="guess: generating and preparing 5,000 JPEGs, 7 rows of 50 batches"),
-         Step("decode-scaling", 30, 120, PY + " benchmarks/decode_scaling.py " + SYN_JPEG + " {scaling_args}",
+              source="guess: generating and preparing 2,000 JPEGs, 7 rows of 50 batches"),
+         Step("decode-scaling", 25, 120, PY + " benchmarks/decode_scaling.py " + SYN_JPEG + " {scaling_args}",
               log_has(r"^simplejpeg\s+\d+\s+\d+"), needs=("bench-data-synthetic",), requires=("simplejpeg",), text=True,
               gpu=False),
-         Step("prepare-bench", 60, 240, PY + " benchmarks/prepare_bench.py " + SYN + " --format jpeg --workers {workers} "
+         Step("prepare-bench", 30, 240, PY + " benchmarks/prepare_bench.py " + SYN + " --format jpeg --workers {workers} "
               "{prepare_args} --work {work}/prepare-bench", log_has(r"^this\s+\d+\s+[\d.]+\s+[\d.]+\s+\d+"),
-              needs=("bench-data-synthetic",), text=True, gpu=False, source="guess: 2 rounds of two prepares"),
+              needs=("bench-data-synthetic",), text=True, gpu=False, source="guess: prepares of 50 and 200 JPEGs per class"),
          # issue 14: DDP's own cost on one GPU (NCCL, world size 1), plain and DDP steps alternating
          Step("ddp-overhead", 30, 120, PY + " -m torch.distributed.run --standalone --nproc-per-node 1 "
               "benchmarks/dist_bench.py --worker --ddp-overhead --data " + RAW + " {ddp_args} > {json}", ddp_measured,
               needs=("prepare-raw",)),
-         Step("gpu-checks", 100, 300, PY + " benchmarks/gpu_checks.py --device {device} --raw " + RAW + " --jpeg " + JPEG
-              + " {checks_args} --json-out {json}", checks_passed, needs=("prepare-raw", "prepare-jpeg"), compiles=True,
-              source="guess: two compilations (Triton op, CUDA graphs)"),
          Step("model-jpeg-fed", 45, 200, FED + " > {json} && " + FED + " --decode device >> {json} && " + FED
               + " --decode device --device-share 0.7 >> {json}", fed, needs=("bench-data-synthetic",)),
          Step("lrn-bench", 25, 120, PY + " benchmarks/lrn_bench.py --device {device} {lrn_args} --json-out {json}", lrn_timed),
@@ -324,11 +327,11 @@ def placeholders(data: Path, out: Path, work: Path, dry: bool, workers: int | No
         "data_size": "80" if dry else "256",  # bench data's stores (bench model's feed crops 7/8 of it: >= 64 px)
         "data_args": ("--batch-size 4 --batches 2 --workers 2 --size 80 --crop 64" if dry
                       else f"--batch-size 256 --batches 50 --workers {workers}"),
-        "synthetic": "20" if dry else "5000",
+        "synthetic": "20" if dry else "2000",
         "scaling_args": ("--threads 2 --batch-size 4 --batches 2 --rounds 1" if dry else
                          f"--threads {' '.join(str(t) for t in (2, 4, 8, 16) if t <= workers)} --batch-size 256 "
-                         "--batches 8 --rounds 3"),
-        "prepare_args": "--per-class 1 2 --rounds 1" if dry else "--per-class 100 500 --rounds 2",
+                         "--batches 4 --rounds 2"),
+        "prepare_args": "--per-class 1 2 --rounds 1" if dry else "--per-class 50 200 --rounds 1",
         "ddp_args": (f"--preset quick --steps 1 --warmup 1 --rounds 1 --set {tiny} train.device=cpu train.threads=1 "
                      "data.threads=1" if dry else "--preset imagenette --steps 30 --warmup 5 --rounds 3 --set "
                      "train.device=cuda train.precision=bf16 train.channels_last=true model.lrn_impl=triton"),
@@ -385,12 +388,17 @@ def run_steps(steps: list[Step], run: Run) -> list[Outcome]:
         (out / sub).mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     (out / "commands.sh").write_text("#!/bin/bash\n# the exact commands of this part, in order\n")
-    for step in steps:
+    for i, step in enumerate(steps):
         left = run.budget - (time.monotonic() - start) - RESERVE
         o = _decide(step, run, left)
         if o is None:
             limit = float(step.limit) if run.dry else max(1.0, min(step.limit, left))
-            o = _run(step, run, limit, cut=not run.dry and limit < step.limit)
+            extra = {}
+            if step.adapt and not run.dry:  # leave the later steps their estimates: train for less, end cleanly
+                after = sum(s.estimate for s in steps[i + 1:] if not (run.only and s.name not in run.only))
+                cap = float(run.values["tta_seconds"])
+                extra["tta_seconds"] = str(int(max(20.0, min(cap, left - after - step.adapt))))
+            o = _run(step, run, limit, cut=not run.dry and limit < step.limit, extra=extra)
         o.estimate, o.source = step.estimate, step.source
         run.outcomes.append(o)
         print(f"[gpu-suite] {o.name:<22} {o.status:<8} {o.seconds:7.1f} s  {o.reason}", flush=True)
@@ -438,7 +446,8 @@ def pick_run(outcomes: list[Outcome], dry: bool) -> tuple[Outcome | None, str]:
             continue
         err = ((o.result or {}).get("final_eval") or {}).get("top1_error")
         seen.append(f"{o.name} {o.status}" + ("" if err is None else f" at {100 * err:.1f}% error"))
-        if o.status == "ok" and err is not None and (dry or err <= LEARNED):
+        complete = o.status == "ok" or (o.status == "stopped" and o.reason.endswith("(what it had when stopped)"))
+        if complete and err is not None and (dry or err <= LEARNED):
             good.append((err, o))
     if not good:
         return None, (f"no time-to-accuracy run succeeded and learned (<= {100 * LEARNED:.0f}% ten-patch top-1 error): "
@@ -454,16 +463,16 @@ def _importable(module: str) -> bool:
         return False
 
 
-def _run(step: Step, run: Run, limit: float, cut: bool) -> Outcome:
+def _run(step: Step, run: Run, limit: float, cut: bool, extra: dict | None = None) -> Outcome:
     out = run.out
     json_path, log_path = out / "steps" / f"{step.name}.json", out / "logs" / f"{step.name}.log"
     json_path.unlink(missing_ok=True)
-    extra, uses = {}, ""
+    extra, uses = dict(extra or {}), ""
     if step.picks:
         best, uses = pick_run(run.outcomes, run.dry)
-        extra = {"run": best.result["run"], "ckpt": str(Path(best.result["run"]) / "last.pt")}
+        extra.update(run=best.result["run"], ckpt=str(Path(best.result["run"]) / "last.pt"))
         uses = f"{extra['ckpt']}: {uses}"
-    cmd = (step.dry or step.cmd if run.dry else step.cmd).format(**run.values, **extra, name=step.name, json=json_path)
+    cmd = (step.dry or step.cmd if run.dry else step.cmd).format(**{**run.values, **extra}, name=step.name, json=json_path)
     with open(out / "commands.sh", "a") as f:
         f.write(f"# {step.name}\n{cmd}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -484,6 +493,8 @@ def _run(step: Step, run: Run, limit: float, cut: bool) -> Outcome:
     if timed_out:
         status = "stopped" if cut else "timeout"
         reason = (f"stopped at {limit:.0f} s to keep the part within --budget" if cut else f"time limit {limit:.0f} s")
+        if cut and step.check(result, text, run.dry) is None:
+            reason += "; its result is complete (what it had when stopped)"
     elif rc != 0:
         status, reason = "failed", _last_line(log_path)
     elif why := step.check(result, text, run.dry):
@@ -839,7 +850,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("data", nargs="?", type=Path, help="a folder made by `gpu_data.py pack` (.devdata/imagenette, .devdata/cifar)")
     p.add_argument("out", nargs="?", type=Path, help="folder for results.json, summary.md, commands.sh, logs/, steps/")
     p.add_argument("--part", choices=list(PARTS), help="which part (priority: tta, speed, paper)")
-    p.add_argument("--budget", type=float, default=400.0, help="wall seconds for the part (default 400: 7 min with margin)")
+    p.add_argument("--budget", type=float, default=BUDGET, help=f"wall seconds for the part (default {BUDGET:.0f}: 7 min with margin)")
     p.add_argument("--work", type=Path, default=Path("/tmp/alexnet-gpu-suite"), help="stores and runs (large; not OUT)")
     p.add_argument("--only", nargs="+", default=None, metavar="STEP", help="run only these steps of the part")
     p.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU: does every step still run?")
