@@ -638,6 +638,9 @@ def summary_markdown(run: Run) -> str:
              f"{env.get('torch', '?')}, triton {env.get('triton', '?')}, commit {env.get('commit', '?')}, "
              f"{env.get('date', '?')}; budget {run.budget:.0f} s, used {sum(o.seconds for o in outcomes):.0f} s; "
              f"exit code {exit_code(outcomes)}" + (f"; optional packages: {optional}" if optional else ""), ""]
+    data = next((o.result for o in outcomes if o.name == "data" and o.result), {})
+    lines += [f"DATA: {f['name']} ({f['bytes'] / 2**20:.1f} MiB, SHA-256 {f['sha256'][:16]}...)" for f in data.get("files", [])]
+    lines += [""] if data.get("files") else []
     tta = [o for o in outcomes if o.name in TTA_RUNS and o.result]
     if tta:
         lines += ["## Time to accuracy (Imagenette val, ten patches)", "",
