@@ -309,6 +309,7 @@ PAPER = [*HEAD,
 
 PARTS: dict[str, list[Step]] = {"tta": TTA, "speed": SPEED, "paper": PAPER}
 TTA_RUNS = ("tta-fast", "tta-imagenette")
+ALWAYS = ("gpu", "data")  # every call proves its GPU and checks its data, whatever --only says
 
 
 def placeholders(data: Path, out: Path, work: Path, dry: bool, workers: int | None = None) -> dict[str, str]:
@@ -323,7 +324,7 @@ def placeholders(data: Path, out: Path, work: Path, dry: bool, workers: int | No
         "size": "72" if dry else "256", "workers": "2" if dry else str(workers),
         "tiny_train": f"--epochs 2 --synthetic-steps 2 --warmup 0 --set {tiny} train.threads=1" if dry else "",
         "tta_seconds": "60" if dry else "180",
-        "model_args": "--batch-size 2 --steps 1 --warmup 0" if dry else "--batch-size 256 --steps 50 --warmup 5",
+        "model_args": "--batch-size 2 --steps 1 --warmup 0 --width 0.125" if dry else "--batch-size 256 --steps 50 --warmup 5",
         "data_size": "80" if dry else "256",  # bench data's stores (bench model's feed crops 7/8 of it: >= 64 px)
         "data_args": ("--batch-size 4 --batches 2 --workers 2 --size 80 --crop 64" if dry
                       else f"--batch-size 256 --batches 50 --workers {workers}"),
@@ -419,7 +420,7 @@ def _decide(step: Step, run: Run, left: float) -> Outcome | None:
     def no(status: str, reason: str) -> Outcome:
         return Outcome(step.name, status, reason=reason)
     done = {o.name: o.status for o in run.outcomes}
-    if run.only and step.name not in run.only:
+    if run.only and step.name not in run.only and step.name not in ALWAYS:
         return no("skipped", "not in --only")
     if step.gpu and done.get("gpu") != "ok":
         return no("skipped", "refused: the gpu step did not prove a GPU" + (" (the CPU in a dry run)" if run.dry else ""))
@@ -855,7 +856,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--part", choices=list(PARTS), help="which part (priority: tta, speed, paper)")
     p.add_argument("--budget", type=float, default=BUDGET, help=f"wall seconds for the part (default {BUDGET:.0f}: 7 min with margin)")
     p.add_argument("--work", type=Path, default=Path("/tmp/alexnet-gpu-suite"), help="stores and runs (large; not OUT)")
-    p.add_argument("--only", nargs="+", default=None, metavar="STEP", help="run only these steps of the part")
+    p.add_argument("--only", nargs="+", default=None, metavar="STEP",
+                   help="run only these steps of the part (and gpu and data, always)")
     p.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU: does every step still run?")
     p.add_argument("--resume", type=Path, default=None, metavar="PREV_OUT",
                    help="a previous call's OUT (its cache/): the experiments' finished units are not recomputed")
