@@ -3,16 +3,20 @@
     python benchmarks/lrn_bench.py            # on a CUDA machine: 256x96x55x55 and 256x256x27x27
     python benchmarks/lrn_bench.py --small    # smoke test (runs on CPU; Triton rows need CUDA)
     python benchmarks/lrn_bench.py --sweep    # also time a few Triton block configurations
+    python benchmarks/lrn_bench.py --json-out F   # also the rows as JSON (the GPU suite's lrn-bench step)
 
 For every case it first checks each implementation against torch's op in float32 on a fresh
 random post-ReLU input (scale ~30) and a random output gradient, then times
 `torch.autograd.grad(lrn(x), x, g)` (forward + backward) and the forward alone with
 triton.testing.do_bench (median). GB/s is the byte floor divided by the time; the floor is
-5 tensors of x's size: forward reads a and writes b, backward reads a and g and writes grad_a.
+5 tensors of x's size: forward reads a and writes b, backward reads a and g and writes grad_a; the
+bandwidth is this card's, measured by a device-to-device copy (bytes read + written), unless
+--bandwidth gives one. On CUDA a Triton failure is an error (exit 1), never "unsupported here".
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -89,6 +93,14 @@ def check(fn, x, g) -> tuple[float, float]:
     return max_rel_err(y, ref), max_rel_err(gx, ref_grad)
 
 
+def copy_bandwidth_tb_s(device: str) -> float:
+    """This card's copy bandwidth: bytes read + written by a 1 GiB device-to-device copy (median)."""
+    src = torch.empty(2**28, dtype=torch.float32, device=device)  # 1 GiB
+    dst = torch.empty_like(src)
+    ms = bench(lambda: dst.copy_(src), device)
+    return 2 * src.numel() * 4 / (ms * 1e-3) / 1e12
+
+
 def run_case(shape, dtype, channels_last, device, impls, seed):
     numel = 1
     for s in shape:
@@ -100,6 +112,8 @@ def run_case(shape, dtype, channels_last, device, impls, seed):
         try:
             err_y, err_g = check(fn, x, g)
         except (NotImplementedError, RuntimeError) as e:  # e.g. no bf16 avg_pool3d on CPU
+            if name == "triton":  # the kernel under test: its failure is the result, not a gap
+                raise
             rows.append((name, f"unsupported here: {str(e).splitlines()[0][:60]}"))
             continue
         xr = x.detach().requires_grad_()
@@ -137,14 +151,28 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--small", action="store_true", help="small shapes (smoke test, e.g. on CPU)")
     p.add_argument("--sweep", action="store_true", help="also sweep Triton block sizes / warps (CUDA only)")
-    p.add_argument("--bandwidth", type=float, default=3.0, help="copy bandwidth in TB/s for the time floor (H100: ~3.0)")
+    p.add_argument("--bandwidth", type=float, default=None,
+                   help="copy bandwidth in TB/s for the time floor (default: measured on this card; CPU: 0.02)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--json-out", default=None, help="also write the rows as JSON to this file")
     args = p.parse_args(argv)
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    mod = _triton_fn()
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        print("lrn_bench: error: --device cuda but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    if args.bandwidth:
+        bandwidth, source = args.bandwidth, "--bandwidth"
+    elif device == "cuda":
+        bandwidth, source = copy_bandwidth_tb_s(device), f"measured: 1 GiB copy on {torch.cuda.get_device_name()}"
+    else:
+        bandwidth, source = 0.02, "a nominal CPU figure (smoke test only)"
+    mod = _triton_fn() if device == "cuda" else None
     if mod is None:
         print("Triton timings need CUDA (and triton): only torch and _FastLRN are timed here.")
-    print(f"device: {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}, torch {torch.__version__}")
+    print(f"device: {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}, torch {torch.__version__}; "
+          f"bandwidth {bandwidth:.2f} TB/s ({source})")
+    out_rows = []
     shapes = [(4, 96, 13, 13), (4, 256, 7, 7)] if args.small else [(256, 96, 55, 55), (256, 256, 27, 27)]
     impls = implementations(mod)
 
@@ -153,21 +181,28 @@ def main(argv=None) -> int:
         for dtype in (torch.float32, torch.bfloat16):
             for channels_last in (False, True):
                 floor, rows = run_case(shape, dtype, channels_last, device, impls, seed=0)
-                floor_ms = floor / (args.bandwidth * 1e12) * 1e3
+                floor_ms = floor / (bandwidth * 1e12) * 1e3
                 print(f"\n{header}")
-                print(f"{'':>18} byte floor {floor / 1e6:.1f} MB -> {floor_ms:.3f} ms at {args.bandwidth} TB/s")
+                print(f"{'':>18} byte floor {floor / 1e6:.1f} MB -> {floor_ms:.3f} ms at {bandwidth:.2f} TB/s")
                 layout = "NHWC" if channels_last else "NCHW"
                 for row in rows:
                     if len(row) == 2:
                         print(f"{'x'.join(map(str, shape)):>18} {str(dtype)[6:]:>8} {layout:>6}  {row[0]:<27} {row[1]}")
                         continue
                     name, ms_f, ms_fb, gbs, ey, eg = row
+                    out_rows.append({"shape": "x".join(map(str, shape)), "dtype": str(dtype)[6:], "layout": layout,
+                                     "impl": name, "ms_fwd": ms_f, "ms_fwd_bwd": ms_fb, "floor_ms": floor_ms,
+                                     "gb_s": gbs, "err_y": ey, "err_dx": eg})
                     print(f"{'x'.join(map(str, shape)):>18} {str(dtype)[6:]:>8} {layout:>6}  {name:<27} "
                           f"{ms_f:8.3f} {ms_fb:10.3f} {gbs:7.0f} {ey:8.1e} {eg:8.1e}")
                 if args.sweep and mod is not None:
                     sweep(shape, dtype, channels_last, device, mod, seed=1)
     print("\nerr: max |impl - torch fp32| / max |torch fp32| for the output (y) and the input gradient (dx);"
           " bf16 rows compare bf16 results with fp32 math on the same bf16 inputs.")
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump({"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "bandwidth_tb_s": bandwidth,
+                       "bandwidth_source": source, "rows": out_rows}, f)
     return 0
 
 

@@ -43,16 +43,16 @@ class Setup:
 
 
 def _setups(device: torch.device, compile_: bool, compile_mode: str = "default",
-            lrn_impls: tuple[str, ...] = ("auto",)) -> list[Setup]:
+            lrn_impls: tuple[str, ...] = ("auto",), width: float = 1.0) -> list[Setup]:
     cuda = device.type == "cuda"
     tv = torchvision.models.alexnet(weights=None).to(device)
-    ref = AlexNet(ModelConfig(lrn_impl="reference")).to(device)
+    ref = AlexNet(ModelConfig(lrn_impl="reference", width=width)).to(device)
     setups = [
         Setup("torchvision", tv, torch.optim.SGD(tv.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4), "fp32", False),
         Setup("paper-ref", ref, build_optimizer(ref, OptimConfig()), "fp32", False),
     ]
     for impl in lrn_impls:
-        fast = AlexNet(ModelConfig(lrn_impl=impl)).to(device)
+        fast = AlexNet(ModelConfig(lrn_impl=impl, width=width)).to(device)
         if cuda:
             fast = fast.to(memory_format=torch.channels_last)
         name = "paper-fast" if len(lrn_impls) == 1 else f"paper-fast-{impl}"
@@ -85,9 +85,10 @@ def _infer_fn(s: Setup, x: torch.Tensor, device: torch.device):
 
 def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compile_: bool, crop: int = 224,
                 store=None, threads: int = 0, decode: str = "cpu", compile_mode: str = "default",
-                loader_kw: dict | None = None, lrn_impls: tuple[str, ...] = ("auto",)) -> dict:
+                loader_kw: dict | None = None, lrn_impls: tuple[str, ...] = ("auto",), width: float = 1.0) -> dict:
+    """width < 1 shrinks the paper nets (model.width: smoke tests on a CPU; torchvision's row stays full)."""
     torch.manual_seed(0)
-    setups = _setups(device, compile_, compile_mode, tuple(lrn_impls))
+    setups = _setups(device, compile_, compile_mode, tuple(lrn_impls), width)
     x = torch.randn(batch, 3, crop, crop, device=device) * 50  # mean-subtracted 0..255 pixels
     y = torch.randint(0, 1000, (batch,), device=device)
     rows = []
@@ -113,7 +114,7 @@ def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compi
                                                  **(loader_kw or {}))
     if feed:
         ratios["store_vs_synthetic"] = feed["store_vs_synthetic"]
-    return {"device": device_name(device), "torch": torch.__version__, "batch": batch, "crop": crop,
+    return {"device": device_name(device), "torch": torch.__version__, "batch": batch, "crop": crop, "width": width,
             "steps": steps, "compile": compile_, "compile_mode": compile_mode if compile_ else None,
             "lrn_impls": list(lrn_impls), "rows": rows, "ratios": ratios, "feed": feed}
 

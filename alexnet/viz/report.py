@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import importlib.util
 import json
 from pathlib import Path
 
@@ -92,7 +93,10 @@ def build_report(run: Path, data: Path | None, device: torch.device, queries: in
     val = cfg.data.val_split if cfg.data.val_split in store.splits else store.splits[-1]
     parts += ["<h2>Predictions (Figure 4 left)</h2>",
               _img(png(predictions_figure(model, cfg, store, val, 8, device)), "top-5 predictions")]
-    if hasattr(model, "hidden"):
+    if hasattr(model, "hidden") and importlib.util.find_spec("faiss") is None:  # faiss is optional: say what is left out
+        parts += ["<h2>Nearest training images in fc7 space (Figure 4 right)</h2>",
+                  "<p>Left out: nearest-neighbour search needs faiss (pip install 'alexnet[retrieval]').</p>"]
+    elif hasattr(model, "hidden"):
         fig = neighbours_figure(ckpt, model, cfg, store, cfg.data.train_split, val, queries, k, db_per_class, device)
         parts += ["<h2>Nearest training images in fc7 space (Figure 4 right)</h2>", _img(png(fig), "neighbours"),
                   f"<p>Database: {db_per_class or 'all'} training images per class.</p>"]
