@@ -16,7 +16,7 @@ import numpy as np
 from ..data.store import open_store
 from ..viz.results import pyplot
 from .common import (Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct,
-                     recorded_seconds, save_net, subset, train_phases, trainer_on, write_result)
+                     recorded_seconds, save_net, slug, subset, train_phases, trainer_on, write_result)
 from .verdict import MIN_SEEDS, interval_of
 
 # name -> (overrides, paper's change of top-1 / top-5 error in points (None: no number), where)
@@ -44,9 +44,6 @@ SIZES = {
     "full": dict(preset="imagenette", extra=[], crop=224, phases=[2220, 740], val_per_class=0, seeds=3),
 }
 
-
-def slug(variant: str) -> str:
-    return variant.replace(" ", "-").replace("/", "")
 
 
 def net(ctx: Context, variant: str, seed: int, work: Path | None = None) -> Path:

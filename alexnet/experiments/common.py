@@ -141,3 +141,8 @@ def write_result(ctx: Context, result: dict, figure, table: str) -> Path:
     """results/<name>/result.json (with command, date, device and size), <name>.png and table.md."""
     env = environment(resolve_device(ctx.device, "--device"), ctx.command)
     return save_result(ctx.out, ctx.name, {"experiment": ctx.name, **env, "size": ctx.size, **result}, figure, table)
+
+
+def slug(variant: str) -> str:
+    """A variant's name as a file name stem (its cached units: WORK/SLUG-sSEED.*)."""
+    return variant.replace(" ", "-").replace("/", "")

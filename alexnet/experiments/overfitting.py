@@ -23,7 +23,7 @@ from ..viz.features import hidden_features, neighbour_agreement
 from ..viz.kernels import kernel_stats
 from ..viz.results import pyplot
 from .common import (Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct,
-                     recorded_seconds, save_net, subset, train_phases, trainer_on, write_result)
+                     recorded_seconds, save_net, slug, subset, train_phases, trainer_on, write_result)
 
 # name -> the overrides that take the paper's scheme away
 VARIANTS = {
@@ -44,9 +44,6 @@ SIZES = {
     "full": dict(preset="imagenette", extra=[], crop=224, per_class=0, phases=[2960], val_per_class=0, seeds=3),
 }
 
-
-def slug(variant: str) -> str:
-    return variant.replace(" ", "-")
 
 
 def unit(ctx: Context, variant: str, seed: int) -> dict:
