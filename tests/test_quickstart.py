@@ -15,7 +15,13 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     results = json.loads((tmp_path / "runs" / "quickstart-quick" / "results.json").read_text())
     assert results["center"]["images"] == results["10crop"]["images"] == 3925
     assert all(0 <= r["top5_error"] <= r["top1_error"] <= 1 for r in results.values())
-    assert "top-1 accuracy" in out
+    assert "top-1 accuracy" in out and "reported: best.pt, chosen by the error on 5% of each class held out" in out
+    record = json.loads((tmp_path / "results" / "quickstart" / "result.json").read_text())
+    assert record["checkpoint"] == "best.pt" and record["chosen_on"] == "holdout"  # data.holdout, not the val split
+    assert {v: r["top1_error"] for v, r in record["results"].items()} == {v: r["top1_error"] for v, r in results.items()}
+    assert record["epochs"] == 1 and record["steps"] == 3 and record["torch"] and record["date"]
+    assert set(record["seconds"]) == {"prepare", "train", "eval_center", "eval_10crop", "total"}
+    assert (tmp_path / "results" / "quickstart" / "metrics.jsonl").read_text().count('"split": "holdout"') == 1
     # again: the store and the finished run are reused, nothing is retrained
     assert main(["quickstart", "--data-dir", str(DATA), "--work", str(tmp_path), "--set", *sets]) == 0
     assert '"step": 3' in capsys.readouterr().out

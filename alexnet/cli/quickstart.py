@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -85,6 +84,7 @@ def result_record(cfg: Config, preset: str, summary: dict, results: dict, second
     """What result.json holds: the errors of both views, which checkpoint and why, the time of each
     phase, how much was trained and how fast, and where it ran."""
     from ..viz.results import environment
+    from .experiments import command_line
     steps = summary["step"]
     return {
         "results": {views: {k: r[k] for k in ("top1_error", "top5_error", "images", "split")} | {
@@ -97,7 +97,7 @@ def result_record(cfg: Config, preset: str, summary: dict, results: dict, second
         "seconds": {k: round(v, 1) for k, v in seconds.items()} | {"total": round(sum(seconds.values()), 1)},
         "train_img_per_s": round(steps * cfg.optim.batch_size / seconds["train"], 1) if not resumed else None,
         "resumed": resumed,  # a re-run that continued or reused a run: its times are not the whole job's
-        "commit": _commit(), **environment(device, "alexnet quickstart " + " ".join(sys.argv[2:])),
+        "commit": _commit(), **environment(device, command_line()),
     }
 
 
