@@ -117,9 +117,11 @@ def test_loader_resumes_mid_epoch_and_differs_between_epochs():
 def test_bench_model_emits_json(capsys):
     assert main(["bench", "model", "--device", "cpu", "--batch-size", "2", "--steps", "1", "--warmup", "0", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in result["rows"]] == ["torchvision", "paper-ref", "paper-fast"]
+    assert [r["name"] for r in result["rows"]] == ["torchvision", "paper-ref", "paper-fast", "paper-fast-bf16"]
     assert all(r["train_img_s"] > 0 and r["infer_img_s"] > 0 for r in result["rows"])
-    assert set(result["ratios"]) == {"fast_vs_paper_fp32_eager", "fast_vs_torchvision_examples"}
+    assert result["rows"][3]["precision"] == "bf16" and result["rows"][3]["channels_last"]  # the CPU's fast path
+    assert set(result["ratios"]) == {"fast_vs_paper_fp32_eager", "fast_vs_torchvision_examples",
+                                     "cpu_bf16_channels_last_vs_fp32", "cpu_bf16_channels_last_vs_fp32_infer"}
 
 
 def test_bench_model_feeds_from_a_store(tmp_path, capsys):

@@ -17,7 +17,7 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     results = json.loads((tmp_path / "runs" / "quickstart-quick" / "results.json").read_text())
     assert results["center"]["images"] == results["10crop"]["images"] == 3925
     assert all(0 <= r["top5_error"] <= r["top1_error"] <= 1 for r in results.values())
-    assert "top-1 accuracy" in out
+    assert "top-1 accuracy" in out and "reported: best.pt, chosen by the error on 5% of each class held out" in out
     # the record the README's headline comes from: the same errors, the time of each phase
     folder = tmp_path / "rec"
     record = json.loads((folder / "result.json").read_text())
@@ -29,6 +29,9 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     assert min(t["prepare"], t["train"], t["evaluate"]) > 0 and abs(t["prepare"] + t["train"] + t["evaluate"] - t["total"]) < 0.5
     assert record["reused"] == {"store": False, "run": False} and record["images"] == 3925 and record["date"]
     assert (folder / "table.md").read_text().strip() == quickstart_table(record)
+    assert record["checkpoint"] == "best.pt" and record["chosen_on"] == "holdout"  # data.holdout, not the val split
+    assert record["epochs"] == 1 and record["steps"] == 3 and record["torch"]
+    assert (folder / "metrics.jsonl").read_text().count('"split": "holdout"') == 1 and (folder / "config.json").exists()
     # again: the store and the finished run are reused, nothing is retrained, and the record says so
     assert main(["quickstart", "--data-dir", str(DATA), "--work", str(tmp_path), "--set", *sets]) == 0
     assert '"step": 3' in capsys.readouterr().out

@@ -1,6 +1,8 @@
 """§5 schedule: divide lr by 10 when validation error stops improving, three times, then stop."""
+import pytest
+
 from alexnet.config import ScheduleConfig
-from alexnet.train.schedule import PlateauSchedule
+from alexnet.train.schedule import PlateauSchedule, build_schedule
 
 
 def test_cuts_after_patience_and_stops_after_tail():
@@ -58,3 +60,13 @@ def test_plateau_needs_validation_every_epoch():
     assert build_config(None, ["train.val_every_epochs=0", "schedule.kind=cosine"]).schedule.kind == "cosine"
     with pytest.raises(ConfigError, match="warmup_epochs"):
         build_config(None, ["schedule.kind=linear", "schedule.warmup_epochs=90"])
+
+
+def test_step_schedule_divides_at_even_points_of_the_budget():
+    s = build_schedule(ScheduleConfig(kind="step", epochs=8, max_cuts=3), 0.01, steps_per_epoch=10)
+    # cuts after 1/4, 2/4 and 3/4 of the 80 steps
+    assert [s.lr_at(i) for i in (0, 19, 20, 39, 40, 59, 60, 79)] == pytest.approx(
+        [0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5])
+    assert not s.observe(0, 0.5) and s.finished(8) and not s.finished(7)
+    paper = build_schedule(ScheduleConfig(kind="step"), 0.01, steps_per_epoch=1)  # 90 epochs, 3 cuts
+    assert [e for e in range(1, 90) if paper.lr_at(e) < paper.lr_at(e - 1)] == [23, 45, 68]

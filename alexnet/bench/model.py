@@ -9,6 +9,9 @@ Rows:
                fused LRN on CPU), PaperSGD (foreach), and on CUDA bf16 autocast + channels-last
                (+ torch.compile unless --no-compile). With --lrn-impl I1 I2 ..., one such row
                per LRN implementation, named paper-fast-I1, paper-fast-I2, ...
+  paper-fast-bf16 (CPU only) the fast path with bf16 autocast + channels-last through oneDNN
+               (AVX-512 BF16 / AMX where the CPU has them); the ratio cpu_bf16_channels_last_vs_fp32
+               says whether it pays on this CPU (the quick preset uses it)
 
 With a store (--data STORE), also the whole training step fed two ways, paper-fast each time:
   synthetic    one random uint8 batch already on the device, augmented every step (§4.1)
@@ -58,6 +61,10 @@ def _setups(device: torch.device, compile_: bool, compile_mode: str = "default",
         name = "paper-fast" if len(lrn_impls) == 1 else f"paper-fast-{impl}"
         forward = torch.compile(fast, mode=compile_mode) if compile_ else fast
         setups.append(Setup(name, forward, build_optimizer(fast, OptimConfig()), "bf16" if cuda else "fp32", cuda))
+    if not cuda:  # the CPU's own fast path: bf16 autocast + channels-last through oneDNN (AVX-512 BF16 / AMX)
+        cpu = AlexNet(ModelConfig(lrn_impl=lrn_impls[0])).to(device).to(memory_format=torch.channels_last)
+        forward = torch.compile(cpu, mode=compile_mode) if compile_ else cpu
+        setups.append(Setup("paper-fast-bf16", forward, build_optimizer(cpu, OptimConfig()), "bf16", True))
     return setups
 
 
@@ -107,10 +114,15 @@ def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compi
     ratios = {}
     for s in setups[2:]:  # the fast rows
         by[s.name]["tencrop_img_s"] = _tencrop_rate(s, batch, crop, steps, warmup, device)
+    fast = [s for s in setups[2:] if s.name != "paper-fast-bf16"]
+    for s in fast:
         tag = "" if s.name == "paper-fast" else s.name.removeprefix("paper-fast") + "_"
         ratios[f"fast_{tag}vs_paper_fp32_eager"] = by[s.name]["train_img_s"] / by["paper-ref"]["train_img_s"]
         ratios[f"fast_{tag}vs_torchvision_examples"] = by[s.name]["train_img_s"] / by["torchvision"]["train_img_s"]
-    feed = None if store is None else bench_feed(setups[-1], store, device, batch, steps, warmup, threads, decode,
+    if "paper-fast-bf16" in by and "paper-fast" in by:
+        ratios["cpu_bf16_channels_last_vs_fp32"] = by["paper-fast-bf16"]["train_img_s"] / by["paper-fast"]["train_img_s"]
+        ratios["cpu_bf16_channels_last_vs_fp32_infer"] = by["paper-fast-bf16"]["infer_img_s"] / by["paper-fast"]["infer_img_s"]
+    feed = None if store is None else bench_feed(fast[-1], store, device, batch, steps, warmup, threads, decode,
                                                  **(loader_kw or {}))
     if feed:
         ratios["store_vs_synthetic"] = feed["store_vs_synthetic"]
@@ -169,10 +181,10 @@ def _tencrop_rate(s: Setup, batch: int, crop: int, steps: int, warmup: int, devi
 def format_model(result: dict) -> str:
     lines = [f"bench model on {result['device']}, torch {result['torch']}, batch {result['batch']}, "
              f"{result['crop']}px, median of {result['steps']} steps",
-             f"{'setup':<12} {'precision':<9} {'train img/s':>12} {'ms/step':>9} {'peak MiB':>9} {'infer img/s':>12}"]
+             f"{'setup':<16} {'precision':<9} {'train img/s':>12} {'ms/step':>9} {'peak MiB':>9} {'infer img/s':>12}"]
     for r in result["rows"]:
         peak = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "-"
-        lines.append(f"{r['name']:<12} {r['precision']:<9} {r['train_img_s']:>12.1f} {r['train_ms_step']:>9.1f} "
+        lines.append(f"{r['name']:<16} {r['precision']:<9} {r['train_img_s']:>12.1f} {r['train_ms_step']:>9.1f} "
                      f"{peak:>9} {r['infer_img_s']:>12.1f}")
     for fast in result["rows"][2:]:
         lines.append(f"{fast['name']} 10-patch eval: {fast['tencrop_img_s']:.1f} img/s")

@@ -5,10 +5,18 @@ It writes the record of the call into the run folder (quickstart.json: the error
 of each phase, the command, date, host and the package's commit; quickstart.md: the rows the
 README shows) and, with `--results DIR`, as DIR/result.json and DIR/table.md: the README's
 headline is `alexnet quickstart --results results/quickstart` from a fresh clone, committed
-(tests/test_results_readme.py keeps the README equal to it)."""
+(tests/test_results_readme.py keeps the README equal to it); the run's config.json and
+metrics.jsonl are copied beside it.
+
+Which checkpoint is reported: best.pt, chosen by the per-epoch validation. With data.holdout > 0
+(the default) that validation runs on images held out of the training split, so the validation
+split that is reported was never used to choose anything (the paper tuned on its validation set and
+reported test, §6). With data.holdout=0 best.pt is chosen on the reported split itself, and the
+output says so."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -45,40 +53,66 @@ def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[st
         print("interrupted: run `alexnet quickstart` again to continue where it stopped")
         return {"status": summary["status"]}
     seconds["train"] = time.perf_counter() - start - seconds["prepare"]
-    print("[3/3] evaluate best.pt on the held-out split")
+    chosen = chosen_on(cfg)
+    print(f"[3/3] evaluate best.pt ({chosen}) on the {cfg.data.val_split} split")
     store, device = open_store(store_dir), resolve_device(cfg.train.device)
     results = {views: evaluate_checkpoints([str(run / "best.pt")], store, cfg.data.val_split, views, device,
-                                           cfg.eval.batch_size) for views in dict.fromkeys(("center", cfg.eval.views))}
+                                           cfg.eval.batch_size, cfg.train.precision, channels_last=cfg.train.channels_last)
+               for views in dict.fromkeys(("center", cfg.eval.views))}  # the precision and layout it trained in
     (run / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     seconds["evaluate"] = time.perf_counter() - start - seconds["prepare"] - seconds["train"]
     seconds["total"] = time.perf_counter() - start
     places = [(run, "quickstart.json", "quickstart.md")] + ([(results_dir, "result.json", "table.md")] if results_dir else [])
-    record = write_record(places, results, seconds, reused, preset, cfg.data.val_split, device)
+    record = write_record(places, run, {**facts(cfg, preset, summary, device), "errors": {
+        views: {"top1": r["top1_error"], "top5": r["top5_error"]} for views, r in results.items()},
+        "images": next(iter(results.values()))["images"],
+        "seconds": {k: round(v, 1) for k, v in seconds.items()}, "reused": reused})
     for views, r in results.items():
         print(f"  {views:>6}: top-1 accuracy {100 * (1 - r['top1_error']):.2f}%  "
               f"(top-1 error {100 * r['top1_error']:.2f}%, top-5 error {100 * r['top5_error']:.2f}%) on {r['images']} images")
+    print(f"  reported: best.pt, {chosen}")
     print(f"results: {run / 'results.json'} and {record}; metrics: {run / 'metrics.jsonl'}; "
           f"TensorBoard: tensorboard --logdir {run / 'tb'}")
     return results
 
 
-def write_record(places: list[tuple[Path, str, str]], results: dict, seconds: dict, reused: dict, preset: str,
-                 split: str, device) -> Path:
-    """The record (errors, seconds per phase, where and when) as JSON and its table (quickstart_table)
-    as markdown, in each (folder, json name, markdown name) of `places`; the first JSON's path."""
+def chosen_on(cfg: Config) -> str:
+    """Where best.pt was chosen, in words."""
+    if cfg.data.holdout:
+        return (f"chosen by the error on {100 * cfg.data.holdout:g}% of each class held out of the "
+                f"{cfg.data.train_split} split (data.holdout), never trained on; the {cfg.data.val_split} split "
+                "is used only here")
+    return (f"chosen by the error on the {cfg.data.val_split} split itself (data.holdout=0): the number below is "
+            "selected on the split it reports")
+
+
+def facts(cfg: Config, preset: str, summary: dict, device) -> dict:
+    """Where and how the quickstart ran: command, date, host, commit, the recipe's knobs, which
+    checkpoint is reported and on what it was chosen."""
     import platform
 
-    from ..fsutil import write_atomic
     from ..runtime import command_line, source_commit
     from ..viz.results import environment
-    record = {**environment(device, command_line(_without_results(sys.argv))), "commit": source_commit(), "host": platform.node(),
-              "preset": preset, "split": split, "images": next(iter(results.values()))["images"],
-              "errors": {views: {"top1": r["top1_error"], "top5": r["top5_error"]} for views, r in results.items()},
-              "seconds": {k: round(v, 1) for k, v in seconds.items()}, "reused": reused}
+    return {**environment(device, command_line(_without_results(sys.argv))), "commit": source_commit(),
+            "host": platform.node(), "preset": preset, "split": cfg.data.val_split,
+            "checkpoint": "best.pt", "chosen_on": "holdout" if cfg.data.holdout else cfg.data.val_split,
+            "why": chosen_on(cfg), "epochs": summary["epoch"], "steps": summary["step"],
+            "batch_size": cfg.optim.batch_size, "schedule": cfg.schedule.kind,
+            "precision": cfg.train.precision, "channels_last": cfg.train.channels_last}
+
+
+def write_record(places: list[tuple[Path, str, str]], run: Path, record: dict) -> Path:
+    """The record as JSON and its table (quickstart_table) as markdown, in each (folder, json name,
+    markdown name) of `places`, with the run's config.json and metrics.jsonl beside it outside the
+    run folder; the first JSON's path."""
+    from ..fsutil import write_atomic
     for folder, json_name, table_name in places:
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / json_name, (json.dumps(record, indent=1) + "\n").encode())
         write_atomic(folder / table_name, (quickstart_table(record) + "\n").encode())
+        if folder != run:
+            for name in ("config.json", "metrics.jsonl"):
+                shutil.copyfile(run / name, folder / name)
     return places[0][0] / places[0][1]
 
 

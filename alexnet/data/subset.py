@@ -13,6 +13,19 @@ def balanced_indices(labels: np.ndarray, per_class: int, seed: int = 0) -> np.nd
     return np.sort(np.concatenate(picks))
 
 
+def holdout_indices(labels: np.ndarray, share: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held): `share` of every class held out (rounded, at least one image of a class with
+    two or more), drawn with `seed`; two disjoint sorted index arrays that together cover `labels`."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        k = min(len(members) - 1, max(1, round(share * len(members))))
+        held.append(rng.permutation(members)[:k])
+    held = np.sort(np.concatenate(held))
+    return np.setdiff1d(np.arange(len(labels)), held), held
+
+
 class SubsetReader:
     """The images of `reader` at `indices`, renumbered 0..len-1."""
 

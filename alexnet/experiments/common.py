@@ -53,7 +53,8 @@ def experiment_config(ctx: Context, preset: str | None, overrides: list[str]) ->
     """A config for one training unit: the preset, the experiment's overrides, the context's store and device."""
     extra = [f"data.store={ctx.data}", f"data.val_split={held_out_split(open_store(ctx.data))}",
              f"train.device={ctx.device}", f"train.threads={ctx.threads}",
-             f"data.threads={ctx.threads}", "train.progress=false"]
+             f"data.threads={ctx.threads}", "train.progress=false",
+             "data.holdout=0"]  # fixed budgets, nothing chosen by validation: every training image trains
     return build_config(preset, extra + overrides)
 
 

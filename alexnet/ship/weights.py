@@ -160,7 +160,8 @@ def from_checkpoint(state: dict, path: Path) -> Weights:
     cfg = from_dict(state["config"])
     stats = state.get("input") or _stats_from_store(cfg, path)
     progress = state.get("progress", {})
-    metrics = [{"split": cfg.data.val_split, "views": "center", "top1_error": progress["best_error"],
+    split = f"holdout ({100 * cfg.data.holdout:g}% of {cfg.data.train_split})" if cfg.data.holdout else cfg.data.val_split
+    metrics = [{"split": split, "views": "center", "top1_error": progress["best_error"],
                 "command": "alexnet train: validation after each epoch (the run's best so far, the one in best.pt)"}] \
         if np.isfinite(progress.get("best_error", np.inf)) else []
     recipe = {"command": "alexnet finetune" if cfg.finetune.source else "alexnet train", "epochs": progress.get("epoch"),

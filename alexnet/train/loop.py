@@ -295,8 +295,8 @@ class Trainer:
         at_chance = self.health.at_chance(self.step, err)
         cut = False if at_chance else self.schedule.observe(self.epoch, err)  # no cuts spent on a net at chance
         self.epoch, self.batch = self.epoch + 1, 0
-        self.log.write("val", self.step, epoch=self.epoch, lr_cut=cut, **metrics)
-        _print(self.cfg.train.progress, f"epoch {self.epoch}: val top-1 error {err:.4f}, top-5 error "
+        self.log.write("val", self.step, epoch=self.epoch, lr_cut=cut, split=self.parts.val_name, **metrics)
+        _print(self.cfg.train.progress, f"epoch {self.epoch}: {self.parts.val_name} top-1 error {err:.4f}, top-5 error "
                f"{metrics['top5_error']:.4f}, lr {self.schedule.lr:g}" + (" (cut)" if cut else ""))
         improved = err < self.best_error
         self.best_error = min(self.best_error, err)
@@ -325,6 +325,7 @@ class Trainer:
     def _summary(self, status: str) -> dict:
         return {"status": status, "run": str(self.run.path), "epoch": self.epoch, "step": self.step,
                 "best_val_top1_error": self.best_error if math.isfinite(self.best_error) else None,  # JSON has no inf
+                "val_split": self.parts.val_name,  # where that error and best.pt's choice come from
                 "lr": self.schedule.lr}
 
 

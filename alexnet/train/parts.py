@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -20,6 +21,7 @@ from ..config import Config
 from ..data.augment import pca_lambda
 from ..data.loader import BatchLoader
 from ..data.store import SplitReader, Store, open_store
+from ..data.subset import SubsetReader, holdout_indices
 from ..errors import ConfigError
 from ..nets.layers import freeze
 from ..nets.model import build_model
@@ -39,13 +41,14 @@ class Parts:
     optimizer: torch.optim.Optimizer
     schedule: Schedule  # owns the learning rate
     loader: BatchLoader  # the training split in an order that is a function of (seed, epoch)
-    val_reader: SplitReader
+    val_reader: SplitReader | SubsetReader  # the per-epoch validation: the holdout of the training split, or data.val_split
     mean: torch.Tensor | None  # (3, S, S) §2 mean image on the device, or None (data.mean_image=false)
     eigvecs: torch.Tensor  # (3, 3) §4.1 PCA of RGB values, columns
     lam: torch.Tensor  # (3,) scales of the PCA noise (augment.pca_lambda)
     layout: Layout = dataclasses.field(default_factory=Layout)  # where this process sits (one process: the default)
     columns: ColumnShards | None = None  # model parallelism: converts this column's state to the whole net's
     from_store: dict = dataclasses.field(default_factory=dict)  # config values taken from the store (check_data)
+    val_name: str = "val"  # what val_reader is, for logs: "holdout" (data.holdout > 0) or data.val_split
 
     def state_dicts(self) -> tuple[dict, dict]:
         """The whole net's model and optimiser state dicts, as a one-device run saves them
@@ -81,7 +84,7 @@ def build_parts(cfg: Config, device: torch.device, layout: Layout | None = None,
         model = model.to(memory_format=torch.channels_last)
     compiled = cfg.train.compile and layout.world == 1  # distributed: compiled around DDP by distributed.wrap
     forward = torch.compile(model, mode=cfg.train.compile_mode) if compiled else model
-    train_reader = store.split(cfg.data.train_split)
+    train_reader, val_reader = split_readers(cfg, store)
     loader = BatchLoader(train_reader, layout.local_batch(cfg.optim.batch_size), shuffle=True, seed=cfg.train.seed,
                          rank=layout.replica, world=layout.replicas,
                          prefetch=cfg.data.prefetch, max_batches=cfg.train.max_steps_per_epoch,
@@ -93,10 +96,24 @@ def build_parts(cfg: Config, device: torch.device, layout: Layout | None = None,
     return Parts(device=device, store=store, model=model, forward=forward,
                  optimizer=build_optimizer(model, cfg.optim, cfg.finetune),
                  schedule=build_schedule(cfg.schedule, cfg.optim.lr, len(loader)),
-                 loader=loader, val_reader=store.split(cfg.data.val_split),
+                 loader=loader, val_reader=val_reader,
                  mean=store.mean.to(device) if cfg.data.mean_image else None,
                  eigvecs=store.pca_eigvecs.to(device), lam=pca_lambda(store.pca_eigvals, cfg.data.pca_scale).to(device),
-                 layout=layout, columns=columns, from_store=from_store)
+                 layout=layout, columns=columns, from_store=from_store,
+                 val_name="holdout" if cfg.data.holdout else cfg.data.val_split)
+
+
+HOLDOUT_SEED = 0  # the held-out images are the same for every train.seed (ensembles, --seeds)
+
+
+def split_readers(cfg: Config, store: Store) -> tuple[SplitReader | SubsetReader, SplitReader | SubsetReader]:
+    """(what trains, what the per-epoch validation reads): with data.holdout > 0 the training split
+    without its holdout, and the holdout; else the whole training split and data.val_split."""
+    train = store.split(cfg.data.train_split)
+    if not cfg.data.holdout:
+        return train, store.split(cfg.data.val_split)
+    kept, held = holdout_indices(np.asarray(train.labels), cfg.data.holdout, HOLDOUT_SEED)
+    return SubsetReader(train, kept), SubsetReader(train, held)
 
 
 def _place(model: nn.Module, cfg: Config, layout: Layout) -> tuple[nn.Module, ColumnShards | None]:

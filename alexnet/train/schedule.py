@@ -7,6 +7,10 @@ the rate of the current step. The state is a small dict saved with every checkpo
 - linear / cosine (not the paper's; for a fixed budget such as the imagenette-fast preset):
   decay to 0 at the end of schedule.epochs, linearly or along half a cosine. The rate is a
   function of the step alone.
+- step (§5's divisions by 10, placed by the budget instead of by the validation error): the rate is
+  divided by schedule.factor schedule.max_cuts times, at i / (max_cuts + 1) of schedule.epochs
+  (i = 1..max_cuts; 90 epochs: 22.5, 45, 67.5, near run 145's cuts at 25, 51 and ~75). A
+  function of the step alone, like linear and cosine.
 - warm-up (not the paper's; any kind): with schedule.warmup_epochs = W > 0 the rate grows linearly
   to its value over the first W epochs (Goyal et al. 2017 "Accurate, Large Minibatch SGD", used with
   LARS by You et al. 2017 for large batches); a function of the step, so nothing more is saved.
@@ -94,7 +98,7 @@ class DecayState:
 
 
 class DecaySchedule:
-    """schedule.kind=linear|cosine: warm-up, then decay to 0 over schedule.epochs (module docstring)."""
+    """schedule.kind=linear|cosine|step: warm-up, then decay over schedule.epochs (module docstring)."""
 
     def __init__(self, cfg: ScheduleConfig, base_lr: float, steps_per_epoch: int):
         self.cfg = cfg
@@ -107,6 +111,9 @@ class DecaySchedule:
         if step < self.warmup:
             return base * (step + 1) / self.warmup
         t = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))  # 0 -> 1 over the decay
+        if self.cfg.kind == "step":
+            cuts = min(self.cfg.max_cuts, math.floor(t * (self.cfg.max_cuts + 1)))
+            return base * self.cfg.factor ** cuts
         return base * (1.0 - t) if self.cfg.kind == "linear" else base * 0.5 * (1.0 + math.cos(math.pi * t))
 
     @property
