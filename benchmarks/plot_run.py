@@ -21,7 +21,8 @@ def main(run: str, out: str) -> None:
     a.set(xlabel="step", ylabel="training loss", title="training loss")
     b.plot([r["epoch"] for r in val], [100 * r["top1_error"] for r in val], "o-", label="top-1")
     b.plot([r["epoch"] for r in val], [100 * r["top5_error"] for r in val], "o-", label="top-5")
-    b.set(xlabel="epoch", ylabel="validation error (%)", title="validation error (centre patch)")
+    split = val[0].get("split", "validation") if val else "validation"  # "holdout": data.holdout of train
+    b.set(xlabel="epoch", ylabel=f"{split} error (%)", title=f"per-epoch {split} error (centre patch)")
     b.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=110)
