@@ -371,7 +371,8 @@ def test_dry_run_of_the_speed_part(tiny_pack, tmp_path):
     assert proc.returncode == (3 if optional else 0), proc.stdout[-2000:]
     model = by["model-eager"]["result"]
     assert [r["name"] for r in model["rows"]] == ["torchvision", "paper-ref", "paper-fast-reference",
-                                                  "paper-fast-fast", "paper-fast-triton"]
+                                                  "paper-fast-fast", "paper-fast-triton",
+                                                  "paper-fast-bf16"]  # the CPU's own row: a dry run has it, a GPU none
     assert by["prepare-raw"]["result"]["fresh"] and by["prepare-jpeg"]["result"]["format"] == "jpeg"
     checks = by["gpu-checks"]["result"]
     assert {c["name"] for c in checks["checks"]} == {"loader-raw", "loader-jpeg", "pixels-nvjpeg", "pixels-mixed",
