@@ -11,19 +11,19 @@ import numpy as np
 
 from ..data.store import open_store
 from ..viz.results import pyplot
-from .common import (Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct,
+from .common import (SMALL_NET, Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct,
                      save_net, subset, train_phases, trainer_on, write_result)
 from .verdict import MIN_SEEDS, interval_of
 
 PAPER = {"without_lrn": 0.13, "with_lrn": 0.11}
 # per_class: training images of each class (0: all); phases: steps at lr, then at lr/10.
-# cpu and tiny use He init on inputs scaled by 1/58 (the quick preset's choice): cuda-convnet's
+# cpu and tiny use He init on inputs scaled by 1/58 (SMALL_NET): cuda-convnet's
 # stds (conv1 1e-4) stay near chance for longer than a CPU budget; full uses them (init=paper).
 SIZES = {
     "tiny": dict(per_class=16, batch=32, phases=[3, 1], test_per_class=10, seeds=1,
-                 init=["model.init=kaiming", "model.input_scale=0.01724", "optim.lr=0.01"]),
+                 init=[*SMALL_NET, "optim.lr=0.01"]),
     "cpu": dict(per_class=500, batch=128, phases=[120, 30], test_per_class=200, seeds=3,
-                init=["model.init=kaiming", "model.input_scale=0.01724", "optim.lr=0.01"]),
+                init=[*SMALL_NET, "optim.lr=0.01"]),
     "full": dict(per_class=0, batch=128, phases=[39000, 6000], test_per_class=0, seeds=3,
                  init=["model.init=paper", "optim.lr=0.001"]),
 }

@@ -22,7 +22,7 @@ from ..nets.model import build_model
 from ..viz.features import hidden_features, neighbour_agreement
 from ..viz.kernels import kernel_stats
 from ..viz.results import pyplot
-from .common import (Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct,
+from .common import (SMALL_NET, Context, cached, check_settings, evaluate_nets, experiment_config, held_out_split, pct,
                      recorded_seconds, save_net, slug, subset, train_phases, trainer_on, write_result)
 
 # name -> the overrides that take the paper's scheme away
@@ -34,11 +34,12 @@ VARIANTS = {
 # per_class: training images of each class; phases: steps at the preset's lr (one phase: no lr cut, so
 # that the steps to a loss level compare the nets, not the schedule); val_per_class: held-out images
 SIZES = {
-    "tiny": dict(preset="quick", extra=["model.width=0.125", "optim.batch_size=16"], crop=64, per_class=4,
+    "tiny": dict(preset=None, extra=[*SMALL_NET, "model.width=0.125", "optim.batch_size=16"], crop=64, per_class=4,
                  phases=[4], val_per_class=2, seeds=1),
-    # cpu: the quick preset at a quarter width on 64px crops of a 72px store (the quick preset's own size,
-    # ~15 min a net on this host, does not fit 9 nets), 1,000 training images seen ~40 times each
-    "cpu": dict(preset="quick", extra=["model.width=0.25", "optim.batch_size=64"], crop=64, per_class=100,
+    # cpu: the paper's recipe with He init (SMALL_NET) at a quarter width on 64px crops of a 72px store
+    # (the quick preset's size, ~15 min a net on this host, does not fit 9 nets), 1,000 training images
+    # seen ~40 times each
+    "cpu": dict(preset=None, extra=[*SMALL_NET, "model.width=0.25", "optim.batch_size=64"], crop=64, per_class=100,
                 phases=[640], val_per_class=50, seeds=3),
     # full: all of Imagenette for the ablations' budget (40 epochs of 74 steps), at the imagenette preset's size
     "full": dict(preset="imagenette", extra=[], crop=224, per_class=0, phases=[2960], val_per_class=0, seeds=3),
