@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,9 +149,11 @@ class _Window(io.RawIOBase):
 def _class_tars(path: Path, split: str, skips: list[Skip]) -> dict[str, list[Entry]]:
     """The train tar of class tars: class -> its images, each at its offset in the outer file."""
     classes: dict[str, list[Entry]] = {}
+    where: dict[str, str] = {}  # wnid -> the class tar it came from
+    damage: list[sources.Damage] = []
     try:
-        with open(path, "rb") as outer_file, open(path, "rb") as inner_file, tarfile.open(fileobj=outer_file, mode="r:") as tf:
-            for m in tf:
+        with open(path, "rb") as inner_file, sources.open_tar(path) as tf:
+            for m in sources.tar_members(tf, damage):
                 it = sources.tar_item(m)
                 name = "/".join(it.parts)
                 if it.kind != "file":
@@ -161,45 +164,61 @@ def _class_tars(path: Path, split: str, skips: list[Skip]) -> dict[str, list[Ent
                 if not it.parts[-1].endswith(".tar"):
                     skips.append(Skip(split, f"{path.name}/{name}", "not a class tar (<wnid>.tar)"))
                     continue
+                if wnid in classes:  # never replace one class's images by another tar's, silently
+                    raise ImageNetError(f"{path} holds two class tars for {wnid} ({where[wnid]}, {name}): "
+                                        "remove one (or merge them into one tar)")
+                where[wnid] = name
                 classes[wnid] = _inner_members(inner_file, path, m, split, wnid, skips)
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise ImageNetError(f"cannot read {path}: {e}") from None
+    skips += [Skip(split, d.where(path.name), d.reason) for d in damage]
     for entries in classes.values():
         entries.sort(key=lambda e: e.name)
     return dict(sorted(classes.items()))
 
 
 def _inner_members(f, path: Path, m: tarfile.TarInfo, split: str, wnid: str, skips: list[Skip]) -> list[Entry]:
+    """The images of one class tar, read through a window onto the outer file: a member that runs
+    past the class tar's end (a truncated class tar) is a skip, never read into the next member."""
     entries: list[Entry] = []
     archive = str(path)  # one string shared by the class's entries (1.3 million of them in all)
+    damage: list[sources.Damage] = []
     try:
-        with tarfile.open(fileobj=_Window(f, m.offset_data, m.size), mode="r:") as inner:
-            for im in inner:
+        with sources.open_tar(fileobj=_Window(f, m.offset_data, m.size)) as inner:
+            for im in sources.tar_members(inner, damage):
                 it = sources.tar_item(im)
                 shown = f"{split}/{wnid}/{'/'.join(it.parts)}"
-                if it.kind == "file":
+                if it.kind == "file" and it.offset + it.size > m.size:
+                    skips.append(Skip(split, shown, f"{wnid}.tar ends inside this member (a truncated class tar)"))
+                elif it.kind == "file":
                     entries.append(Entry(split, wnid, f"{split}/{wnid}/{it.parts[-1]}", im.name, it.size,
                                          m.offset_data + it.offset, archive))
                 elif it.kind != "dir":
                     skips.append(Skip(split, shown, it.kind))
     except (tarfile.TarError, EOFError) as e:
         skips.append(Skip(split, f"{split}/{wnid}.tar", f"cannot read this class tar ({e}); its images are left out"))
+    skips += [Skip(split, d.where(f"{split}/{wnid}.tar"), d.reason) for d in damage]
     return entries
 
 
 def _flat_tar(path: Path, split: str, skips: list[Skip]) -> list[Entry]:
     """A flat split's tar (val, test): its files, whatever folder they sit in, as <split>/<file>."""
     entries = []
+    damage: list[sources.Damage] = []
+    size = path.stat().st_size
     try:
-        with tarfile.open(path, "r:") as tf:
-            for m in tf:
+        with sources.open_tar(path) as tf:
+            for m in sources.tar_members(tf, damage):
                 it = sources.tar_item(m)
-                if it.kind == "file":
+                if it.kind == "file" and it.offset + it.size > size:
+                    skips.append(Skip(split, f"{split}/{it.parts[-1]}", "the archive ends inside this member"))
+                elif it.kind == "file":
                     entries.append(Entry(split, "", f"{split}/{it.parts[-1]}", m.name, it.size, it.offset, str(path)))
                 elif it.kind != "dir":
                     skips.append(Skip(split, f"{path.name}/{'/'.join(it.parts)}", it.kind))
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise ImageNetError(f"cannot read {path}: {e}") from None
+    skips += [Skip(split, d.where(path.name), d.reason) for d in damage]
     return sorted(entries, key=lambda e: e.name)
 
 

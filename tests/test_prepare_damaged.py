@@ -1,0 +1,163 @@
+"""Issue 31: `prepare` against damaged and hostile sources, built from real Imagenette JPEGs (plus
+the damaged bytes). Each case checks that every intact image is stored with its right label, or
+named in skipped.tsv with the reason, and that the exit code and the summary line say so."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torchvision.transforms.functional as TF
+from PIL import Image, ImageOps
+
+import imagenet_fakes as fakes
+from alexnet.cli import main
+from alexnet.data.prepare import prepare
+from alexnet.data.store import open_store
+from conftest import IMAGENETTE, need
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, list[bytes]]:
+    """8 real JPEGs of each of the first 5 Imagenette classes (the ImageNet fakes need 5)."""
+    need(IMAGENETTE)
+    return fakes.read_photos(IMAGENETTE)
+
+
+def tree(photos: dict[str, list[bytes]], classes: int = 3, train: int = 4, val: int = 2) -> dict[str, bytes]:
+    """<split>/<wnid>/<wnid>_<i>.JPEG -> bytes, in sorted order."""
+    files = {}
+    for wnid in sorted(photos)[:classes]:
+        for i, data in enumerate(photos[wnid][:train + val]):
+            files[f"{'train' if i < train else 'val'}/{wnid}/{wnid}_{i}.JPEG"] = data
+    return dict(sorted(files.items()))
+
+
+def tar_of(members: dict[str, bytes]) -> tuple[bytearray, dict[str, int]]:
+    """A plain tar of `members` in order, and each member's header offset."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    data = bytearray(buf.getvalue())
+    with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tf:
+        offsets = {m.name: m.offset for m in tf}
+    return data, offsets
+
+
+def damage_header(data: bytearray, offset: int) -> bytearray:
+    data[offset:offset + 512] = bytes((7 * i + 13) % 251 + 1 for i in range(512))  # no valid header, no zeros
+    return data
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        rc = main(["prepare", *argv, "--size", str(SIZE), "--workers", "1", "--quiet"])
+    except SystemExit as e:
+        rc = e.code
+    out, err = capsys.readouterr()
+    return rc, out, err.strip()
+
+
+def stored(out: Path) -> dict[str, str]:
+    """Every stored file's name -> the class it is stored under."""
+    store = open_store(out)
+    found = {}
+    for split in store.splits:
+        names = (out / f"{split}.files.txt").read_text().splitlines()
+        labels = store.split(split).labels
+        assert len(names) == len(labels)
+        found.update({n: store.classes[label] for n, label in zip(names, labels)})
+    return found
+
+
+def skipped(out: Path) -> dict[str, str]:
+    """skipped.tsv: path -> reason."""
+    rows = [line.split("\t") for line in (out / "skipped.tsv").read_text().splitlines()[1:]]
+    return {r[1]: r[2] for r in rows}
+
+
+def folder_class(name: str) -> str:
+    return name.split("/")[1]
+
+
+# ---- 1. a damaged tar header is never the archive's end ------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["tar", "tar.gz"])
+def test_a_damaged_header_mid_archive_is_named_and_the_rest_is_read(photos, tmp_path, capsys, kind):
+    files = tree(photos)
+    data, offsets = tar_of(files)
+    lost = sorted(files)[5]  # a train image of the second class: 12 members come after it
+    damage_header(data, offsets[lost])
+    src = tmp_path / f"src.{kind}"
+    src.write_bytes(gzip.compress(bytes(data)) if kind == "tar.gz" else bytes(data))
+    rc, out, err = cli(capsys, str(src), str(tmp_path / "out"))
+    assert rc == 0, err
+    got = stored(tmp_path / "out")
+    assert got == {n: folder_class(n) for n in files if n != lost}  # every intact image, its own class
+    where = f"src.{kind} at byte {offsets[lost]}"
+    assert "damaged tar header" in skipped(tmp_path / "out")[where]
+    assert out.splitlines()[0].startswith(f"read {len(files)}, stored {len(files) - 1}, skipped 1 -> ")
+    assert "1 damaged tar header" in out.splitlines()[0] and where in out
+    rc, _, err = cli(capsys, str(src), str(tmp_path / "strict"), "--strict")
+    assert rc == 2 and "\n" not in err and where in err and "damaged tar header" in err
+
+
+def test_a_damaged_header_inside_a_class_tar_is_named(photos, tmp_path, capsys):
+    fake = fakes.official(tmp_path / "in", photos)
+    wnid = sorted(fake.train)[2]
+    inner, offsets = tar_of(fake.train[wnid])
+    lost = sorted(fake.train[wnid])[1]
+    damage_header(inner, offsets[lost])
+    outer, _ = tar_of({f"{w}.tar": bytes(inner) if w == wnid else bytes(tar_of(m)[0])
+                       for w, m in sorted(fake.train.items())})
+    (fake.src / "ILSVRC2012_img_train.tar").write_bytes(bytes(outer))
+    rc, out, err = cli(capsys, str(fake.src), str(tmp_path / "out"), "--splits", "train")
+    assert rc == 0, err
+    want = {f"train/{w}/{f}": w for w, m in fake.train.items() for f in m if (w, f) != (wnid, lost)}
+    assert stored(tmp_path / "out") == want
+    where = f"train/{wnid}.tar at byte {offsets[lost]}"
+    assert "damaged tar header" in skipped(tmp_path / "out")[where]
+    assert out.splitlines()[0].startswith(f"read {len(want) + 1}, stored {len(want)}, skipped 1 -> ")
+    rc, _, err = cli(capsys, str(fake.src), str(tmp_path / "strict"), "--splits", "train", "--strict")
+    assert rc == 2 and "\n" not in err and where in err
+
+
+def test_an_archive_cut_mid_member_keeps_the_whole_images_before_it(photos, tmp_path, capsys):
+    files = tree(photos)
+    data, offsets = tar_of(files)
+    cut = sorted(files)[-3]  # cut 100 bytes into the data of the third-last member
+    src = tmp_path / "src.tar"
+    src.write_bytes(bytes(data[:offsets[cut] + 512 + 100]))
+    rc, out, err = cli(capsys, str(src), str(tmp_path / "out"))
+    assert rc == 0, err
+    whole = [n for n in sorted(files) if offsets[n] < offsets[cut]]
+    assert stored(tmp_path / "out") == {n: folder_class(n) for n in whole}
+    skips = skipped(tmp_path / "out")
+    assert "archive ends inside this member" in skips[cut]
+    assert any(k.startswith("src.tar at byte ") and "archive ends" in r for k, r in skips.items())
+
+
+def test_a_truncated_class_tar_is_never_read_into_the_next_member(photos, tmp_path, capsys):
+    fake = fakes.official(tmp_path / "in", photos)
+    wnid = sorted(fake.train)[1]
+    inner, offsets = tar_of(fake.train[wnid])
+    last = sorted(fake.train[wnid])[-1]
+    truncated = bytes(inner[:offsets[last] + 512 + 700])  # the last image cut 700 bytes in
+    outer, _ = tar_of({f"{w}.tar": truncated if w == wnid else bytes(tar_of(m)[0]) for w, m in sorted(fake.train.items())})
+    (fake.src / "ILSVRC2012_img_train.tar").write_bytes(bytes(outer))
+    rc, out, err = cli(capsys, str(fake.src), str(tmp_path / "out"), "--splits", "train")
+    assert rc == 0, err
+    want = {f"train/{w}/{f}": w for w, m in fake.train.items() for f in m if (w, f) != (wnid, last)}
+    assert stored(tmp_path / "out") == want
+    assert "truncated class tar" in skipped(tmp_path / "out")[f"train/{wnid}/{last}"]
