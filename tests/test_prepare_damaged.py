@@ -161,3 +161,36 @@ def test_a_truncated_class_tar_is_never_read_into_the_next_member(photos, tmp_pa
     want = {f"train/{w}/{f}": w for w, m in fake.train.items() for f in m if (w, f) != (wnid, last)}
     assert stored(tmp_path / "out") == want
     assert "truncated class tar" in skipped(tmp_path / "out")[f"train/{wnid}/{last}"]
+
+
+# ---- 2. a store is not reused when its source changed -----------------------------------------
+
+
+def test_a_changed_source_is_refused_and_an_unchanged_one_reused(photos, tmp_path, capsys):
+    files = tree(photos)
+    good, offsets = tar_of(files)
+    src, out = tmp_path / "src.tar", tmp_path / "out"
+    src.write_bytes(bytes(damage_header(bytearray(good), offsets[sorted(files)[5]])))
+    assert cli(capsys, str(src), str(out))[0] == 0
+    rc, again, _ = cli(capsys, str(src), str(out))  # unchanged: the finished store is the answer
+    assert rc == 0 and again.startswith(f"read {len(files)}, stored {len(files) - 1}, skipped 1 ")
+    before = src.stat().st_mtime_ns
+    src.write_bytes(bytes(good))  # the damaged archive replaced by a good one, of the same size
+    os.utime(src, ns=(before + 10**9, before + 10**9))  # a second later, whatever the file system's clock step
+    rc, _, err = cli(capsys, str(src), str(out))
+    assert rc == 2 and "\n" not in err and f"{src} changed since the store {out}" in err
+    assert len(stored(out)) == len(files) - 1  # the store was left as it was
+
+    folder = tmp_path / "folder"
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    assert cli(capsys, str(folder), str(tmp_path / "out2"))[0] == 0
+    (folder / "train" / sorted(photos)[0] / "new.JPEG").write_bytes(photos[sorted(photos)[0]][7])
+    rc, _, err = cli(capsys, str(folder), str(tmp_path / "out2"))
+    assert rc == 2 and "changed since the store" in err
+
+    meta = json.loads((out / "store.json").read_text())  # a store made before the stamp existed: trusted
+    del meta["source_stamp"]
+    (out / "store.json").write_text(json.dumps(meta))
+    assert cli(capsys, str(src), str(out))[0] == 0

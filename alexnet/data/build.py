@@ -268,7 +268,7 @@ def _watch_parent(parent: int) -> None:
 # ---- finishing ------------------------------------------------------------------------
 
 
-def finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: int) -> PrepareSummary:
+def finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: int, source: str) -> PrepareSummary:
     """Write labels, offsets, mean and PCA, verify, then mark the store complete."""
     fmt, size = args["format"], args["size"]
     _check_stored(out, plan, state)
@@ -295,6 +295,7 @@ def finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: int
         "mean_file": MEAN, "pca_file": PCA, "manifest": MANIFEST,
         "summary": {"read": read, "stored": stored, "skipped": read - stored},
         "source": args["source"], "arguments": args, "fingerprint": plan.fingerprint(), "chunk_files": chunk,
+        "source_stamp": source,  # sources.stamp: a rerun on a changed source is refused
         "layout": "raw: <split>.u8 (N, 3, S, S) uint8; jpeg: <split>.jpg.bin + <split>.offsets.npy (N+1,)",
         "complete": True,
     }

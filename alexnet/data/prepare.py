@@ -79,7 +79,8 @@ def prepare(src: str | Path, out: str | Path, options: PrepareOptions | None = N
 
 def _build(args: PrepareArgs, opts: RunOptions, out: Path, labels: dict[str, Labels]) -> PrepareSummary:
     """Start the store at OUT (or continue it), convert what is left, then finish it."""
-    done = _finished(out, args.record())
+    source = sources.stamp(args.source)  # before listing: a change from here on is seen on the next run
+    done = _finished(out, args.record(), source)
     if done is not None:
         return done
     plan, chunk, cost = _begin(args, out, opts, labels)
@@ -100,7 +101,7 @@ def _build(args: PrepareArgs, opts: RunOptions, out: Path, labels: dict[str, Lab
                 raise PrepareError(f"strict: {name} in {args.source}: {reason}")
             commit(out, state, res, args.fmt, opts.hook)
             bar.update(len(res.names) + len(res.skips))
-    return finish(out, plan, state, args.record(), chunk)
+    return finish(out, plan, state, args.record(), chunk, source)
 
 
 def _label_inputs(labels: dict[str, str | Path] | None, synsets: str | Path | None
@@ -225,7 +226,7 @@ def _check_space(args: PrepareArgs, opts: RunOptions, plan: Plan, chunk: int, co
     return est
 
 
-def _finished(out: Path, args: dict[str, Any]) -> PrepareSummary | None:
+def _finished(out: Path, args: dict[str, Any], source: str) -> PrepareSummary | None:
     try:
         meta = read_meta(out) if out.is_dir() else None
     except (OSError, ValueError):
@@ -236,6 +237,9 @@ def _finished(out: Path, args: dict[str, Any]) -> PrepareSummary | None:
         raise PrepareError(different(out, meta.get("arguments") or {}, args))
     if not meta.get("complete"):
         return None
+    if meta.get("source_stamp", source) != source:  # stores made before the stamp existed are trusted, as before
+        raise PrepareError(f"{args['source']} changed since the store {out} was made from it (an archive's size or "
+                           "time, or a folder's files): delete the store and run prepare again, or choose a new OUT")
     problem = check_files(out, meta)  # cheap: sizes and shapes only
     if problem:
         raise PrepareError(f"damaged store at {out}: {problem}; delete it and run prepare again")

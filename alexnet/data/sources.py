@@ -306,6 +306,40 @@ def read_file(path: str) -> bytes:
     return data
 
 
+def stamp(src: Path) -> str:
+    """A cheap fingerprint of what SRC holds now, recorded in the store so that a rerun notices a
+    changed source: an archive's size and modification time; for a folder, the modification time
+    of every folder down to the images (a file added, removed or renamed changes its folder's) and
+    the size and time of the files at its top two levels (ImageNet's release files, labels files).
+    An image rewritten in place under the same name in a folder is not seen: that needs a full read."""
+    rows: list[str] = []
+
+    def walk(path: str, rel: str, depth: int) -> None:
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            return
+        for e in entries:
+            try:
+                if e.is_dir():
+                    rows.append(f"d {rel}{e.name} {e.stat().st_mtime_ns}")
+                    if depth < 6:
+                        walk(e.path, f"{rel}{e.name}/", depth + 1)
+                elif depth < 2:
+                    st = e.stat()
+                    rows.append(f"f {rel}{e.name} {st.st_size} {st.st_mtime_ns}")
+            except OSError:
+                rows.append(f"? {rel}{e.name}")
+
+    if src.is_dir():
+        walk(str(src), "", 0)
+    else:
+        st = src.stat()
+        rows.append(f"f {src.name} {st.st_size} {st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(rows).encode("utf-8", "surrogateescape")).hexdigest()
+
+
 # ---- layout ----------------------------------------------------------------------------
 
 
