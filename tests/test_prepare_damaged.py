@@ -18,7 +18,8 @@ from PIL import Image, ImageOps
 import imagenet_fakes as fakes
 from alexnet.cli import main
 from alexnet.data.prepare import prepare
-from alexnet.data.store import open_store
+from alexnet.data.report import manifest_rows
+from alexnet.data.store import open_store, read_names
 from conftest import IMAGENETTE, need
 
 SIZE = 32
@@ -73,7 +74,7 @@ def stored(out: Path) -> dict[str, str]:
     store = open_store(out)
     found = {}
     for split in store.splits:
-        names = (out / f"{split}.files.txt").read_text().splitlines()
+        names = read_names(out, split)
         labels = store.split(split).labels
         assert len(names) == len(labels)
         found.update({n: store.classes[label] for n, label in zip(names, labels)})
@@ -82,8 +83,7 @@ def stored(out: Path) -> dict[str, str]:
 
 def skipped(out: Path) -> dict[str, str]:
     """skipped.tsv: path -> reason."""
-    rows = [line.split("\t") for line in (out / "skipped.tsv").read_text().splitlines()[1:]]
-    return {r[1]: r[2] for r in rows}
+    return {path: reason for _, path, reason in manifest_rows(out / "skipped.tsv")}
 
 
 def folder_class(name: str) -> str:
@@ -194,3 +194,58 @@ def test_a_changed_source_is_refused_and_an_unchanged_one_reused(photos, tmp_pat
     del meta["source_stamp"]
     (out / "store.json").write_text(json.dumps(meta))
     assert cli(capsys, str(src), str(out))[0] == 0
+
+
+# ---- 3. duplicate classes, nested images, backslashes ----------------------------------------
+
+
+def test_two_class_tars_of_one_wnid_are_refused_not_replaced(photos, tmp_path, capsys):
+    fake = fakes.official(tmp_path / "in", photos)
+    wnid = sorted(fake.train)[0]
+    members = {f"{w}.tar": bytes(tar_of(m)[0]) for w, m in sorted(fake.train.items())}
+    members[f"sub/{wnid}.tar"] = bytes(tar_of({f"{wnid}_9.JPEG": photos[wnid][7]})[0])
+    (fake.src / "ILSVRC2012_img_train.tar").write_bytes(bytes(tar_of(members)[0]))
+    rc, _, err = cli(capsys, str(fake.src), str(tmp_path / "out"), "--splits", "train")
+    assert rc == 2 and "\n" not in err and f"two class tars for {wnid}" in err and f"sub/{wnid}.tar" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("folder_entries", [True, False])
+def test_nested_images_are_named_with_or_without_folder_entries(photos, tmp_path, capsys, folder_entries):
+    files = tree(photos)
+    wnid = sorted(photos)[0]
+    nested = {f"train/{wnid}/sub/x{i}.JPEG": photos[wnid][6 + i] for i in range(2)}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        if folder_entries:
+            for d in sorted({n.rsplit("/", k)[0] for n in [*files, *nested] for k in range(1, n.count("/") + 1)}):
+                info = tarfile.TarInfo(d)
+                info.type = tarfile.DIRTYPE
+                tf.addfile(info)
+        for name, data in {**files, **nested}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    src = tmp_path / "src.tar"
+    src.write_bytes(buf.getvalue())
+    rc, out, err = cli(capsys, str(src), str(tmp_path / "out"))
+    assert rc == 0, err
+    assert stored(tmp_path / "out") == {n: folder_class(n) for n in files}
+    skips = skipped(tmp_path / "out")
+    assert skips == {n: "inside a folder in a class folder, not read" for n in nested}  # each by name, either way
+    assert out.startswith(f"read {len(files) + 2}, stored {len(files)}, skipped 2 ")
+
+
+def test_a_backslash_is_part_of_a_name_never_a_separator(photos, tmp_path, capsys):
+    files = tree(photos, classes=2)
+    a, b = sorted(photos)[:2]
+    odd = {f"train/back\\slash/{a}_x{i}.JPEG": photos[a][6 + i] for i in range(2)}  # a class named back\slash
+    odd |= {f"val/back\\slash/{a}_y.JPEG": photos[a][7]}
+    loose = {f"train/{b}\\win0.JPEG": photos[b][7]}  # not train/<b>/win0.JPEG
+    src = tmp_path / "src.tar"
+    src.write_bytes(bytes(tar_of({**files, **odd, **loose})[0]))
+    rc, out, err = cli(capsys, str(src), str(tmp_path / "out"))
+    assert rc == 0, err
+    assert open_store(tmp_path / "out").classes == sorted([a, b, "back\\slash"])
+    assert stored(tmp_path / "out") == {**{n: folder_class(n) for n in files}, **{n: "back\\slash" for n in odd}}
+    assert skipped(tmp_path / "out") == {f"train/{b}\\win0.JPEG": "not in a <split>/<class>/ folder"}

@@ -31,9 +31,9 @@ from alexnet.data import sources
 from alexnet.data.convert import ChunkResult, Job, convert_chunk, read_payload
 from alexnet.data.options import Hook, PrepareArgs, RunOptions
 from alexnet.data.plan import Plan, PrepareError
-from alexnet.data.report import PrepareSummary, main_reasons, summary, tsv
+from alexnet.data.report import PrepareSummary, main_reasons, summary
 from alexnet.data.store import (MANIFEST, MEAN, META, PCA, PROGRESS, STATE, VERSION, building_files,
-                                check_files, image_file, labels_file, names_file, offsets_file, part_file, shard_file)
+                                check_files, escape_line, image_file, labels_file, names_file, offsets_file, part_file, shard_file)
 from alexnet.fsutil import write_atomic
 
 # ---- files and commit state --------------------------------------------------------------
@@ -130,9 +130,9 @@ def commit(out: Path, state: State, res: ChunkResult, fmt: str, hook: Hook | Non
         ends = start + np.cumsum(res.lengths, dtype=np.int64)
         _append(out, state, part_file(offsets_file(split)), ends.tobytes())
     _append(out, state, part_file(labels_file(split)), np.asarray(res.labels, np.int64).tobytes())
-    names = "".join(tsv(n) + "\n" for n in res.names)
+    names = "".join(escape_line(n) + "\n" for n in res.names)
     _append(out, state, names_file(split), names.encode("utf-8", "backslashreplace"))
-    rows = "".join(f"{split}\t{tsv(n)}\t{tsv(r)}\n" for n, r in res.skips)
+    rows = "".join(f"{split}\t{escape_line(n)}\t{escape_line(r)}\n" for n, r in res.skips)
     _append(out, state, MANIFEST, rows.encode("utf-8", "backslashreplace"))
     if hook:
         hook("written", res.index)  # data written, not committed
@@ -169,7 +169,7 @@ def start(out: Path, plan: Plan, args: dict[str, Any], chunk: int) -> None:
     files = [f for s in plan.splits for f in building_files(s, args["format"])]
     for name in files:
         (out / name).write_bytes(b"")
-    rows = "split\tpath\treason\n" + "".join(f"{s.split}\t{tsv(s.name)}\t{tsv(s.reason)}\n" for s in plan.skips)
+    rows = "split\tpath\treason\n" + "".join(f"{s.split}\t{escape_line(s.name)}\t{escape_line(s.reason)}\n" for s in plan.skips)
     write_atomic(out / MANIFEST, rows.encode("utf-8", "backslashreplace"))
     size = args["size"]
     state = State(0, {**{f: 0 for f in files}, MANIFEST: (out / MANIFEST).stat().st_size},

@@ -42,7 +42,7 @@ from alexnet.data.options import CHUNK_FILES, FORMATS, Hook, PrepareArgs, Prepar
 from alexnet.data.plan import Plan, PrepareError, make_jobs, make_plan
 from alexnet.data.report import PrepareSummary, different, summary
 from alexnet.data.sources import Labels, LabelsError, SourceError
-from alexnet.data.store import META, SHARD_SUFFIX, STATE, check_files, read_meta
+from alexnet.data.store import META, SHARD_SUFFIX, STATE, check_files, escape_line, read_meta
 
 __all__ = ["CHUNK_FILES", "FORMATS", "Hook", "PrepareArgs", "PrepareError", "PrepareOptions", "PrepareSummary",
            "RunOptions", "auto_chunk", "prepare", "statistics"]
@@ -98,7 +98,7 @@ def _build(args: PrepareArgs, opts: RunOptions, out: Path, labels: dict[str, Lab
         for res in run_chunks(args, opts, plan, jobs, todo, out):
             if opts.strict and res.skips:
                 name, reason = res.skips[0]
-                raise PrepareError(f"strict: {name} in {args.source}: {reason}")
+                raise PrepareError(f"strict: {escape_line(name)} in {args.source}: {escape_line(reason)}")
             commit(out, state, res, args.fmt, opts.hook)
             bar.update(len(res.names) + len(res.skips))
     return finish(out, plan, state, args.record(), chunk, source)
@@ -153,7 +153,7 @@ def _begin(args: PrepareArgs, out: Path, opts: RunOptions, labels: dict[str, Lab
     plan = _plan(args, labels, opts.names)
     if opts.strict and plan.skips:
         s = plan.skips[0]
-        raise PrepareError(f"strict: {s.name} in {src}: {s.reason}")
+        raise PrepareError(f"strict: {escape_line(s.name)} in {src}: {escape_line(s.reason)}")
     if saved is None:
         chunk = opts.chunk_files or auto_chunk(sum(len(plan.entries[s]) for s in plan.splits), opts.workers)
         cost = _check_space(args, opts, plan, chunk, 0, out)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alexnet.data.store import MANIFEST
+from alexnet.data.store import MANIFEST, escape_line, unescape_line
 
 
 @dataclass
@@ -22,25 +22,21 @@ class PrepareSummary:
     files: tuple[tuple[str, str], ...] = ()  # every skipped file and its reason, from the manifest
 
     def line(self) -> str:
-        why = "; main reasons: " + ", ".join(f"{n} {reason}" for reason, n in self.reasons) if self.reasons else ""
+        why = "; main reasons: " + ", ".join(f"{n} {escape_line(reason)}" for reason, n in self.reasons) if self.reasons else ""
         return (f"read {self.read}, stored {self.stored}, skipped {self.skipped} -> {self.out} "
                 f"(manifest: {self.manifest}){why}")
 
     def lines(self, most: int = 100) -> list[str]:
         """The summary line, then each skipped file with its reason (the first `most`; all are in the manifest)."""
-        shown = [f"  skipped {name}: {reason}" for name, reason in self.files[:most]]
+        shown = [f"  skipped {escape_line(name)}: {escape_line(reason)}" for name, reason in self.files[:most]]
         more = [f"  ... and {len(self.files) - most} more in {self.manifest}"] if len(self.files) > most else []
         return [self.line(), *shown, *more]
 
 
-def tsv(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
 def manifest_rows(manifest: Path) -> list[list[str]]:
     """(split, path, reason) of every skipped file."""
-    rows = [line.split("\t") for line in manifest.read_text(errors="replace").splitlines()[1:]]
-    return [r for r in rows if len(r) == 3]
+    rows = [line.split("\t") for line in manifest.read_text(errors="replace").split("\n")[1:]]
+    return [[unescape_line(f) for f in r] for r in rows if len(r) == 3]
 
 
 def main_reasons(manifest: Path, split: str | None = None, n: int = 3) -> tuple[tuple[str, int], ...]:

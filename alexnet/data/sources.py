@@ -28,7 +28,8 @@ from pathlib import Path
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 MAX_FILE_BYTES = 256 * 2**20  # no image we want is this large; refuse before reading it into RAM
-FLAT_SUBFOLDER = "folder inside a flat split (declared by --labels), not read"
+FLAT_SUBFOLDER = "inside a folder in a flat split (declared by --labels), not read"
+NESTED = "inside a folder in a class folder, not read"
 IMAGES = "images"  # the folder name of a class's (or flat split's) images one level down
 # Files that name the classes, read while listing when they sit at the top (or one folder down):
 # Tiny ImageNet's words.txt, ImageNet's synset_words.txt and Kaggle's LOC_synset_mapping.txt, a plain classes.txt.
@@ -211,7 +212,7 @@ def tar_members(tf: tarfile.TarFile, damage: list[Damage]) -> Iterator[tarfile.T
     end = 0  # where the last member's data (padded to 512 bytes) ends
     try:
         for m in tf:
-            if m.offset > end and _nonzero(tf.fileobj, end, m.offset - end):
+            if m.offset > end and not _headers_only(tf, end, m.offset):
                 damage.append(Damage(end, DAMAGED_HEADER))
             end = tf.offset
             yield m
@@ -221,6 +222,30 @@ def tar_members(tf: tarfile.TarFile, damage: list[Damage]) -> Iterator[tarfile.T
         if end == 0:
             raise
         damage.append(Damage(end, f"{DAMAGED_END} ({e})"))
+
+
+_EXTENDED = (tarfile.XGLTYPE, tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+             tarfile.GNUTYPE_LONGLINK)  # headers that describe the next member (a pax global header, a long name)
+
+
+def _headers_only(tf: tarfile.TarFile, start: int, stop: int) -> bool:
+    """Whether bytes [start, stop) before a member are only zero blocks and the extended headers
+    tarfile consumed for it (pax headers, GNU long names) with their data."""
+    f = tf.fileobj
+    while start < stop:
+        f.seek(start)
+        block = f.read(tarfile.BLOCKSIZE)
+        if block.count(0) == len(block) == tarfile.BLOCKSIZE:
+            start += tarfile.BLOCKSIZE
+            continue
+        try:
+            info = tarfile.TarInfo.frombuf(block, tf.encoding, tf.errors)
+        except tarfile.HeaderError:
+            return False
+        if info.type not in _EXTENDED:
+            return False
+        start += tarfile.BLOCKSIZE * (1 + -(-info.size // tarfile.BLOCKSIZE))
+    return start == stop
 
 
 def _nonzero(f, start: int, size: int | None) -> bool:
@@ -238,7 +263,7 @@ def _nonzero(f, start: int, size: int | None) -> bool:
 
 
 def tar_item(m: tarfile.TarInfo) -> _Item:
-    raw = m.name.replace("\\", "/")
+    raw = m.name  # "\\" is a character of the name, never a separator (tar's separator is "/")
     parts = tuple(p for p in raw.split("/") if p not in ("", "."))
     if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
         return _Item(parts or (raw,), "unsafe member: absolute path", m.name)
@@ -334,7 +359,7 @@ def stamp(src: Path) -> str:
 
     if src.is_dir():
         walk(str(src), "", 0)
-    else:
+    elif src.exists():  # a missing source is named by the listing
         st = src.stat()
         rows.append(f"f {src.name} {st.st_size} {st.st_mtime_ns}")
     return hashlib.sha256("\n".join(rows).encode("utf-8", "surrogateescape")).hexdigest()
@@ -345,39 +370,44 @@ def stamp(src: Path) -> str:
 
 def _layout(items: list[_Item], flat: frozenset[str] = frozenset()) -> Listing:
     """Map raw items onto <split>/<class>/<file> (<split>/<file> for flat splits), stripping a
-    single top-level folder."""
+    single top-level folder. A file below that (in a folder inside a class folder) is named in the
+    skips, whether or not the archive has entries for its folders; a nested folder is named only
+    when nothing under it is (an empty one, or one too deep to walk)."""
     splits: dict[str, dict[str, list[Entry]]] = {}
     flats: dict[str, list[Entry]] = {}
     skips: list[Skip] = []
+    nested: dict[str, Skip] = {}  # nested folders, by path
     for it in _strip_top(items, flat):
         p, kind = placed(it.parts, flat), it.kind
         name = "/".join(it.parts)
         split = p[0] if len(p) > 1 or kind == "dir" else ""
+        depth = 2 if p[0] in flat else 3  # of a file in the layout
         if kind not in ("file", "dir"):
             skips.append(Skip(split, name, kind))  # refused members are always reported
         elif any(q.startswith(".") for q in p[:-1]):
             continue  # inside a hidden folder, which is reported once below
         elif kind == "dir" and p[-1].startswith(".") and len(p) <= 2:
             skips.append(Skip(split, name, "hidden folder, not read"))
+        elif len(p) > depth or (kind == "dir" and len(p) == depth):
+            why = FLAT_SUBFOLDER if depth == 2 else NESTED
+            (nested.__setitem__(name, Skip(split, name, why)) if kind == "dir" else skips.append(Skip(split, name, why)))
         elif p[0] in flat and (len(p) > 1 or kind == "dir"):
-            if kind == "dir" and len(p) == 1:
+            if kind == "dir":
                 flats.setdefault(p[0], [])
-            elif kind == "dir" and len(p) == 2:
-                skips.append(Skip(split, name, FLAT_SUBFOLDER))
-            elif kind == "file" and len(p) == 2:
+            else:
                 flats.setdefault(p[0], []).append(Entry(p[0], "", name, it.key, it.size, it.offset))
-        elif kind == "dir" and len(p) <= 2:
+        elif kind == "dir":
             classes = splits.setdefault(p[0], {})
             if len(p) == 2:
                 classes.setdefault(p[1], [])  # empty class folders still count as classes
-        elif kind == "dir":
-            if len(p) == 3:
-                skips.append(Skip(split, name, "folder inside a class folder, not read"))
         elif len(p) == 3:
             entry = Entry(p[0], p[1], name, it.key, it.size, it.offset)
             splits.setdefault(p[0], {}).setdefault(p[1], []).append(entry)
-        elif len(p) < 3:
+        else:
             skips.append(Skip(split, name, "not in a <split>/<class>/ folder"))
+    reported = {k.name for k in skips}
+    holders = {n.rsplit("/", i)[0] for n in reported for i in range(1, n.count("/") + 1)}
+    skips += [k for name, k in nested.items() if name not in holders]
     for classes in splits.values():
         for entries in classes.values():
             entries.sort(key=lambda e: e.name)
