@@ -249,3 +249,78 @@ def test_a_backslash_is_part_of_a_name_never_a_separator(photos, tmp_path, capsy
     assert open_store(tmp_path / "out").classes == sorted([a, b, "back\\slash"])
     assert stored(tmp_path / "out") == {**{n: folder_class(n) for n in files}, **{n: "back\\slash" for n in odd}}
     assert skipped(tmp_path / "out") == {f"train/{b}\\win0.JPEG": "not in a <split>/<class>/ folder"}
+
+
+# ---- 4, 6, 7. one way a file becomes pixels, for prepare and predict ---------------------------
+
+
+def with_orientation(data: bytes, orientation: int) -> bytes:
+    """The same photo (re-encoded once, losslessly the same for every tag) with an EXIF orientation tag."""
+    img = Image.open(io.BytesIO(data))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def torchvision_reference(path: Path, size: int) -> np.ndarray:
+    """Independent: Pillow's exif_transpose, then torchvision's Resize + CenterCrop (§2), (3, S, S)."""
+    img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+    return np.asarray(TF.center_crop(TF.resize(img, size), size)).transpose(2, 0, 1)
+
+
+def test_prepare_and_predict_give_the_same_pixels_for_every_exif_orientation(photos, tmp_path):
+    from alexnet.ship.predict import read_image
+    size = 64  # below a quarter of Imagenette's 224 px: decoded in full, so torchvision is a reference
+    wnid = sorted(photos)[0]
+    src = tmp_path / "src" / "train" / wnid
+    src.mkdir(parents=True)
+    for k in range(1, 9):
+        (src / f"o{k}.jpg").write_bytes(with_orientation(photos[wnid][0], k))
+    prepare(tmp_path / "src", tmp_path / "out", size=size, workers=1, progress=False)
+    store = open_store(tmp_path / "out")
+    names = read_names(tmp_path / "out", "train")
+    pixels = store.split("train").read(np.arange(8)).numpy()  # (8, 3, S, S)
+    assert names == [f"train/{wnid}/o{k}.jpg" for k in range(1, 9)]
+    for k, got in zip(range(1, 9), pixels):
+        path = src / f"o{k}.jpg"
+        assert np.array_equal(got, read_image(path, size).numpy()), f"orientation {k}: prepare != predict"
+        assert np.array_equal(got, torchvision_reference(path, size)), f"orientation {k}"
+    assert len({p.tobytes() for p in pixels}) == 8  # each orientation is another picture of the photo
+
+
+def test_16_bit_greyscale_is_scaled_to_8_bits(photos, tmp_path):
+    grey = np.asarray(Image.open(io.BytesIO(photos[sorted(photos)[0]][0])).convert("L"))
+    src = tmp_path / "src" / "train" / "c"
+    src.mkdir(parents=True)
+    Image.fromarray(grey.astype(np.uint16) * 257).save(src / "a16.png")  # 16-bit: v * 257 is v / 255 of 65535
+    Image.fromarray(grey).save(src / "b8.png")
+    assert Image.open(src / "a16.png").mode.startswith("I")
+    prepare(tmp_path / "src", tmp_path / "out", size=SIZE, workers=1, progress=False)
+    a16, b8 = open_store(tmp_path / "out").split("train").read(np.arange(2)).numpy()
+    assert np.array_equal(a16, b8) and a16.max() < 255 and a16.std() > 10  # the photo, not a white square
+
+
+def test_only_the_formats_of_datasets_are_opened(photos, tmp_path, capsys, monkeypatch):
+    from alexnet.ship.predict import read_image
+    gs = tmp_path / "bin" / "gs"  # were Pillow's EPS reader tried, it would run this
+    gs.parent.mkdir()
+    gs.write_text(f"#!/bin/sh\ntouch {tmp_path / 'ran'}\nexit 1\n")
+    gs.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{gs.parent}{os.pathsep}{os.environ['PATH']}")
+    files = tree(photos, classes=2)
+    src = tmp_path / "src"
+    for name, data in files.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(data)
+    eps = src / "train" / sorted(photos)[0] / "x.JPEG"
+    Image.open(io.BytesIO(photos[sorted(photos)[0]][7])).convert("RGB").save(eps, "EPS")
+    rc, out, err = cli(capsys, str(src), str(tmp_path / "out"))
+    assert rc == 0, err
+    assert stored(tmp_path / "out") == {n: folder_class(n) for n in files}
+    name = f"train/{sorted(photos)[0]}/x.JPEG"
+    assert skipped(tmp_path / "out")[name].startswith("not an image Pillow can read (read: JPEG, PNG, WebP")
+    with pytest.raises(ValueError, match="not an image Pillow can read"):
+        read_image(eps, SIZE)
+    assert not (tmp_path / "ran").exists()
