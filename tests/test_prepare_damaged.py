@@ -324,3 +324,35 @@ def test_only_the_formats_of_datasets_are_opened(photos, tmp_path, capsys, monke
     with pytest.raises(ValueError, match="not an image Pillow can read"):
         read_image(eps, SIZE)
     assert not (tmp_path / "ran").exists()
+
+
+# ---- 5. meta.mat ------------------------------------------------------------------------------
+
+
+def write_devkit(fake: fakes.Fake, meta: bytes) -> None:
+    truth = fakes.ground_truth(fake.truth["val"], fake.ids)
+    with tarfile.open(fake.src / "ILSVRC2012_devkit_t12.tar.gz", "w:gz") as tf:
+        for name, data in {"ILSVRC2012_devkit_t12/data/meta.mat": meta,
+                           "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt": truth}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_a_damaged_meta_mat_is_one_line_naming_it(photos, tmp_path, capsys):
+    fake = fakes.official(tmp_path / "in", photos)
+    first, second = fake.ids[:2]
+    cases = {"share ILSVRC2012_ID 1": fakes.meta_mat(fake.ids, "2012", {second: 1}),  # two leaves, one id
+             f"ILSVRC2012_ID {2**40}, outside": fakes.meta_mat(fake.ids, "2012", {second: 2**40}),
+             "is damaged": fakes.meta_mat(fake.ids, "2012")[:300]}  # truncated
+    for i, (says, meta) in enumerate(cases.items()):
+        write_devkit(fake, meta)
+        rc, _, err = cli(capsys, str(fake.src), str(tmp_path / f"out{i}"))
+        assert rc == 2 and "\n" not in err and "Traceback" not in err and "MemoryError" not in err, err
+        assert "meta.mat" in err and says in err and "can be written" not in err, err
+        assert not (tmp_path / f"out{i}").exists()
+    write_devkit(fake, fakes.meta_mat(fake.ids, "2012"))  # and the good file is read, every label right
+    assert cli(capsys, str(fake.src), str(tmp_path / "good"))[0] == 0
+    want = {f"train/{w}/{f}": w for w, m in fake.train.items() for f in m}
+    want |= {f"val/{f}": w for f, w in fake.truth["val"].items()}
+    assert stored(tmp_path / "good") == want

@@ -108,12 +108,12 @@ def read_official(src: Path, year: str, splits: list[str] | None = None) -> Imag
         meta, truth = _devkit(present["devkit"], year)
         by_id, order, names = read_meta_mat(meta[1], year, meta[0])
         if "val" in listing.flat:
-            labels["val"] = _ground_truth(truth, by_id)
+            labels["val"] = _ground_truth(truth, by_id, meta[0])
         if "test" in listing.flat:
             if "test_truth" not in present:
                 raise ImageNetError(f"{files['test']} in {src} needs {files['test_truth']} beside it (the test set's "
                                     "ground truth), or leave the test set out with --splits train val")
-            labels["test"] = _ground_truth((present["test_truth"], present["test_truth"].read_bytes()), by_id)
+            labels["test"] = _ground_truth((present["test_truth"], present["test_truth"].read_bytes()), by_id, meta[0])
     if not order:  # no devkit: sorted wnids, no names
         order = sorted(listing.splits.get("train", {}))
     return ImageNet(f"ILSVRC{year}", listing, labels, order, names)
@@ -244,9 +244,10 @@ def _devkit(path: Path, year: str) -> tuple[tuple[Path, bytes], tuple[Path, byte
 
 
 def read_meta_mat(data: bytes, year: str, where: Path | str = "meta.mat") -> tuple[list[str], list[str], dict[str, str]]:
-    """The devkit's synsets: (wnid of ILSVRC id i at i - 1, the classes in id order, wnid -> name).
-    The classes are the leaves (num_children 0: the 1,000 of the challenge); other synsets are the
-    hierarchy above them."""
+    """The devkit's synsets: (wnid of ILSVRC id i at i - 1, for the classes; the classes in id
+    order; wnid -> name). The classes are the leaves (num_children 0: the 1,000 of the challenge),
+    numbered 1..1000; other synsets are the hierarchy above them. Each id names one synset: two
+    synsets with one id would label one class's images as another's."""
     import scipy.io  # only here: prepare's start-up does not pay for it
     try:
         synsets = scipy.io.loadmat(io.BytesIO(data), squeeze_me=True)["synsets"]
@@ -254,19 +255,29 @@ def read_meta_mat(data: bytes, year: str, where: Path | str = "meta.mat") -> tup
         wnids = [str(w) for w in synsets["WNID"]]
         words = [str(w) for w in synsets["words"]]
         leaf = [int(n) == 0 for n in synsets["num_children"]] if "num_children" in synsets.dtype.names else [True] * len(ids)
-    except (ValueError, KeyError, TypeError, IndexError) as e:
-        raise ImageNetError(f"{where} is not the ILSVRC{year} devkit's meta.mat ({type(e).__name__}: {e})") from None
-    by_id = [""] * max(ids)
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file fails in many ways, all of them this file's
+        raise ImageNetError(f"{where} is not the ILSVRC{year} devkit's meta.mat, or is damaged "
+                            f"({type(e).__name__}: {e}): download the devkit again") from None
+    seen: dict[int, str] = {}
     for i, w in zip(ids, wnids):
-        by_id[i - 1] = w
+        if not 1 <= i <= len(ids):
+            raise ImageNetError(f"{where}: synset {w} has ILSVRC{year}_ID {i}, outside 1..{len(ids)} (one id per "
+                                "synset): the file is damaged, download the devkit again")
+        if i in seen:
+            raise ImageNetError(f"{where}: synsets {seen[i]} and {w} share ILSVRC{year}_ID {i}, so the ground truth "
+                                "cannot tell them apart: the file is damaged, download the devkit again")
+        seen[i] = w
     order = [w for _, w, is_leaf in sorted(zip(ids, wnids, leaf)) if is_leaf]
-    return by_id, order, {w: first_synonym(t) for w, t in zip(wnids, words)}
+    if sorted(i for i, is_leaf in zip(ids, leaf) if is_leaf) != list(range(1, len(order) + 1)):
+        raise ImageNetError(f"{where}: the {len(order)} classes (synsets without children) are not numbered "
+                            f"1..{len(order)} by ILSVRC{year}_ID, as the ground truth expects: is it the devkit's meta.mat?")
+    return order, order, {w: first_synonym(t) for w, t in zip(wnids, words)}
 
 
-def _ground_truth(file: tuple[Path, bytes], by_id: list[str]) -> Labels:
+def _ground_truth(file: tuple[Path, bytes], by_id: list[str], meta: Path) -> Labels:
     path, data = file
     try:
-        return sources.read_labels(path, data, by_id, path)
+        return sources.read_labels(path, data, by_id, meta)
     except LabelsError as e:
         raise ImageNetError(str(e)) from None
 

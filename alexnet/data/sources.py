@@ -542,7 +542,7 @@ def read_labels(path: Path, data: bytes, synsets: list[str] | None, synsets_path
             i = int(text)
             if not 1 <= i <= len(synsets):
                 raise LabelsError(f"{path} line {n}: class ID {i} is not in 1..{len(synsets)} "
-                                  f"(the IDs of {synsets_path or 'the synsets file'})")
+                                  f"(the class IDs of {synsets_path or 'the synsets file'})")
             rows.append(LabelRow(n, "", synsets[i - 1], f"ID {i}"))
         return Labels(path, True, rows, hashlib.sha256(data).hexdigest())
     sep = "," if "," in first else "\t" if "\t" in first else None
