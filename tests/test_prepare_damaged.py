@@ -356,3 +356,77 @@ def test_a_damaged_meta_mat_is_one_line_naming_it(photos, tmp_path, capsys):
     want = {f"train/{w}/{f}": w for w, m in fake.train.items() for f in m}
     want |= {f"val/{f}": w for f, w in fake.truth["val"].items()}
     assert stored(tmp_path / "good") == want
+
+
+# ---- the smaller ones -------------------------------------------------------------------------
+
+
+def test_a_byte_order_mark_in_the_synset_mapping_is_read(photos, tmp_path, capsys):
+    fake = fakes.kaggle(tmp_path / "kaggle", photos)
+    mapping = fake.src / "LOC_synset_mapping.txt"
+    mapping.write_bytes(b"\xef\xbb\xbf" + mapping.read_bytes())
+    rc, _, err = cli(capsys, str(fake.src), str(tmp_path / "out"))
+    assert rc == 0, err
+    store = open_store(tmp_path / "out")
+    assert store.classes == sorted(photos) and store.class_names[0] == fakes.WORDS[sorted(photos)[0]].split(",")[0]
+
+
+def test_names_with_line_breaks_and_escapes_are_escaped_in_files_and_on_the_terminal(photos, tmp_path, capsys):
+    wnid = sorted(photos)[0]
+    odd = ["a\u2028b.JPEG", "c\x0cd.JPEG", "e\x1b[31mred.JPEG", "f\\g.JPEG"]
+    files = {f"train/{wnid}/{n}": photos[wnid][i] for i, n in enumerate(odd)}
+    files[f"train/{wnid}/\x1b]0;title\x07.txt"] = b"not an image"
+    src = tmp_path / "src.tar"
+    src.write_bytes(bytes(tar_of(files)[0]))
+    rc, out, err = cli(capsys, str(src), str(tmp_path / "out"))
+    assert rc == 0, err
+    assert read_names(tmp_path / "out", "train") == sorted(f"train/{wnid}/{n}" for n in odd)  # read back as written
+    text = (tmp_path / "out" / "train.files.txt").read_text()
+    assert len(text.splitlines()) == 4 and "\x1b" not in text and "\u2028" not in text and "\x0c" not in text
+    assert "\x1b" not in out and "\x07" not in out and "skipped train/" + wnid + "/\\x1b]0;title\\x07.txt" in out
+    assert list(skipped(tmp_path / "out")) == [f"train/{wnid}/\x1b]0;title\x07.txt"]  # its name as it was
+
+
+def test_an_out_holding_a_users_file_is_not_a_store_in_progress(photos, tmp_path, capsys):
+    files = tree(photos, classes=2)
+    src = tmp_path / "src.tar"
+    src.write_bytes(bytes(tar_of(files)[0]))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train.u8").write_bytes(b"the user's own file")
+    rc, _, err = cli(capsys, str(src), str(out))
+    assert rc == 2 and "is not a store in progress" in err
+    assert (out / "train.u8").read_bytes() == b"the user's own file"
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_after_first_commit(point: str, index: int) -> None:
+    if (point, index) == ("committed", 0):
+        raise Stop
+
+
+def test_stale_temporaries_are_removed_from_a_finished_store(photos, tmp_path, capsys):
+    files = tree(photos, classes=2)
+    src = tmp_path / "src.tar"
+    src.write_bytes(bytes(tar_of(files)[0]))
+    out = tmp_path / "out"
+    with pytest.raises(Stop):  # a run stopped after its first chunk
+        prepare(src, out, size=SIZE, workers=1, progress=False, chunk_files=4, hook=stop_after_first_commit)
+    (out / ".progress.npz.999999.tmp").write_bytes(b"half a write of a killed run")
+    assert cli(capsys, str(src), str(out))[0] == 0
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert stored(out) == {n: folder_class(n) for n in files}
+
+
+def test_the_disk_estimate_keeps_a_margin(photos, tmp_path):
+    from alexnet.data.prepare import PrepareError
+    files = tree(photos, classes=2)
+    src = tmp_path / "src.tar"
+    src.write_bytes(bytes(tar_of(files)[0]))
+    image_bytes = len(files) * 3 * SIZE * SIZE  # what a raw store of them holds, exactly
+    with pytest.raises(PrepareError, match="with a margin"):
+        prepare(src, tmp_path / "out", size=SIZE, workers=1, progress=False, space=lambda path: image_bytes + 1024)
+    assert not (tmp_path / "out").exists()

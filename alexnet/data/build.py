@@ -34,7 +34,9 @@ from alexnet.data.plan import Plan, PrepareError
 from alexnet.data.report import PrepareSummary, main_reasons, summary
 from alexnet.data.store import (MANIFEST, MEAN, META, PCA, PROGRESS, STATE, VERSION, building_files,
                                 check_files, escape_line, image_file, labels_file, names_file, offsets_file, part_file, shard_file)
-from alexnet.fsutil import write_atomic
+from alexnet.fsutil import stale_temporaries, write_atomic
+
+MANIFEST_HEADER = "split\tpath\treason\n"
 
 # ---- files and commit state --------------------------------------------------------------
 
@@ -164,13 +166,14 @@ one to kill a run at a chosen point; it travels to the worker processes, so it m
 
 
 def start(out: Path, plan: Plan, args: dict[str, Any], chunk: int) -> None:
-    """Create OUT with its arguments, the listing's skips and an empty commit state."""
+    """Create OUT with its arguments, the listing's skips and an empty commit state. The manifest
+    comes first: it marks OUT as ours for a start killed before prepare.json exists (only_ours)."""
     out.mkdir(parents=True, exist_ok=True)
+    rows = MANIFEST_HEADER + "".join(f"{s.split}\t{escape_line(s.name)}\t{escape_line(s.reason)}\n" for s in plan.skips)
+    write_atomic(out / MANIFEST, rows.encode("utf-8", "backslashreplace"))
     files = [f for s in plan.splits for f in building_files(s, args["format"])]
     for name in files:
         (out / name).write_bytes(b"")
-    rows = "split\tpath\treason\n" + "".join(f"{s.split}\t{escape_line(s.name)}\t{escape_line(s.reason)}\n" for s in plan.skips)
-    write_atomic(out / MANIFEST, rows.encode("utf-8", "backslashreplace"))
     size = args["size"]
     state = State(0, {**{f: 0 for f in files}, MANIFEST: (out / MANIFEST).stat().st_size},
                   {s: {"read": 0, "stored": 0, "skipped": 0} for s in plan.splits}, len(plan.skips), 0,
@@ -250,9 +253,18 @@ def run_chunks(args: PrepareArgs, opts: RunOptions, plan: Plan, jobs: list, todo
 
 
 def only_ours(out: Path) -> bool:
-    """OUT is empty, or holds only files a start that was killed before prepare.json could leave."""
+    """OUT is empty, or holds only files a start that was killed before prepare.json could leave,
+    beginning with our manifest (a user's own train.u8 alone is not a store in progress)."""
     ours = (".u8", ".jpg.bin", ".part", ".files.txt", ".tmp", MANIFEST, PROGRESS)
-    return out.is_dir() and all(p.name.endswith(ours) for p in out.iterdir())
+    found = list(out.iterdir()) if out.is_dir() else []
+    if not found:
+        return out.is_dir()
+    try:
+        with open(out / MANIFEST, "rb") as f:
+            marked = f.read(len(MANIFEST_HEADER)) == MANIFEST_HEADER.encode()
+    except OSError:
+        return False
+    return marked and all(p.name.endswith(ours) for p in found)
 
 
 def _watch_parent(parent: int) -> None:
@@ -271,7 +283,7 @@ def _watch_parent(parent: int) -> None:
 def finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: int, source: str) -> PrepareSummary:
     """Write labels, offsets, mean and PCA, verify, then mark the store complete."""
     fmt, size = args["format"], args["size"]
-    _check_stored(out, plan, state)
+    empty = _check_stored(out, plan, state)
     for s in plan.splits:
         labels = np.fromfile(out / part_file(labels_file(s)), np.int64)  # (N,)
         write_atomic(out / labels_file(s), _npy_bytes(labels))
@@ -294,6 +306,7 @@ def finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: int
                       + ("" if plan.stats_split == "train" else " (no 'train' split: first split used)"),
         "mean_file": MEAN, "pca_file": PCA, "manifest": MANIFEST,
         "summary": {"read": read, "stored": stored, "skipped": read - stored},
+        "empty_classes": empty,  # no image of these could be stored in the stats split (see the manifest)
         "source": args["source"], "arguments": args, "fingerprint": plan.fingerprint(), "chunk_files": chunk,
         "source_stamp": source,  # sources.stamp: a rerun on a changed source is refused
         "layout": "raw: <split>.u8 (N, 3, S, S) uint8; jpeg: <split>.jpg.bin + <split>.offsets.npy (N+1,)",
@@ -305,21 +318,23 @@ def finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: int
     write_atomic(out / META, json.dumps(meta, indent=1).encode())  # the store is complete from here
     for name in [PROGRESS, STATE] + [part_file(f(s)) for s in plan.splits for f in (labels_file, offsets_file)]:
         (out / name).unlink(missing_ok=True)
+    for name in [PROGRESS, STATE, MANIFEST, MEAN, PCA, META, *(f(s) for s in plan.splits for f in (labels_file, offsets_file))]:
+        for tmp in stale_temporaries(out / name):  # write_atomic's, left by a run killed mid-write
+            tmp.unlink(missing_ok=True)
     return summary(out, meta)
 
 
-def _check_stored(out: Path, plan: Plan, state: State) -> None:
-    """After converting: every split kept some images, and every class some in the stats split."""
+def _check_stored(out: Path, plan: Plan, state: State) -> list[str]:
+    """After converting: every split kept some images (else an error); the classes of which no image
+    of the stats split could be stored are returned, to be named in the summary: one class folder
+    of unreadable files does not throw away the rest of the run."""
     redo = f"see {out / MANIFEST}; fix or remove those files, delete {out} and run prepare again"
     for s in plan.splits:
         if state.counts[s]["stored"] == 0:
             why = ", ".join(reason for reason, _ in main_reasons(out / MANIFEST, s, 1))
             raise PrepareError(f"none of the {state.counts[s]['read']} files of split {s} could be stored ({why}): {redo}")
     labels = np.fromfile(out / part_file(labels_file(plan.stats_split)), np.int64)  # (N,)
-    empty = [plan.classes[i] for i in np.flatnonzero(np.bincount(labels, minlength=len(plan.classes)) == 0)]
-    if empty:
-        raise PrepareError(f"no image of class {', '.join(empty[:3])}{' ...' if len(empty) > 3 else ''} in split "
-                           f"{plan.stats_split} could be stored: {redo}")
+    return [plan.classes[i] for i in np.flatnonzero(np.bincount(labels, minlength=len(plan.classes)) == 0)]
 
 
 def statistics(pixel_sum: np.ndarray, rgb_outer: np.ndarray, n: int) -> tuple[np.ndarray, dict[str, Any]]:

@@ -294,7 +294,8 @@ def read_kaggle(src: Path) -> ImageNet:
     listing.skips = [k for k in listing.skips if k.split != "test"]
     mapping = src / KAGGLE_SYNSETS
     data = mapping.read_bytes()
-    order = [line.split()[0] for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+    text = data.decode("utf-8-sig", "replace")  # a byte-order mark is not part of the first wnid
+    order = [line.split()[0] for line in text.splitlines() if line.strip()]
     if not order or not all(WNID.fullmatch(w) for w in order):
         raise ImageNetError(f"{mapping}: expected 'wnid name' lines (n01440764 tench, Tinca tinca)")
     labels = {}

@@ -20,11 +20,16 @@ class PrepareSummary:
     out: Path = field(default=Path("."))
     reasons: tuple[tuple[str, int], ...] = ()  # the most common reasons for a skip, with their counts
     files: tuple[tuple[str, str], ...] = ()  # every skipped file and its reason, from the manifest
+    empty: tuple[str, ...] = ()  # classes of which no image of the stats split could be stored
+    stats_split: str = "train"
 
     def line(self) -> str:
         why = "; main reasons: " + ", ".join(f"{n} {escape_line(reason)}" for reason, n in self.reasons) if self.reasons else ""
+        empty = (f"; no image of class {', '.join(self.empty[:3])}{' ...' if len(self.empty) > 3 else ''} could be "
+                 f"stored in split {self.stats_split}: a net cannot learn it (fix those files and prepare again)"
+                 if self.empty else "")
         return (f"read {self.read}, stored {self.stored}, skipped {self.skipped} -> {self.out} "
-                f"(manifest: {self.manifest}){why}")
+                f"(manifest: {self.manifest}){why}{empty}")
 
     def lines(self, most: int = 100) -> list[str]:
         """The summary line, then each skipped file with its reason (the first `most`; all are in the manifest)."""
@@ -57,7 +62,8 @@ def summary(out: Path, meta: dict[str, Any]) -> PrepareSummary:
     s = meta["summary"]
     reasons = main_reasons(out / MANIFEST) if s["skipped"] else ()
     files = tuple((r[1], r[2]) for r in manifest_rows(out / MANIFEST))
-    return PrepareSummary(s["read"], s["stored"], s["skipped"], out / MANIFEST, out, reasons, files)
+    return PrepareSummary(s["read"], s["stored"], s["skipped"], out / MANIFEST, out, reasons, files,
+                          tuple(meta.get("empty_classes", ())), meta.get("stats_split", "train"))
 
 
 def different(out: Path, old: dict[str, Any], new: dict[str, Any]) -> str:
