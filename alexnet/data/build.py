@@ -306,7 +306,8 @@ def finish(out: Path, plan: Plan, state: State, args: dict[str, Any], chunk: int
                       + ("" if plan.stats_split == "train" else " (no 'train' split: first split used)"),
         "mean_file": MEAN, "pca_file": PCA, "manifest": MANIFEST,
         "summary": {"read": read, "stored": stored, "skipped": read - stored},
-        "empty_classes": empty,  # no image of these could be stored in the stats split (see the manifest)
+        "empty_classes": empty,
+        "notes": plan.notes,  # what prepare decided on its own (a labels file it found, a split left out)  # no image of these could be stored in the stats split (see the manifest)
         "source": args["source"], "arguments": args, "fingerprint": plan.fingerprint(), "chunk_files": chunk,
         "source_stamp": source,  # sources.stamp: a rerun on a changed source is refused
         "layout": "raw: <split>.u8 (N, 3, S, S) uint8; jpeg: <split>.jpg.bin + <split>.offsets.npy (N+1,)",

@@ -190,6 +190,7 @@ def _plan(args: PrepareArgs, labels: dict[str, Labels], names_file: tuple[Path, 
             listing, labels, order, names = found.listing, found.labels, found.order, found.names
         else:
             listing, order = sources.list_source(src, flat=frozenset(labels)), None
+            listing, labels, notes = _labels_beside_images(args, listing, labels)
             names = {}
         plan = make_plan(listing, src, list(args.splits) if args.splits else None, args.limit_per_class, labels,
                          order, args.num_classes)
@@ -200,7 +201,55 @@ def _plan(args: PrepareArgs, labels: dict[str, Labels], names_file: tuple[Path, 
     except (SourceError, LabelsError, imagenet.ImageNetError) as e:
         raise PrepareError(str(e)) from None
     plan.names = display_names(plan.classes, names)
+    plan.notes = [] if args.imagenet else notes
     return plan
+
+
+def _labels_beside_images(args: PrepareArgs, listing: sources.Listing, labels: dict[str, Labels]
+                          ) -> tuple[sources.Listing, dict[str, Labels], list[str]]:
+    """Splits with only an images/ folder and no --labels (Tiny ImageNet's val/ and test/): one with
+    a single text file beside images/ (val/val_annotations.txt) takes its labels from it, and says
+    so; one with none is left out, and says so, unless --splits asks for it (then plan refuses,
+    naming what to give). --labels SPLIT=FILE overrides both."""
+    wanted = set(args.splits or listing.splits)
+    found: dict[str, str] = {}  # split -> its labels file, by its name in the layout
+    left_out: list[str] = []
+    for s, classes in listing.splits.items():
+        if s in labels or set(classes) != {sources.IMAGES} or s not in wanted:
+            continue
+        texts = [k.name for k in listing.skips if k.split == s and k.name.count("/") == 1
+                 and k.name.lower().endswith((".txt", ".csv", ".tsv"))]
+        if len(texts) == 1:
+            found[s] = texts[0]
+        elif not args.splits and len(listing.splits) > 1:
+            left_out.append(s)
+    if found:
+        listing = sources.list_source(args.source, flat=frozenset(labels) | set(found))  # those splits read flat
+    for s in left_out:
+        listing.splits.pop(s)
+    listing.skips = [k for k in listing.skips if k.split not in left_out]
+    notes = [f"{s}/ holds only {sources.IMAGES}/ and no labels file: left out (give --labels {s}=FILE to store it)"
+             for s in left_out]
+    labels = dict(labels)
+    for s, name in found.items():
+        entry = next(e for e in listing.flat[s] if e.name == name)
+        labels[s] = _read_found_labels(args.source, entry)
+        notes.append(f"labels of {s}/ from {name}, found beside its images (--labels {s}=FILE to use another)")
+    return listing, labels, sorted(notes)
+
+
+def _read_found_labels(src: Path, entry: sources.Entry) -> Labels:
+    stream = src.is_file() and not sources.is_plain_tar(src)
+    reader = sources.TarReader(src) if stream else None
+    try:
+        data = reading(src, reader)(entry)
+        return sources.read_labels(Path(entry.name), data, None)
+    except (OSError, EOFError, LabelsError) as e:
+        raise PrepareError(f"{entry.name} in {src} looks like the labels of its split but cannot be read ({e}): "
+                           f"give --labels {entry.split}=FILE") from None
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 def _check_space(args: PrepareArgs, opts: RunOptions, plan: Plan, chunk: int, committed: int, out: Path) -> Estimate:

@@ -22,6 +22,7 @@ class PrepareSummary:
     files: tuple[tuple[str, str], ...] = ()  # every skipped file and its reason, from the manifest
     empty: tuple[str, ...] = ()  # classes of which no image of the stats split could be stored
     stats_split: str = "train"
+    notes: tuple[str, ...] = ()  # what prepare decided on its own (a labels file it found, a split left out)
 
     def line(self) -> str:
         why = "; main reasons: " + ", ".join(f"{n} {escape_line(reason)}" for reason, n in self.reasons) if self.reasons else ""
@@ -35,7 +36,7 @@ class PrepareSummary:
         """The summary line, then each skipped file with its reason (the first `most`; all are in the manifest)."""
         shown = [f"  skipped {escape_line(name)}: {escape_line(reason)}" for name, reason in self.files[:most]]
         more = [f"  ... and {len(self.files) - most} more in {self.manifest}"] if len(self.files) > most else []
-        return [self.line(), *shown, *more]
+        return [self.line(), *(f"  note: {n}" for n in self.notes), *shown, *more]
 
 
 def manifest_rows(manifest: Path) -> list[list[str]]:
@@ -63,7 +64,8 @@ def summary(out: Path, meta: dict[str, Any]) -> PrepareSummary:
     reasons = main_reasons(out / MANIFEST) if s["skipped"] else ()
     files = tuple((r[1], r[2]) for r in manifest_rows(out / MANIFEST))
     return PrepareSummary(s["read"], s["stored"], s["skipped"], out / MANIFEST, out, reasons, files,
-                          tuple(meta.get("empty_classes", ())), meta.get("stats_split", "train"))
+                          tuple(meta.get("empty_classes", ())), meta.get("stats_split", "train"),
+                          tuple(meta.get("notes", ())))
 
 
 def different(out: Path, old: dict[str, Any], new: dict[str, Any]) -> str:
