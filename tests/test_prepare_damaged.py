@@ -329,8 +329,8 @@ def test_only_the_formats_of_datasets_are_opened(photos, tmp_path, capsys, monke
 # ---- 5. meta.mat ------------------------------------------------------------------------------
 
 
-def write_devkit(fake: fakes.Fake, meta: bytes) -> None:
-    truth = fakes.ground_truth(fake.truth["val"], fake.ids)
+def write_devkit(fake: fakes.Fake, meta: bytes, truth: bytes | None = None) -> None:
+    truth = truth or fakes.ground_truth(fake.truth["val"], fake.ids)
     with tarfile.open(fake.src / "ILSVRC2012_devkit_t12.tar.gz", "w:gz") as tf:
         for name, data in {"ILSVRC2012_devkit_t12/data/meta.mat": meta,
                            "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt": truth}.items():
@@ -351,6 +351,10 @@ def test_a_damaged_meta_mat_is_one_line_naming_it(photos, tmp_path, capsys):
         assert rc == 2 and "\n" not in err and "Traceback" not in err and "MemoryError" not in err, err
         assert "meta.mat" in err and says in err and "can be written" not in err, err
         assert not (tmp_path / f"out{i}").exists()
+    truth = fakes.ground_truth(fake.truth["val"], fake.ids).replace(b"1\n", b"6\n", 1)  # a class id past the 5
+    write_devkit(fake, fakes.meta_mat(fake.ids, "2012"), truth)
+    rc, _, err = cli(capsys, str(fake.src), str(tmp_path / "range"))
+    assert rc == 2 and "class ID 6 is not in 1..5 (the class IDs of " in err and err.endswith("meta.mat)"), err
     write_devkit(fake, fakes.meta_mat(fake.ids, "2012"))  # and the good file is read, every label right
     assert cli(capsys, str(fake.src), str(tmp_path / "good"))[0] == 0
     want = {f"train/{w}/{f}": w for w, m in fake.train.items() for f in m}
