@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from alexnet.data import sources
+from alexnet.data import sources, tars
 from alexnet.data.convert import ChunkResult, Job, convert_chunk, read_payload
 from alexnet.data.options import Hook, PrepareArgs, RunOptions
 from alexnet.data.plan import Plan, PrepareError
@@ -183,7 +183,7 @@ def start(out: Path, plan: Plan, args: dict[str, Any], chunk: int) -> None:
     write_atomic(out / STATE, json.dumps(info, indent=1).encode())  # last: OUT is now resumable
 
 
-def reading(src: Path, reader: sources.TarReader | None) -> Callable[[sources.Entry], bytes]:
+def reading(src: Path, reader: tars.TarReader | None) -> Callable[[sources.Entry], bytes]:
     """How one entry's bytes are read in this process (for the estimate's sample)."""
     plain_tar = src.is_file() and reader is None
 
@@ -207,8 +207,8 @@ def run_chunks(args: PrepareArgs, opts: RunOptions, plan: Plan, jobs: list, todo
     images to a shard file in OUT; only names, labels and sums come back through the pipe. A
     compressed archive is one stream: the main process reads it and sends the bytes."""
     src, workers = args.source, max(1, min(opts.workers, len(todo)))
-    plain_tar = not src.is_dir() and sources.is_plain_tar(src)
-    reader = sources.TarReader(src) if not src.is_dir() and not plain_tar and todo else None
+    plain_tar = not src.is_dir() and tars.is_plain_tar(src)
+    reader = tars.TarReader(src) if not src.is_dir() and not plain_tar and todo else None
 
     def job(i: int) -> Job:
         split, entries = jobs[i]

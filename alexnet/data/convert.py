@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from alexnet.data import sources
+from alexnet.data import sources, tars
 from alexnet.data.jpeg import decode_fast
 
 
@@ -150,7 +150,7 @@ def read_payload(payload: bytes | str | tuple[str, int, int] | None) -> bytes:
     if isinstance(payload, str):
         return sources.read_file(payload)
     if isinstance(payload, tuple):
-        return sources.read_member(*payload)
+        return tars.read_member(*payload)
     return payload or b""
 
 

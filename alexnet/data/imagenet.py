@@ -25,7 +25,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import sources
+from . import sources, tars
 from .names import first_synonym, parse_names
 from .sources import Entry, Labels, LabelsError, Listing, Skip
 
@@ -150,10 +150,10 @@ def _class_tars(path: Path, split: str, skips: list[Skip]) -> dict[str, list[Ent
     """The train tar of class tars: class -> its images, each at its offset in the outer file."""
     classes: dict[str, list[Entry]] = {}
     where: dict[str, str] = {}  # wnid -> the class tar it came from
-    damage: list[sources.Damage] = []
+    damage: list[tars.Damage] = []
     try:
-        with open(path, "rb") as inner_file, sources.open_tar(path) as tf:
-            for m in sources.tar_members(tf, damage):
+        with open(path, "rb") as inner_file, tars.open_tar(path) as tf:
+            for m in tars.tar_members(tf, damage):
                 it = sources.tar_item(m)
                 name = "/".join(it.parts)
                 if it.kind != "file":
@@ -182,10 +182,10 @@ def _inner_members(f, path: Path, m: tarfile.TarInfo, split: str, wnid: str, ski
     past the class tar's end (a truncated class tar) is a skip, never read into the next member."""
     entries: list[Entry] = []
     archive = str(path)  # one string shared by the class's entries (1.3 million of them in all)
-    damage: list[sources.Damage] = []
+    damage: list[tars.Damage] = []
     try:
-        with sources.open_tar(fileobj=_Window(f, m.offset_data, m.size)) as inner:
-            for im in sources.tar_members(inner, damage):
+        with tars.open_tar(fileobj=_Window(f, m.offset_data, m.size)) as inner:
+            for im in tars.tar_members(inner, damage):
                 it = sources.tar_item(im)
                 shown = f"{split}/{wnid}/{'/'.join(it.parts)}"
                 if it.kind == "file" and it.offset + it.size > m.size:
@@ -204,11 +204,11 @@ def _inner_members(f, path: Path, m: tarfile.TarInfo, split: str, wnid: str, ski
 def _flat_tar(path: Path, split: str, skips: list[Skip]) -> list[Entry]:
     """A flat split's tar (val, test): its files, whatever folder they sit in, as <split>/<file>."""
     entries = []
-    damage: list[sources.Damage] = []
+    damage: list[tars.Damage] = []
     size = path.stat().st_size
     try:
-        with sources.open_tar(path) as tf:
-            for m in sources.tar_members(tf, damage):
+        with tars.open_tar(path) as tf:
+            for m in tars.tar_members(tf, damage):
                 it = sources.tar_item(m)
                 if it.kind == "file" and it.offset + it.size > size:
                     skips.append(Skip(split, f"{split}/{it.parts[-1]}", "the archive ends inside this member"))

@@ -33,7 +33,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from alexnet.data import imagenet, sources
+from alexnet.data import imagenet, sources, tars
 from alexnet.data.build import (State, commit, finish, only_ours, reading, run_chunks, start, statistics,
                                 truncate)
 from alexnet.data.estimate import Estimate, estimate
@@ -239,8 +239,8 @@ def _labels_beside_images(args: PrepareArgs, listing: sources.Listing, labels: d
 
 
 def _read_found_labels(src: Path, entry: sources.Entry) -> Labels:
-    stream = src.is_file() and not sources.is_plain_tar(src)
-    reader = sources.TarReader(src) if stream else None
+    stream = src.is_file() and not tars.is_plain_tar(src)
+    reader = tars.TarReader(src) if stream else None
     try:
         data = reading(src, reader)(entry)
         return sources.read_labels(Path(entry.name), data, None)
@@ -257,8 +257,8 @@ def _check_space(args: PrepareArgs, opts: RunOptions, plan: Plan, chunk: int, co
     jobs = make_jobs(plan, chunk)
     todo = [e for _, entries in jobs[committed:] for _, e in entries]
     src = args.source
-    stream = src.is_file() and not sources.is_plain_tar(src)
-    reader = sources.TarReader(src) if stream and todo else None
+    stream = src.is_file() and not tars.is_plain_tar(src)
+    reader = tars.TarReader(src) if stream and todo else None
     try:
         est = estimate(todo, sum(len(plan.entries[s]) for s in plan.splits), reading(src, reader), size=args.size,
                        fmt=args.fmt, quality=args.quality, subsampling=args.subsampling, progressive=args.progressive,
