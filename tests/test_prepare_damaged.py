@@ -134,6 +134,24 @@ def test_a_damaged_header_inside_a_class_tar_is_named(photos, tmp_path, capsys):
     assert rc == 2 and "\n" not in err and where in err
 
 
+def test_a_damaged_class_tar_header_in_the_train_tar_names_every_image_it_held(photos, tmp_path, capsys):
+    fake = fakes.official(tmp_path / "in", photos)
+    outer, offsets = tar_of({f"{w}.tar": bytes(tar_of(m)[0]) for w, m in sorted(fake.train.items())})
+    lost = sorted(fake.train)[2]
+    damage_header(outer, offsets[f"{lost}.tar"])
+    (fake.src / "ILSVRC2012_img_train.tar").write_bytes(bytes(outer))
+    rc, out, err = cli(capsys, str(fake.src), str(tmp_path / "out"))
+    assert rc == 0, err
+    want = {f"train/{w}/{f}": w for w, m in fake.train.items() for f in m if w != lost}
+    want |= {f"val/{f}": w for f, w in fake.truth["val"].items() if w != lost}
+    assert stored(tmp_path / "out") == want  # the other classes, every image with its label
+    skips = skipped(tmp_path / "out")  # the damaged header by offset, then each image of the class it held by name
+    assert "damaged tar header" in skips[f"ILSVRC2012_img_train.tar at byte {offsets[f'{lost}.tar']}"]
+    assert {f"ILSVRC2012_img_train.tar/{f}" for f in fake.train[lost]} | {
+        f"val/{f}" for f, w in fake.truth["val"].items() if w == lost} <= set(skips)
+    assert out.startswith(f"read {len(want) + len(skips)}, stored {len(want)}, skipped {len(skips)} ")
+
+
 def test_an_archive_cut_mid_member_keeps_the_whole_images_before_it(photos, tmp_path, capsys):
     files = tree(photos)
     data, offsets = tar_of(files)

@@ -72,6 +72,9 @@ def prepare(src: str | Path, out: str | Path, options: PrepareOptions | None = N
     try:
         return _build(args, opts, out, _parse_labels(label_files, synsets_file))
     except OSError as e:  # source files are read with their own handling (skips): this is OUT or its disk
+        named = Path(e.filename) if isinstance(e.filename, str) else out
+        if not (named.is_relative_to(out) or out.is_relative_to(named)):  # ... unless it names a file elsewhere
+            raise PrepareError(f"cannot read {e.filename}: {e.strerror or e}") from None
         where = f" ({e.filename})" if e.filename else ""
         raise PrepareError(f"cannot build the store {out}: {e.strerror or e}{where}; check that it can be written "
                            "and has free space (re-running continues from the last committed chunk)") from None
