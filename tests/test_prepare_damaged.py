@@ -453,3 +453,22 @@ def test_the_disk_estimate_keeps_a_margin(photos, tmp_path):
     with pytest.raises(PrepareError, match="with a margin"):
         prepare(src, tmp_path / "out", size=SIZE, workers=1, progress=False, space=lambda path: image_bytes + 1024)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+def test_extended_headers_are_not_damage(photos, tmp_path, fmt):
+    """pax headers (a non-ASCII name, a global header) and GNU long names sit between members: not damage."""
+    from alexnet.data import sources
+    wnid = sorted(photos)[0]
+    files = {f"train/{wnid}/{'é' * i}{'x' * 120 * (i % 2)}_{i}.JPEG": photos[wnid][i] for i in range(4)}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt,
+                      pax_headers={"comment": "a global header"} if fmt == tarfile.PAX_FORMAT else None) as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    for suffix, data in (("tar", buf.getvalue()), ("tar.gz", gzip.compress(buf.getvalue()))):
+        (tmp_path / f"src.{suffix}").write_bytes(data)
+        listing = sources.list_source(tmp_path / f"src.{suffix}")
+        assert listing.skips == [] and [e.name for e in listing.splits["train"][wnid]] == sorted(files)

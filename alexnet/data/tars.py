@@ -3,6 +3,10 @@ the end: `open_tar` + `tar_members` list the members and name every stretch of b
 member; `TarReader` and `read_member` read one member's bytes at the offset the listing found."""
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -42,10 +46,83 @@ def open_tar(path: Path | None = None, fileobj=None) -> tarfile.TarFile:
         with open(path, "rb") as f:
             head = f.read(6)
     kind = next((k for magic, k in _MAGIC if head.startswith(magic)), "")
-    return tarfile.open(path, f"r:{kind}", fileobj, ignore_zeros=True)
+    if not kind or fileobj is not None:
+        return tarfile.open(path, "r:", fileobj, ignore_zeros=True)
+    stream = _OPENERS[kind](path)
+    try:
+        tf = _StreamTar(fileobj=_Behind(stream), ignore_zeros=True)
+    except BaseException:
+        stream.close()
+        raise
+    tf.stream = stream
+    return tf
 
 
 _MAGIC = ((b"\x1f\x8b", "gz"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
+_OPENERS = {"gz": gzip.GzipFile, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}
+
+
+class _StreamTar(tarfile.TarFile):
+    """A tar read from a decompressed stream that it owns (closed with it)."""
+
+    stream = None
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.stream is not None:
+                self.stream.close()
+
+
+class _Behind(io.RawIOBase):
+    """A decompressed stream that can seek back a little without decompressing again from the start:
+    the last KEEP bytes read are kept. tar_members looks back at the headers before each member (a
+    pax header, a long name), which a compressed file could only reach by starting over."""
+
+    KEEP = 2**20
+
+    def __init__(self, f):
+        self.f, self.pos = f, 0
+        self.kept, self.kept_at = bytearray(), 0  # the bytes [kept_at, kept_at + len(kept)) of the stream
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self.pos = {0: pos, 1: self.pos + pos}[whence]
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = self.kept_at + len(self.kept)
+        if self.kept_at <= self.pos < end:  # from the kept bytes, then on from the stream
+            k = len(self.kept) - (self.pos - self.kept_at) if n < 0 else min(n, end - self.pos)
+            head = bytes(self.kept[self.pos - self.kept_at:self.pos - self.kept_at + k])
+            self.pos += k
+            return head + (self.read(n - k) if n < 0 or n > k else b"")
+        if self.f.tell() != self.pos:
+            self.f.seek(self.pos)  # forward: skips; far back (a damaged stretch): starts over
+        data = self.f.read(n)
+        if end != self.pos:
+            self.kept, self.kept_at = bytearray(), self.pos
+        self.kept += data
+        if len(self.kept) > 2 * self.KEEP:
+            drop = len(self.kept) - self.KEEP
+            del self.kept[:drop]
+            self.kept_at += drop
+        self.pos += len(data)
+        return data
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
 
 
 def tar_members(tf: tarfile.TarFile, damage: list[Damage]) -> Iterator[tarfile.TarInfo]:
