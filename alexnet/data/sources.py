@@ -251,8 +251,11 @@ def _layout(items: list[_Item], flat: frozenset[str] = frozenset()) -> Listing:
         elif kind == "dir" and p[-1].startswith(".") and len(p) <= 2:
             skips.append(Skip(split, name, "hidden folder, not read"))
         elif len(p) > depth or (kind == "dir" and len(p) == depth):
-            why = FLAT_SUBFOLDER if depth == 2 else NESTED
-            (nested.__setitem__(name, Skip(split, name, why)) if kind == "dir" else skips.append(Skip(split, name, why)))
+            skip = Skip(split, name, FLAT_SUBFOLDER if depth == 2 else NESTED)
+            if kind == "dir":
+                nested[name] = skip
+            else:
+                skips.append(skip)
         elif p[0] in flat and (len(p) > 1 or kind == "dir"):
             if kind == "dir":
                 flats.setdefault(p[0], [])
