@@ -420,8 +420,8 @@ def read_labels(path: Path, data: bytes, synsets: list[str] | None, synsets_path
         name = fields[0].strip().strip("\"'").replace("\\", "/").rsplit("/", 1)[-1]
         words = fields[1].strip().strip("\"'").split() if len(fields) == 2 else []
         if not name or not words:
-            raise LabelsError(f"{path} line {n}: expected a file name and a class separated by {shown}, "
-                              f"got {text[:60]!r}")
+            raise LabelsError(f"{path} line {n}: expected a file name and a class separated by {shown} (the "
+                              f"separator of its first line: a comma, a tab or spaces), got {text[:60]!r}")
         rows.append(LabelRow(n, name, words[0].strip("\"'")))
     return Labels(path, False, rows, hashlib.sha256(data).hexdigest())
 
