@@ -164,6 +164,7 @@ def test_an_archive_cut_mid_member_keeps_the_whole_images_before_it(photos, tmp_
     assert stored(tmp_path / "out") == {n: folder_class(n) for n in whole}
     skips = skipped(tmp_path / "out")
     assert "archive ends inside this member" in skips[cut]
+    assert out.startswith(f"read {len(whole) + len(skips)}, stored {len(whole)}, skipped {len(skips)} ")
     assert any(k.startswith("src.tar at byte ") and "archive ends" in r for k, r in skips.items())
 
 
@@ -179,7 +180,9 @@ def test_a_truncated_class_tar_is_never_read_into_the_next_member(photos, tmp_pa
     assert rc == 0, err
     want = {f"train/{w}/{f}": w for w, m in fake.train.items() for f in m if (w, f) != (wnid, last)}
     assert stored(tmp_path / "out") == want
-    assert "truncated class tar" in skipped(tmp_path / "out")[f"train/{wnid}/{last}"]
+    skips = skipped(tmp_path / "out")
+    assert "truncated class tar" in skips[f"train/{wnid}/{last}"]
+    assert out.startswith(f"read {len(want) + len(skips)}, stored {len(want)}, skipped {len(skips)} ")
 
 
 # ---- 2. a store is not reused when its source changed -----------------------------------------
@@ -268,6 +271,7 @@ def test_a_backslash_is_part_of_a_name_never_a_separator(photos, tmp_path, capsy
     assert open_store(tmp_path / "out").classes == sorted([a, b, "back\\slash"])
     assert stored(tmp_path / "out") == {**{n: folder_class(n) for n in files}, **{n: "back\\slash" for n in odd}}
     assert skipped(tmp_path / "out") == {f"train/{b}\\win0.JPEG": "not in a <split>/<class>/ folder"}
+    assert out.startswith(f"read {len(files) + 4}, stored {len(files) + 3}, skipped 1 ")
 
 
 # ---- 4, 6, 7. one way a file becomes pixels, for prepare and predict ---------------------------
