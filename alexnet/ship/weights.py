@@ -107,9 +107,8 @@ class ImageTransform:
 def stored_pixels(img: Image.Image, size: int) -> torch.Tensor:
     """A PIL image as the store would hold it: EXIF orientation applied, RGB, shorter side to
     `size` and centre-cropped (§2, data/convert.py): (3, S, S) uint8."""
-    set_draft(img, size)  # large JPEGs decode at reduced scale, as in prepare
-    img = ImageOps.exif_transpose(img)  # photos from phones are stored sideways with an EXIF tag
-    return torch.from_numpy(np.ascontiguousarray(to_chw(resize_crop(img.convert("RGB"), size))))
+    from ..data.convert import stored_image  # the one owner of "a file becomes pixels", shared with prepare
+    return torch.from_numpy(np.ascontiguousarray(to_chw(stored_image(img, size))))
 
 
 # ---- reading ---------------------------------------------------------------------------------
