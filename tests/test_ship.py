@@ -249,7 +249,8 @@ def test_torchvision_weight_file_predicts_what_torchvision_predicts(val_images, 
         tv.classifier[6].weight.mul_(20)  # spread the random net's outputs so top-5 is well defined
     torch.save(tv.state_dict(), tmp_path / "alexnet-owt.pth")
     model, weights = alexnet.load(tmp_path / "alexnet-owt.pth")
-    assert weights.config.model.arch == "owt" and weights.meta["categories"][0] == "tench"
+    assert weights.config.model.arch == "owt" and weights.meta["class_names"][0] == "tench"
+    assert weights.meta["categories"][:2] == ["0", "1"]  # ids (torchvision ships no wnids), names beside them
     tv_transform = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.transforms()
     for f in val_images[1][:4]:
         img = Image.open(f)
