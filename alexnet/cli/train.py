@@ -145,7 +145,7 @@ def register(sub) -> None:
     p.add_argument("--out", help="run folder (same as --set train.out=...)")
     p.add_argument("--resume", metavar="RUN",
                    help="continue the run in folder RUN exactly where it stopped (or from the checkpoint file RUN, "
-                        "e.g. RUN/best.pt); --set may then change only its budget (schedule.*), optim.lr, logging and "
+                        "e.g. RUN/last.pt; best.pt holds no training state); --set may then change only its budget (schedule.*), optim.lr, logging and "
                         "how it runs (device, threads, kernels, precision)")
     add_shortcut_args(p)
     p.add_argument("--seeds", nargs="+", type=NON_NEGATIVE, metavar="S",
