@@ -204,8 +204,8 @@ class Record:
             if "optimizer" in state and "schedule" in state else None
         record = cls(cfg, state["model"], classes, list(state.get("class_names") or []),
                      InputMeta.from_state(state["input"]) if state.get("input") else None,
-                     dict(state.get("progress") or {}), list(state.get("metrics") or []), dict(state.get("recipe") or {}),
-                     training, str(path))
+                     {"world": 1, **(state.get("progress") or {})},  # version 1 before torchrun: one process
+                     list(state.get("metrics") or []), dict(state.get("recipe") or {}), training, str(path))
         return record if version >= 2 else record.upgraded()
 
     def upgraded(self) -> Record:

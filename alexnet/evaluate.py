@@ -131,8 +131,9 @@ def load_net(record: Record, device: torch.device | str = "cpu") -> nn.Module:
 
 
 def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, Config, Record]:
-    """The net of an alexnet checkpoint, its config and its record."""
-    record = read_record(path)
+    """The net of an alexnet checkpoint, its config and its record (as written: `complete` it
+    before using its input statistics)."""
+    record = read_file(path)
     return load_net(record, device), record.config, record
 
 
@@ -192,7 +193,10 @@ def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str 
                          rank: int = 0, world: int = 1, group=None, channels_last: bool = False) -> dict:
     """evaluate_nets of the alexnet checkpoints at `paths` (other formats: load them with
     ship.weights.load and call evaluate_nets)."""
-    nets = [(str(p), *load_model(p, device)[::2]) for p in paths]
+    nets = []
+    for p in paths:
+        model, _, record = load_model(p, device)
+        nets.append((str(p), model, complete(record)))
     return evaluate_nets(nets, store, split, views, device, batch_size, precision, progress, rank, world, group,
                          channels_last)
 

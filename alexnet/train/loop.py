@@ -221,7 +221,7 @@ class Trainer:
             self.schedule.restart_at(self.cfg.optim.lr)  # resumed with --set optim.lr=...: from here on
         p = record.progress
         self.epoch, self.batch, self.step, self.best_error = p["epoch"], p["batch"], p["step"], p["best_error"]
-        distributed.note_world_change(p.get("world", 1), self.parts.layout, self.cfg.optim.batch_size)
+        distributed.note_world_change(p["world"], self.parts.layout, self.cfg.optim.batch_size)
         self.health.load_state_dict(record.training.health, self.step)
 
     # -- validation ---------------------------------------------------------------------------
