@@ -436,7 +436,7 @@ def test_small_promises_of_the_readme(trained, val_images, tmp_path, capsys):
     model, weights = alexnet.load(trained)  # a run folder: its best.pt
     assert weights.source == str(trained / "best.pt")
     img = Image.open(val_images[1][0]).convert("RGB")
-    as_tensor = torch.from_numpy(np.asarray(img)).permute(2, 0, 1)  # (3, H, W) uint8, as torchvision reads it
+    as_tensor = torch.from_numpy(np.array(img)).permute(2, 0, 1)  # (3, H, W) uint8, as torchvision reads it
     torch.testing.assert_close(weights.transforms()(as_tensor), weights.transforms()(img), rtol=0, atol=0)
     torch.testing.assert_close(weights.transforms()(as_tensor.float() / 255), weights.transforms()(img), rtol=0, atol=0)
     f = val_images[1][0]
