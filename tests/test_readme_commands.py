@@ -132,7 +132,7 @@ def test_prepare_train_resume_eval_summary_config(home, trained, capsys):
     assert code == 0 and summary["status"] == "finished" and (summary["epoch"], summary["step"]) == (3, 3 * 2)
     code, out, _ = cli(home, capsys, "alexnet eval runs/r --data stores/mine --views center --json")
     one = json.loads(out)
-    assert code == 0 and one["images"] == 40 and one["checkpoints"] == ["runs/r"] and 0 <= one["top1_error"] <= 1
+    assert code == 0 and one["images"] == 40 and one["checkpoints"] == ["runs/r/best.pt"] and 0 <= one["top1_error"] <= 1
     code, out, _ = cli(home, capsys, "alexnet eval runs/r/best.pt runs/r/last.pt --data stores/mine --json")
     two = json.loads(out)
     assert code == 0 and len(two["checkpoints"]) == 2 and two["views"] == "10crop"  # the recipe's eval.views

@@ -103,7 +103,7 @@ def cmd_eval(args) -> int:
     nets = []
     for path in args.checkpoints:  # every format a net is written in
         model, weights = load(path, device)
-        nets.append((path, model, weights.record))
+        nets.append((weights.source, model, weights.record))  # a run folder: its best.pt
     result = evaluate_nets(nets, store, args.split, args.views, device, args.batch_size, args.precision,
                            progress=not args.json and layout.is_main, **layout.eval_shard())
     layout.close()
