@@ -400,6 +400,9 @@ def test_eval_gives_the_net_the_pixels_predict_gives_it(trained, other_size_stor
     result = json.loads(capsys.readouterr().out)
     assert result["top1_error"] == pytest.approx(np.mean([p.classes[0] != p.truth for p in by_predict]))
     assert "rescaled to the net's 72px" in result["rescaled"]
+    code = main(["viz", "predictions", str(trained), "--data", str(other_size_store), "-o", str(tmp_path / "v")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "--size 72" in err  # viz does not rescale: it says so
 
 
 def test_every_command_takes_every_format(trained, tiny_store, tmp_path, capsys):

@@ -22,6 +22,9 @@ def _open(args):
     device = resolve_device(args.device, "--device")
     model, weights = load(args.checkpoint, device)
     store = open_store(args.data or weights.config.data.store) if hasattr(args, "data") else None
+    if store is not None and store.size != weights.size:
+        raise UserError(f"store {store.path} holds {store.size}px images but {args.checkpoint} takes {weights.size}px "
+                        f"ones: give --data a store prepared with --size {weights.size} (alexnet eval rescales, viz does not)")
     return model, weights.config, store, device
 
 
