@@ -93,7 +93,9 @@ def register(sub) -> None:
 
     p = bench.add_parser("data", help="img/s delivered to the model: torchvision ImageFolder/PIL/DataLoader vs the store")
     p.add_argument("--source", choices=["imagenette", "synthetic"], default="synthetic",
-                   help="synthetic: generated ImageNet-like JPEGs (~500x375, ~105 KB); imagenette: the bundled archive")
+                   help="synthetic: ImageNet-like JPEGs (~500x375, ~105 KB) made from the photos of the "
+                        "bundled Imagenette archive (both need imagenette-224.tar.gz, see --data-dir); imagenette: "
+                        "that archive's own 224px images")
     p.add_argument("--work", default="bench-data", help="folder for extracted/generated images and stores (reused)")
     p.add_argument("--data-dir", default=None, help="folder holding imagenette-224.tar.gz (default: as quickstart)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

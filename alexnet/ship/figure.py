@@ -11,16 +11,18 @@ from .predict import Prediction
 from .weights import stored_pixels
 
 COLUMNS = 4
+PANELS = 16  # at most, so that the labels stay readable
 TRUE, OTHER = "#d62728", "#4c72b0"
 
 
-def figure4(predictions: list[Prediction], path: str | Path, size: int = 256) -> Path:
-    """Draw the readable predictions (at most 16) into `path` (PNG, PDF or SVG by its suffix)."""
+def figure4(predictions: list[Prediction], path: str | Path, size: int = 256) -> tuple[Path, int]:
+    """Draw the readable predictions (the first PANELS) into `path` (PNG, PDF or SVG by its suffix).
+    Returns the path and how many were drawn."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [p for p in predictions if not p.error][:16]
+    shown = [p for p in predictions if not p.error][:PANELS]
     rows = max(1, -(-len(shown) // COLUMNS))
     cols = min(COLUMNS, max(1, len(shown)))
     fig = plt.figure(figsize=(2.6 * cols, 4.2 * rows))
@@ -36,7 +38,7 @@ def figure4(predictions: list[Prediction], path: str | Path, size: int = 256) ->
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
-    return Path(path)
+    return Path(path), len(shown)
 
 
 def _bars(ax, p: Prediction) -> None:

@@ -43,9 +43,10 @@ class Prediction:
 
 def image_files(items: list[str]) -> tuple[list[Path], list[Prediction]]:
     """Files named by `items` (files, folders searched recursively for image extensions, globs),
-    in order, and a Prediction with an error for each item that names nothing."""
+    in order, each file once however often and however it is named, and a Prediction with an
+    error for each item that names nothing."""
     exts = {e.lower() for e in Image.registered_extensions()}
-    files, missing = [], []
+    files, missing, seen = [], [], set()
     for item in items:
         path = Path(item)
         if path.is_dir():
@@ -57,7 +58,10 @@ def image_files(items: list[str]) -> tuple[list[Path], list[Prediction]]:
         if not found:
             what = "no image files in this folder" if path.is_dir() else "no such file"
             missing.append(Prediction(item, error=what))
-        files += found
+        for f in found:
+            if f.resolve() not in seen:  # photo.jpg, ./photo.jpg and DIR/../photo.jpg are one file
+                seen.add(f.resolve())
+                files.append(f)
     return files, missing
 
 

@@ -21,11 +21,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checkpoint as ckpt
-from ..config import Config, to_dict
+from ..config import Config
 from ..data.augment import draw, train_batch
 from ..data.store import StoreError
 from ..errors import CheckpointError, ConfigError, DivergenceError
 from ..evaluate import predict, topk_errors
+from ..nets.model import build_model
 from ..runtime import autocast, configure_torch, process_facts
 from . import distributed
 from .checkpointing import CheckpointWriter, Hook
@@ -146,20 +147,39 @@ class Trainer:
         return {"losses": torch.stack(losses).float().cpu().tolist(), "finite": bool(torch.stack(finite).all())}
 
     # -- checkpoints --------------------------------------------------------------------------
+    def record(self, val: dict[str, float] | None = None) -> ckpt.Record:
+        """The run now as a checkpoint record (checkpoint.Record): the whole net (a collective under
+        model parallelism), what using it needs without the store, and the training state.
+        `val`: the validation just measured on these weights (their metrics)."""
+        model, optimizer = self.parts.state_dicts()
+        self.gathered = (self.step, model)  # the whole net now (rank 0; see whole_net)
+        store, cfg = self.parts.store, self.cfg
+        progress = {"epoch": self.epoch, "batch": self.batch, "step": self.step, "best_error": self.best_error,
+                    "world": self.parts.layout.world}
+        metrics = [] if val is None else [ckpt.validation_metric(
+            cfg, val["top1_error"], f"epoch {self.epoch}", top5_error=val["top5_error"], epoch=self.epoch, step=self.step)]
+        inp = ckpt.InputMeta.from_state(store.input_meta())  # so the net is usable without its store
+        return ckpt.Record(cfg, model, list(store.classes), list(store.class_names), inp, progress, metrics,
+                           ckpt.recipe_of(cfg, progress, inp),
+                           ckpt.TrainingState(optimizer, self.schedule.state_dict(), self.health.state_dict()))
+
+    def whole_net(self) -> nn.Module | None:
+        """The whole net as it stands, for rank 0's epoch hooks (TensorBoard's figures): the model
+        itself, or under §3.2 model parallelism (each rank holds one column) a one-device copy built
+        from the record gathered at this step by every rank (the checkpoint after validation); None
+        when no record was gathered at this step."""
+        if self.parts.columns is None:
+            return self.model
+        step, model = getattr(self, "gathered", (None, None))
+        if step != self.step or model is None:
+            return None
+        net = build_model(self.cfg.model)
+        net.load_state_dict(model)
+        return net.to(self.parts.device).eval()
+
     def state(self) -> dict:
-        model, optimizer = self.parts.state_dicts()  # the whole net (a collective under model parallelism)
-        return {
-            "config": to_dict(self.cfg),
-            "model": model,
-            "optimizer": optimizer,
-            "schedule": self.schedule.state_dict(),
-            "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step, "best_error": self.best_error,
-                         "world": self.parts.layout.world},
-            "health": self.health.state_dict(),
-            "classes": list(self.parts.store.classes),
-            "class_names": list(self.parts.store.class_names),  # what predict prints (the ids stay the key)
-            "input": self.parts.store.input_meta(),  # so the net is usable without its store (alexnet predict)
-        }
+        """The record as the dict a checkpoint file holds (last.pt)."""
+        return self.record().to_state()
 
     def save(self, name: str = "last.pt") -> None:
         """Write a checkpoint now and wait until it is on disk (for callers outside the loop)."""
@@ -168,15 +188,16 @@ class Trainer:
             self.writer.save({self.run.path / name: state})
             self.writer.wait()
 
-    def _checkpoint(self, best: bool = False) -> None:
-        """last.pt, and best.pt (the weights, config and classes: no optimiser state), snapshotted
-        now and written in the background (train/checkpointing.py); rank 0 alone writes."""
-        state = self.state()
+    def _checkpoint(self, best: bool = False, val: dict[str, float] | None = None) -> None:
+        """last.pt, and best.pt (the same record without the training state), snapshotted now and
+        written in the background (train/checkpointing.py); rank 0 alone writes. `val`: the
+        validation of these weights, if they were just validated (their metrics)."""
+        record = self.record(val)
         if not self.parts.layout.is_main:
             return
-        files = {self.run.last: state}
+        files = {self.run.last: record.to_state()}
         if best:
-            files[self.run.best] = {k: state[k] for k in ("config", "model", "progress", "classes", "class_names")}
+            files[self.run.best] = record.without_training().to_state()
         with self.phases("checkpoint"):
             self.writer.save(files)
 
@@ -186,18 +207,22 @@ class Trainer:
         state, used = ckpt.load_with_fallback(path, map_location=self.parts.device)
         if used != path:
             print(f"alexnet: warning: {path} is missing or damaged; resuming from {used}", file=sys.stderr)
-        saved = state.get("config", {})
+        record = ckpt.Record.from_state(state, used)
+        if record.training is None:
+            raise CheckpointError(f"{used} holds a net without its training state (optimiser, schedule), as best.pt "
+                                  f"does: resume from {used.with_name('last.pt')} or the run folder {used.parent}")
+        saved = state["config"]  # as written: resume.same_net knows what older configs left out
         if not same_net(saved, self.cfg):
             raise ConfigError(f"{used} was trained with a different model config ({net_differences(saved, self.cfg)}): "
                               "resume with the saved values, or start a new run")
-        self.parts.load_state_dicts(state["model"], state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        if saved.get("optim", {}).get("lr", self.cfg.optim.lr) != self.cfg.optim.lr:
+        self.parts.load_state_dicts(record.model, record.training.optimizer)
+        self.schedule.load_state_dict(record.training.schedule)
+        if record.config.optim.lr != self.cfg.optim.lr:
             self.schedule.restart_at(self.cfg.optim.lr)  # resumed with --set optim.lr=...: from here on
-        p = state["progress"]
+        p = record.progress
         self.epoch, self.batch, self.step, self.best_error = p["epoch"], p["batch"], p["step"], p["best_error"]
-        distributed.note_world_change(p.get("world", 1), self.parts.layout, self.cfg.optim.batch_size)
-        self.health.load_state_dict(state.get("health"), self.step)
+        distributed.note_world_change(p["world"], self.parts.layout, self.cfg.optim.batch_size)
+        self.health.load_state_dict(record.training.health, self.step)
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
@@ -301,7 +326,7 @@ class Trainer:
         improved = err < self.best_error
         self.best_error = min(self.best_error, err)
         if improved or _due(done, tc.ckpt_every_epochs) or self.schedule.finished(done):
-            self._checkpoint(best=improved)
+            self._checkpoint(best=improved, val=metrics)
         for hook in self.hooks if self.parts.layout.is_main else ():  # rank 0 speaks for the job
             hook(self)
         self.health.stop_if_stuck(self.step)  # at chance for train.chance_steps: stop, checkpoints kept
