@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
+from ..data.convert import open_image
 from .predict import Prediction
 from .weights import stored_pixels
 
@@ -30,7 +29,7 @@ def figure4(predictions: list[Prediction], path: str | Path, size: int = 256) ->
     for k, p in enumerate(shown):
         r, c = divmod(k, COLUMNS)
         ax = fig.add_subplot(grid[2 * r, c])
-        with Image.open(p.file) as img:
+        with open_image(p.file) as img:
             ax.imshow(stored_pixels(img, size).permute(1, 2, 0).numpy())  # what the net saw, before the crop
         ax.set_axis_off()
         ax.set_title(p.truth or Path(p.file).name, fontsize=9)

@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import nn
 
 from ..checkpoint import FORMAT as CKPT_FORMAT
 from ..checkpoint import InputMeta, Record, load_checkpoint
 from ..config import Config
 from ..data.augment import eval_views
-from ..data.convert import resize_crop, set_draft, to_chw
+from ..data.convert import stored_image, to_chw
 from ..errors import CheckpointError, UserError
 from ..evaluate import complete, load_net
 from ..fsutil import write_atomic
@@ -112,7 +112,6 @@ def _pil(img: Image.Image | torch.Tensor) -> Image.Image:
 def stored_pixels(img: Image.Image, size: int) -> torch.Tensor:
     """A PIL image as the store would hold it: EXIF orientation applied, RGB, shorter side to
     `size` and centre-cropped (§2, data/convert.py): (3, S, S) uint8."""
-    from ..data.convert import stored_image  # the one owner of "a file becomes pixels", shared with prepare
     return torch.from_numpy(np.ascontiguousarray(to_chw(stored_image(img, size))))
 
 
