@@ -6,6 +6,8 @@ the source net three ways (§6's transfer: a new classifier on the trained layer
 the project's own command (`alexnet prepare / train / finetune`), run in turn in one process;
 each run's top-1/top-5 error on the 1,000 test images after every epoch is read from its
 `metrics.jsonl` and the whole is written as one JSON with the commands, host, date and commit.
+The stores and a finished source net (runs/source/best.pt) in --work are reused (the record
+says so); the four runs are always made afresh.
 
     PYTHONPATH=. python benchmarks/finetune_demo.py [--data ../shared/data] [--work /tmp/finetune-demo]
         [--json benchmarks/finetune-cpu.json]
@@ -15,6 +17,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_EPOCHS = 2
 EPOCHS = 5
-TARGET = f"--epochs {EPOCHS} --set data.val_split=test"
+TARGET = f"--epochs {EPOCHS} --set data.val_split=test data.holdout=0"  # each epoch's validation: the test split
 RUNS = {  # name -> the command's head; each gets --data, --out and TARGET
     "scratch": "alexnet train --preset quick",
     "finetune": "alexnet finetune SOURCE",
@@ -64,13 +67,20 @@ def main() -> None:
     }
     for name, head in RUNS.items():
         steps[name] = f"{head.replace('SOURCE', source)} --data stores/cifar10-144-100 --out runs/{name} {TARGET}"
-    seconds = {name: run(command, work) for name, command in steps.items()}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    reused = ["source"] if (work / source).is_file() else []
+    seconds = {}
+    for name, command in steps.items():
+        if name in reused:
+            continue
+        if name in RUNS:
+            shutil.rmtree(work / "runs" / name, ignore_errors=True)
+        seconds[name] = run(command, work)
     record = {
         "command": "PYTHONPATH=. python benchmarks/finetune_demo.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(), "device": f"cpu ({platform.machine()})",
-        "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
-        "steps": steps, "seconds": seconds,
+        "commit": commit, "steps": steps, "seconds": seconds, "reused": reused,
         "source": {"errors": val_errors(work / "runs" / "source")},
         "runs": {name: {"errors": val_errors(work / "runs" / name),
                         "config": json.loads((work / "runs" / name / "config.json").read_text())}
