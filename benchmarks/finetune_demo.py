@@ -77,7 +77,7 @@ def main() -> None:
             shutil.rmtree(work / "runs" / name, ignore_errors=True)
         seconds[name] = run(command, work)
     record = {
-        "command": "PYTHONPATH=. python benchmarks/finetune_demo.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": " ".join(["PYTHONPATH=. python benchmarks/finetune_demo.py", *map(shlex.quote, sys.argv[1:])]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(), "device": f"cpu ({platform.machine()})",
         "commit": commit, "steps": steps, "seconds": seconds, "reused": reused,

@@ -39,7 +39,7 @@ def main() -> None:
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     record = {
-        "command": "PYTHONPATH=. python benchmarks/shrunk_check.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": " ".join(["PYTHONPATH=. python benchmarks/shrunk_check.py", *map(shlex.quote, sys.argv[1:])]),
         "runs": command,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
