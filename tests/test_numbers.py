@@ -18,7 +18,9 @@ import json
 import math
 import re
 import statistics
+import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 try:
@@ -71,6 +73,13 @@ def manifest() -> list[Entry]:
     return entries
 
 
+@cache
+def committed() -> set[str]:
+    """The files git tracks in this checkout (a record only on this disk is not a record)."""
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True)
+    return set(listed.stdout.splitlines())
+
+
 def read_record(path: Path):
     """A committed record: JSON, JSON lines (a list of rows) or text (for find())."""
     text = path.read_text()
@@ -84,7 +93,7 @@ def read_record(path: Path):
 def values_of(entry: Entry) -> list[str]:
     """The entry's numbers as its document should show them, computed from its file."""
     path = REPO / entry.file
-    assert path.is_file(), f"{entry.where()}: {entry.file} is not a committed file"
+    assert entry.file in committed() and path.is_file(), f"{entry.where()}: {entry.file} is not a committed file"
     record = read_record(path)
 
     def at(key: str):
