@@ -95,7 +95,8 @@ class ScheduleConfig:
     # end of `epochs`, as a function of the step
     # step: the paper's divisions by `factor` at fixed points, `max_cuts` of them spread evenly over the
     # budget (epochs x i / (max_cuts + 1): 22.5, 45, 67.5 of 90, near run 145's 25, 51, ~75)
-    kind: Literal["plateau", "linear", "cosine", "step"] = "plateau"
+    # cuts: the lr divided by `factor` at each of `cut_steps` (steps planned in advance: the experiments' phases)
+    kind: Literal["plateau", "linear", "cosine", "step", "cuts"] = "plateau"
     factor: float = 0.1  # §5 "divide the learning rate by 10"
     patience: int = 5  # epochs without a new best validation error before a cut
     threshold: float = 0.0  # improvement (absolute, in error fraction) that counts as one
@@ -103,6 +104,7 @@ class ScheduleConfig:
     tail_epochs: int = 5  # epochs run after the last cut before stopping
     epochs: int = 90  # §5 "roughly 90 cycles"; hard budget
     warmup_epochs: float = 0.0  # not the paper's: lr ramps linearly up over these epochs (Goyal et al. 2017; You et al. 2017)
+    cut_steps: tuple[int, ...] = ()  # kind=cuts: the steps (0-based, ascending) from which the lr is divided once more
 
 
 @dataclass
@@ -157,6 +159,8 @@ class Config:
 
 
 def _parse_value(text: str, typ: Any, key: str) -> Any:
+    if get_origin(typ) is tuple:  # tuple[int, ...]: "1000,2000" ("" is empty)
+        return tuple(_parse_value(t.strip(), get_args(typ)[0], key) for t in text.split(",") if t.strip())
     if get_origin(typ) is Literal:
         choices = get_args(typ)
         for c in choices:
@@ -176,7 +180,11 @@ def _parse_value(text: str, typ: Any, key: str) -> Any:
 
 
 def _check_type(value: Any, typ: Any, key: str) -> Any:
-    """Check a value from a TOML/JSON file against the field type (ints widen to floats)."""
+    """Check a value from a TOML/JSON file against the field type (ints widen to floats, lists become tuples)."""
+    if get_origin(typ) is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}={value!r} should be a list")
+        return tuple(_check_type(v, get_args(typ)[0], key) for v in value)
     if get_origin(typ) is Literal:
         if value not in get_args(typ):
             raise ConfigError(f"{key}={value!r} is not one of {', '.join(map(str, get_args(typ)))}")
@@ -321,7 +329,11 @@ def validate(cfg: Config) -> Config:
     for key in NOT_EMPTY:
         if not get_value(cfg, key).strip():
             raise ConfigError(f"{key} must not be empty")
+    cuts = cfg.schedule.cut_steps
     checks = [
+        (all(a < b for a, b in zip((0, *cuts), cuts)), f"schedule.cut_steps={','.join(map(str, cuts))}: "
+         "give ascending steps > 0, e.g. schedule.cut_steps=1000,2000"),
+        (cfg.schedule.kind != "cuts" or cuts, "schedule.kind=cuts needs schedule.cut_steps, e.g. 1000,2000"),
         (cfg.schedule.warmup_epochs < cfg.schedule.epochs, "schedule.warmup_epochs must be < schedule.epochs"),
         (cfg.schedule.kind != "plateau" or cfg.train.val_every_epochs == 1,
          "schedule.kind=plateau reads the validation error of every epoch: set train.val_every_epochs=1, "

@@ -17,10 +17,7 @@ evaluated (centre or ten patches, §4.1), outside the timed stretch.
 """
 from __future__ import annotations
 
-import os
-import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -31,7 +28,7 @@ from ..data.store import open_store
 from ..errors import UserError
 from ..evaluate import evaluate_checkpoints
 from ..runtime import device_name, resolve_device
-from ..train import open_trainer
+from ..train import Drive, open_trainer
 from ..train.phases import PhaseTimer
 from .timing import timed
 
@@ -80,17 +77,10 @@ def bench_train(store: str, preset: str | None, overrides: list[str], epochs: in
 
 
 def _timed_fit(trainer, max_seconds: float) -> tuple[float, dict]:
-    """fit(), timed; with max_seconds, a SIGTERM after that long stops it cleanly after the current
-    step (the loop's Ctrl-C path: last.pt saved, status "interrupted")."""
-    timer = threading.Timer(max_seconds, os.kill, (os.getpid(), signal.SIGTERM)) if max_seconds else None
+    """fit(), timed; with max_seconds the driver's deadline stops it cleanly after the step that
+    ends past it (last.pt saved, status "stopped")."""
     start = time.perf_counter()
-    if timer is not None:
-        timer.start()
-    try:
-        summary = trainer.fit()
-    finally:
-        if timer is not None:
-            timer.cancel()
+    summary = trainer.fit(Drive(seconds=max_seconds))
     return time.perf_counter() - start, summary
 
 

@@ -139,7 +139,7 @@ def register(sub) -> None:
     p.add_argument("--final-eval", choices=["none", "center", "10crop"], default="none",
                    help="evaluate the run's last.pt afterwards (not timed): the centre patch or the ten patches")
     p.add_argument("--max-seconds", type=Number(float, 0), default=0.0,
-                   help="stop training cleanly after this long (last.pt saved, status interrupted); 0: no limit")
+                   help="stop training cleanly after this long (last.pt saved, status stopped); 0: no limit")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--json-out", default=None, help="also write the JSON result to this file")
     p.set_defaults(func=cmd_bench_train)

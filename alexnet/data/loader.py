@@ -14,6 +14,7 @@ Augmentation (crop, reflection, PCA noise, mean) then runs on the device: data/a
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import os
 import queue
@@ -78,6 +79,12 @@ class BatchLoader:
             from .dali_decode import check_dali
             check_dali(decode)
         self.device_share, self.backend = device_share, backend
+
+    def on(self, reader) -> BatchLoader:
+        """A loader with these settings over another reader (the experiments' subsets)."""
+        loader = copy.copy(self)
+        loader.reader = reader
+        return loader
 
     def indices(self, epoch: int) -> np.ndarray:
         order = epoch_order(len(self.reader), epoch, self.seed, self.shuffle)

@@ -29,7 +29,6 @@ from ..nets.sizes import check_crop, crop_for, smallest_input, sizing_net
 from .columns import ColumnNet, ColumnShards
 from .distributed import Layout, share_dropout
 from .optim import build_optimizer
-from .schedule import Schedule, build_schedule
 
 
 @dataclass
@@ -39,7 +38,6 @@ class Parts:
     model: nn.Module  # the plain module: its state_dict is what checkpoints hold
     forward: nn.Module  # what a step calls: the model, or torch.compile of it
     optimizer: torch.optim.Optimizer
-    schedule: Schedule  # owns the learning rate
     loader: BatchLoader  # the training split in an order that is a function of (seed, epoch)
     val_reader: SplitReader | SubsetReader  # the per-epoch validation: the holdout of the training split, or data.val_split
     mean: torch.Tensor | None  # (3, S, S) §2 mean image on the device, or None (data.mean_image=false)
@@ -95,7 +93,6 @@ def build_parts(cfg: Config, device: torch.device, layout: Layout | None = None,
                           f"fewer than one batch of optim.batch_size={cfg.optim.batch_size}")
     return Parts(device=device, store=store, model=model, forward=forward,
                  optimizer=build_optimizer(model, cfg.optim, cfg.finetune),
-                 schedule=build_schedule(cfg.schedule, cfg.optim.lr, len(loader)),
                  loader=loader, val_reader=val_reader,
                  mean=store.mean.to(device) if cfg.data.mean_image else None,
                  eigvecs=store.pca_eigvecs.to(device), lam=pca_lambda(store.pca_eigvals, cfg.data.pca_scale).to(device),
