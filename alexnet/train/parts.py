@@ -89,8 +89,7 @@ def build_parts(cfg: Config, device: torch.device, layout: Layout | None = None,
                          device=device, threads=cfg.data.threads, decode=cfg.data.decode,
                          cpu_decoder=cfg.data.cpu_decoder, device_share=cfg.data.device_share, backend=cfg.data.backend)
     if len(loader) == 0:
-        raise ConfigError(f"split {cfg.data.train_split!r} has {len(train_reader)} images, "
-                          f"fewer than one batch of optim.batch_size={cfg.optim.batch_size}")
+        raise ConfigError(_too_few(cfg, len(train_reader), len(val_reader)))
     return Parts(device=device, store=store, model=model, forward=forward,
                  optimizer=build_optimizer(model, cfg.optim, cfg.finetune),
                  loader=loader, val_reader=val_reader,
@@ -98,6 +97,17 @@ def build_parts(cfg: Config, device: torch.device, layout: Layout | None = None,
                  eigvecs=store.pca_eigvecs.to(device), lam=pca_lambda(store.pca_eigvals, cfg.data.pca_scale).to(device),
                  layout=layout, columns=columns, from_store=from_store,
                  val_name="holdout" if cfg.data.holdout else cfg.data.val_split)
+
+
+def _too_few(cfg: Config, images: int, held: int) -> str:
+    """Why the training split gives no batch, with what the holdout took and what to set."""
+    split, batch = cfg.data.train_split, cfg.optim.batch_size
+    if not cfg.data.holdout:
+        return (f"split {split!r} has {images} images, fewer than one batch of optim.batch_size={batch}: "
+                f"set optim.batch_size={images} or less")
+    return (f"split {split!r} has {images + held} images and data.holdout={cfg.data.holdout:g} held out {held} for "
+            f"validation, leaving {images}, fewer than one batch of optim.batch_size={batch}: set "
+            f"optim.batch_size={images} or less, or data.holdout=0 (validate on data.val_split, all {images + held} train)")
 
 
 HOLDOUT_SEED = 0  # the held-out images are the same for every train.seed (ensembles, --seeds)
