@@ -55,3 +55,31 @@ def test_step_budget_and_deadline_stop_and_save(tiny_store, tmp_path):
     done = trainer.fit()
     assert (done["status"], done["step"], done["epoch"]) == ("finished", 14, 2)
     trainer.close()
+
+
+def test_store_facts_come_back_in_a_new_config(tiny_store, tmp_path):
+    import torch
+
+    from alexnet.train import build_parts
+    sets = [s for s in tiny_overrides(tiny_store, tmp_path / "x") if not s.startswith("model.num_classes")]
+    cfg = build_config(None, sets)
+    parts = build_parts(cfg, torch.device("cpu"))
+    assert cfg.model.num_classes == 0  # the caller's config is left as it is
+    assert parts.cfg.model.num_classes == 10 and parts.from_store == {"model.num_classes": 10}
+    assert Trainer(parts.cfg, parts).state()["config"]["model"]["num_classes"] == 10
+
+
+def test_config_sections_and_the_old_spellings():
+    from alexnet.config import Config, RANGES, choices, from_dict, to_dict
+    old = ["data.threads=3", "data.prefetch=0", "data.decode=device", "train.max_steps_per_epoch=2",
+           "train.dead_steps=7", "train.chance_steps=9", "train.ddp_bucket_mb=50"]
+    cfg = build_config(None, old)
+    assert (cfg.loader.threads, cfg.loader.prefetch, cfg.loader.decode, cfg.loader.max_batches) == (3, 0, "device", 2)
+    assert (cfg.health.dead_steps, cfg.health.chance_steps, cfg.ddp.bucket_mb) == (7, 9, 50)
+    saved = to_dict(Config())  # a checkpoint's config from before the sections
+    for section in ("loader", "health", "ddp"):
+        del saved[section]
+    saved["data"]["threads"], saved["train"]["dead_steps"] = 5, 11
+    assert from_dict(saved).loader.threads == 5 and from_dict(saved).health.dead_steps == 11
+    assert RANGES["loader.device_share"] == "(0, 1]" and RANGES["health.dead_steps"] == "[0, inf)"
+    assert choices("loader.decode") == ("cpu", "device") and choices("data.decode") == ("cpu", "device")

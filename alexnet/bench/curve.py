@@ -53,6 +53,7 @@ def train_losses(cfg: Config, steps: int, init: dict[str, torch.Tensor] | None) 
     """N steps of one run from `init` (None: the config's own seeded init); losses as floats."""
     configure_torch(cfg.train.threads, cfg.train.deterministic)
     parts = build_parts(cfg, resolve_device(cfg.train.device))
+    cfg = parts.cfg  # fitted to the store
     if init is not None:
         unwrap(parts.model).load_state_dict(init)
     start = _state(parts.model)

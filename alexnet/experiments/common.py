@@ -112,7 +112,7 @@ def trainer_on(cfg: Config, train_per_class: int = 0, eval_reader=None) -> Train
     if len(loader) == 0:
         raise UserError(f"{len(loader.reader)} training images are fewer than one batch of {cfg.optim.batch_size}")
     parts = dataclasses.replace(parts, loader=loader, val_reader=eval_reader or parts.val_reader)
-    return Trainer(cfg, parts)
+    return Trainer(parts.cfg, parts)
 
 
 def train_phases(trainer: Trainer, phases: list[int]) -> list[float]:

@@ -23,11 +23,10 @@ from torch import nn
 
 from .. import checkpoint as ckpt
 from ..config import Config, ScheduleConfig, to_dict
-from ..data.augment import draw, train_batch
 from ..data.store import StoreError
 from ..errors import CheckpointError, ConfigError, DivergenceError
 from ..evaluate import predict, topk_errors
-from ..runtime import autocast, configure_torch, process_facts
+from ..runtime import autocast, configure_torch, run_facts
 from . import distributed
 from .checkpointing import CheckpointWriter, Hook
 from .health import Health
@@ -129,7 +128,7 @@ class Trainer:
         # tells torch a new iteration begins, and nothing the graph outputs is kept past its step
         self.cudagraphs = cfg.train.compile and cfg.train.compile_mode == "reduce-overhead"
         agree = (lambda dead: distributed.stop_agreed(dead, True, parts.layout)) if parts.layout.world > 1 else None
-        self.health = Health(cfg.train, cfg.optim.lr, parts.loader.reader.labels, parts.val_reader.labels,
+        self.health = Health(cfg.health, cfg.optim.lr, parts.loader.reader.labels, parts.val_reader.labels,
                              str(run.path) if run is not None else "", agree)  # stops a dead run (train/health.py)
 
     # -- one step -----------------------------------------------------------------------------
@@ -140,11 +139,11 @@ class Trainer:
             torch.compiler.cudagraph_mark_step_begin()
         gen = step_generator(cfg.train.seed, self.step)
         n = images.shape[0] * p.layout.replicas  # drawn for the global batch; this replica keeps its rows
-        d = draw(n, images.shape[-1], cfg.data.crop, gen, cfg.data.flip, cfg.data.pca_std, cfg.data.random_crop)
+        d = p.augment.draw(n, images.shape[-1], gen)
         d = distributed.local_draws(d, p.layout)
         # dropout masks, replayable; .numpy() reads the CPU draw on the host (never a device sync)
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen).numpy()[0]))
-        x = train_batch(images.to(p.device, non_blocking=True), d, cfg.data.crop, p.mean, p.eigvecs, p.lam)
+        x = p.augment(images.to(p.device, non_blocking=True), d)
         if cfg.train.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = labels.to(p.device, non_blocking=True)
@@ -231,8 +230,8 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         p = self.parts
         net = p.forward if p.layout.world == 1 else p.model  # not through DDP: the ranks' shares differ in size
-        probs = predict([net], p.val_reader, p.mean, self.cfg.data.crop, self.cfg.eval.val_views,
-                        self.cfg.eval.batch_size, p.device, self.cfg.train.precision, threads=self.cfg.data.threads,
+        probs = predict([net], p.val_reader, p.augment.mean, self.cfg.data.crop, self.cfg.eval.val_views,
+                        self.cfg.eval.batch_size, p.device, self.cfg.train.precision, threads=self.cfg.loader.threads,
                         on_device=True, **p.layout.eval_shard())
         self.model.train()
         return topk_errors(probs, torch.as_tensor(p.val_reader.labels, dtype=torch.int64))
@@ -452,6 +451,7 @@ def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None
     cfg = cfg if layout.is_main else distributed.quiet(cfg)  # rank 0 alone shows progress
     run = RunFolder(cfg.train.out, resume or restarted, writer=layout.is_main)
     parts = build_parts(cfg, device, layout, given)  # a config or data error stops here, before anything is written
+    cfg = parts.cfg  # fitted to the store: what is saved and trained with
     run.create()
     trainer = Trainer(cfg, parts, run, checkpoint_hook, phases, hooks)
     if parts.from_store:
@@ -468,7 +468,7 @@ def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None
         distributed.wrap(trainer.parts, cfg)
         run.save_config(cfg)
         facts = {"resumed": resume or restarted, "world_size": layout.world, "precision": cfg.train.precision,
-                 **process_facts(device), "from_store": parts.from_store}
+                 **run_facts(device), "from_store": parts.from_store}
         run.record_start(facts)
         trainer.log.write("start", trainer.step, **facts)
     except BaseException:
