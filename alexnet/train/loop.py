@@ -316,6 +316,8 @@ class Trainer:
             self._checkpoint()
 
     def _save_before_error(self) -> str:
+        if self.run is None:
+            return "the steps done were not saved (no run folder)"
         if self.step == 0:
             return "no training step was done yet"
         if not all(bool(torch.isfinite(q).all()) for q in self.model.parameters()):
