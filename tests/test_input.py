@@ -345,7 +345,7 @@ def test_a_preset_takes_what_the_store_knows_and_the_run_says_what_it_took(s3, t
     (start,) = json.loads((run / "run.json").read_text())["starts"]
     assert start["from_store"] == {"data.crop": 64, "data.size": 72, "model.num_classes": 3}
     assert start["command"] == "alexnet " + " ".join(argv) and start["resumed"] is False
-    assert (start["world_size"], start["device"], start["precision"], start["torch"]) == (1, "cpu", "bf16", torch.__version__)  # the preset's
+    assert (start["world_size"], start["torch_device"], start["precision"], start["torch"]) == (1, "cpu", "bf16", torch.__version__)  # the preset's
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True).stdout
     assert start["commit"].split("+")[0] == head.strip()
     logged = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if '"start"' in l]

@@ -54,6 +54,7 @@ def train_losses(cfg: Config, steps: int, init: dict[str, torch.Tensor] | None, 
     `given`: the config keys the user set; the store's facts replace the others, as in `train`."""
     configure_torch(cfg.train.threads, cfg.train.deterministic)
     parts = build_parts(cfg, resolve_device(cfg.train.device), given=given)
+    cfg = parts.cfg  # fitted to the store
     if init is not None:
         unwrap(parts.model).load_state_dict(init)
     start = _state(parts.model)

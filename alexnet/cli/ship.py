@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..config import choices
 from ..errors import UserError
 from .args import POSITIVE, check_output
 from .train import add_shortcut_args, shortcut_overrides
@@ -77,7 +78,7 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", help=model_help)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders (searched recursively) or globs")
     p.add_argument("--topk", type=POSITIVE, default=5, help="how many classes to show per image (default 5)")
-    p.add_argument("--views", choices=["center", "10crop"], default="center",
+    p.add_argument("--views", choices=choices("eval.views"), default="center",
                    help="the centre patch, or the ten patches of §4.1 averaged (as `alexnet eval`)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--figure", metavar="OUT.png", help="also draw the predictions as the paper's Figure 4 (left)")

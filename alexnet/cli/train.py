@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..config import choices
 from ..errors import ConfigError, UserError
 from .args import NON_NEGATIVE, POSITIVE, add_config_args, config_from_args, given_keys
 
 SHORTCUTS = {  # flag -> config key: the flags users of pytorch/examples and torchvision's references type
-    "epochs": "schedule.epochs", "lr": "optim.lr", "batch_size": "optim.batch_size", "workers": "data.threads",
+    "epochs": "schedule.epochs", "lr": "optim.lr", "batch_size": "optim.batch_size", "workers": "loader.threads",
     "wd": "optim.weight_decay", "momentum": "optim.momentum",
 }
 
@@ -18,7 +19,7 @@ def add_shortcut_args(p) -> None:
     p.add_argument("--lr", metavar="LR", help="the learning rate (= --set optim.lr=LR)")
     p.add_argument("-b", "--batch-size", metavar="N", help="images per SGD step (= --set optim.batch_size=N)")
     p.add_argument("-j", "--workers", metavar="N",
-                   help="threads decoding each batch (= --set data.threads=N; 0: one per core)")
+                   help="threads decoding each batch (= --set loader.threads=N; 0: one per core)")
     p.add_argument("--wd", "--weight-decay", dest="wd", metavar="WD",
                    help="weight decay (= --set optim.weight_decay=WD)")
     p.add_argument("--momentum", metavar="M", help="momentum (= --set optim.momentum=M)")
@@ -160,11 +161,11 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, help="store folder (of another side: its images are rescaled to the "
                    "net's stored side, as predict does)")
     p.add_argument("--split", default=None, help="default: the validation split the checkpoint was trained with")
-    p.add_argument("--views", choices=["center", "10crop"], default=None,
+    p.add_argument("--views", choices=choices("eval.views"), default=None,
                    help="the centre patch, or the ten patches of §4.1 (corners, centre, reflections); default: "
                         "eval.views of the first checkpoint's config (10crop, the paper's, unless its run set it)")
     p.add_argument("--batch-size", type=POSITIVE, default=256, help="images per batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="autocast precision")
+    p.add_argument("--precision", choices=choices("train.precision"), default="fp32", help="autocast precision")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_eval)

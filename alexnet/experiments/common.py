@@ -4,6 +4,7 @@ a store, evaluating it over views, caching each finished unit of work, and writi
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import sys
 from collections.abc import Callable
@@ -15,7 +16,6 @@ import torch
 
 from ..checkpoint import save_checkpoint
 from ..config import Config, build_config
-from ..data.loader import BatchLoader
 from ..data.store import open_store
 from ..data.subset import SubsetReader, balanced_indices
 from ..errors import UserError
@@ -24,7 +24,7 @@ from ..fsutil import write_atomic
 from ..runtime import configure_torch, resolve_device
 from ..viz.results import environment, pct  # noqa: F401  pct: for the experiments' tables
 from ..viz.results import write_result as save_result
-from ..train import Trainer, build_parts
+from ..train import Drive, Trainer, build_parts
 from . import SIZES  # noqa: F401  (the sizes live beside the list, so the CLI can read them without torch)
 
 
@@ -104,31 +104,28 @@ def subset(reader, per_class: int, seed: int = 0):
 
 def trainer_on(cfg: Config, train_per_class: int = 0, eval_reader=None) -> Trainer:
     """A Trainer (no run folder: no per-epoch validation or log) on `train_per_class` images of
-    every class of the training split (all when 0); `eval_reader` replaces its validation split."""
+    every class of the training split (all when 0); `eval_reader` replaces its validation split.
+    Its schedule is sized from the loader of those images (Trainer builds it)."""
     configure_torch(cfg.train.threads, cfg.train.deterministic)
     parts = build_parts(cfg, resolve_device(cfg.train.device))
-    train_reader = subset(parts.loader.reader, train_per_class)  # the same images whatever the seed
-    loader = BatchLoader(train_reader, cfg.optim.batch_size, shuffle=True, seed=cfg.train.seed,
-                         prefetch=cfg.data.prefetch, max_batches=cfg.train.max_steps_per_epoch,
-                         device=parts.device, threads=cfg.data.threads)
+    loader = parts.loader.on(subset(parts.loader.reader, train_per_class))  # the same images whatever the seed
     if len(loader) == 0:
-        raise UserError(f"{len(train_reader)} training images are fewer than one batch of {cfg.optim.batch_size}")
+        raise UserError(f"{len(loader.reader)} training images are fewer than one batch of {cfg.optim.batch_size}")
     parts = dataclasses.replace(parts, loader=loader, val_reader=eval_reader or parts.val_reader)
-    return Trainer(cfg, parts)
+    return Trainer(parts.cfg, parts)
 
 
 def train_phases(trainer: Trainer, phases: list[int]) -> list[float]:
-    """phases[i] steps at the initial lr times schedule.factor^i (§5's cuts at fixed points);
-    returns the per-step losses. Stops with an error on a non-finite step."""
-    losses: list[float] = []
-    for i, steps in enumerate(phases):
-        if i:
-            trainer.schedule.reduce()
-        out = trainer.run_steps(steps)
-        losses += out["losses"]
-        if not out["finite"]:
-            raise UserError(f"training diverged (non-finite loss) at lr {trainer.schedule.lr:g}: lower optim.lr")
-    return losses
+    """phases[i] steps at the initial lr times schedule.factor^i (§5's cuts at fixed points: the
+    schedule kind "cuts", train/schedule.py), in one drive; returns the per-step losses. Stops
+    with an error on a non-finite step."""
+    cuts = tuple(itertools.accumulate(phases[:-1]))
+    if cuts:
+        trainer.set_schedule(dataclasses.replace(trainer.cfg.schedule, kind="cuts", cut_steps=cuts))
+    out = trainer.fit(Drive(steps=sum(phases), losses=True))
+    if not out["finite"]:
+        raise UserError(f"training diverged (non-finite loss) at lr {trainer.schedule.lr:g}: lower optim.lr")
+    return out["losses"]
 
 
 def save_net(trainer: Trainer, path: Path) -> None:
