@@ -11,9 +11,8 @@ def test_defaults_are_the_papers():
     assert (c.model.lrn_alpha, c.model.pool_kernel, c.model.columns, c.model.dropout) == (1e-4, 3, 2, 0.5)
     assert (c.data.crop, c.data.pca_std, c.schedule.max_cuts) == (224, 0.1, 3)
     # §2's S = 256 is the store's side: `alexnet prepare` makes 256 by default and data.size=0 takes the store's
-    import inspect
-    from alexnet.data.prepare import prepare
-    assert c.data.size == 0 and inspect.signature(prepare).parameters["size"].default == 256
+    from alexnet.data.options import PrepareOptions
+    assert c.data.size == 0 and PrepareOptions().size == 256
 
 
 @pytest.mark.parametrize("name", preset_names())
