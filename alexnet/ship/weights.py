@@ -127,7 +127,7 @@ def net_file(path: str | Path) -> Path:
         last = " (its last.pt is there: give that file)" if (path / "last.pt").is_file() else ""
         raise UserError(f"{path} is a folder without best.pt, written when a run finishes an epoch{last}")
     if not path.is_file():
-        raise UserError(f"no model file {path}: give {FORMATS}")
+        raise UserError(f"no model file {path}: it does not exist; give {FORMATS}")
     return path
 
 
