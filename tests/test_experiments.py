@@ -67,11 +67,12 @@ def test_ablations_then_tencrop_reuse_the_nets(tiny_store, tmp_path, monkeypatch
     # tencrop-ensemble (2 nets at the tiny size): seed 0 comes from the ablation run, seed 1 is trained now
     from alexnet.experiments import common
     trained = []
-    real = common.train_phases
-    monkeypatch.setattr("alexnet.experiments.ablations.train_phases", lambda t, p: trained.append(1) or real(t, p))
+    real = common.train_or_fail
+    monkeypatch.setattr("alexnet.experiments.ablations.train_or_fail", lambda t, p: trained.append(1) or real(t, p))
     t = run("tencrop-ensemble", tiny_store, tmp_path)
     assert len(trained) == 1 and len(t["singles"]) == 2
-    assert t["ensemble"]["10crop"]["top1_error"] >= 0 and t["ensemble"]["checkpoints"][0].endswith("paper-net-s0.pt")
+    e = t["ensembles"][0]
+    assert e["10crop"]["top1_error"] >= 0 and e["checkpoints"][0].endswith("paper-net-s0.pt") and e["seeds"] == [0, 1]
 
 
 def test_overfitting(tiny_store, tmp_path):
@@ -94,3 +95,66 @@ def test_overfitting(tiny_store, tmp_path):
 def test_unknown_store_is_a_clear_error(tmp_path, capsys):
     assert main(["experiment", "figure1", "--data", str(tmp_path / "none"), "--size", "tiny"]) == 2
     assert "no store" in capsys.readouterr().err
+
+
+def test_every_ablation_arm_is_paired_with_the_baseline(tiny_store, tmp_path):
+    """Each arm of a seed starts from the baseline's weights in every layer whose shape it shares,
+    and its first step sees the same input (images, crops, reflections, colour noise) and draws
+    its dropout masks from the same RNG state (same state and shape: the same masks)."""
+    import torch
+    from alexnet.experiments import ablations
+    from alexnet.experiments.common import Context, paired_trainer
+
+    ctx = Context(name="ablations", data=tiny_store, out=tmp_path, work=tmp_path, size="tiny", progress=False)
+
+    def first_step(variant):
+        trainer = paired_trainer(ablations.config(ctx, variant, seed=3))
+        weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        seen = {}
+        model = trainer.model
+        model.register_forward_pre_hook(lambda m, a: [seen.setdefault("input", a[0].detach().clone()), None][1])
+        drop = model.classifier.drop6
+        drop.register_forward_pre_hook(lambda m, a: [seen.setdefault("rng", (torch.get_rng_state(), a[0].shape)), None][1])
+        images, labels = next(iter(trainer.parts.loader.batches(0)))
+        trainer.train_step(images, labels)
+        return weights, seen, labels
+
+    base, base_seen, base_labels = first_step("paper net")
+    shared_somewhere = 0
+    for variant in ablations.VARIANTS:
+        weights, seen, labels = first_step(variant)
+        assert torch.equal(labels, base_labels), variant  # the same images in the same order
+        shared = [k for k, v in weights.items() if k in base and v.shape == base[k].shape]
+        assert shared and all(torch.equal(weights[k], base[k]) for k in shared), variant
+        shared_somewhere += len(shared) < len(base) or len(weights) > len(base)  # layers removed, resized or added
+        if variant != "no PCA noise":  # its input differs by the colour noise alone: the crops are the same
+            assert torch.equal(seen["input"], base_seen["input"]), variant
+        if variant != "no dropout":
+            assert torch.equal(seen["rng"][0], base_seen["rng"][0]) and seen["rng"][1] == base_seen["rng"][1], variant
+    assert shared_somewhere == 4  # no conv3, no conv4, one column, sixth conv: other layers, still paired
+    # without the paired init, removing conv3 shifts the draws of the layers after it (the defect it mends)
+    from alexnet.experiments.common import trainer_on
+    plain = trainer_on(ablations.config(ctx, "no conv3", seed=3)).model.state_dict()
+    assert not torch.equal(plain["classifier.fc8.weight"], base["classifier.fc8.weight"])
+
+
+def test_paper_recipe(tiny_store, tmp_path, monkeypatch):
+    r = run("paper-recipe", tiny_store, tmp_path)
+    assert set(r["arms"]) == {"paper", "bias 0.1", "He init"} and r["chance"] == pytest.approx(0.9)
+    for runs in r["arms"].values():
+        x = runs[0]
+        assert x["epochs"] == 2 and len(x["val_top1_error"]) == 2 and x["best_error"] == min(x["val_top1_error"])
+        assert x["left_chance"] is None or x["val_top1_error"][x["left_chance"] - 1] <= 0.85
+    # resumable per epoch: a rerun trains nothing; a record cut back to one epoch trains one more
+    from alexnet.train.loop import Trainer
+    steps = []
+    real = Trainer.run_steps
+    monkeypatch.setattr(Trainer, "run_steps", lambda self, n: steps.append(n) or real(self, n))
+    run("paper-recipe", tiny_store, tmp_path)
+    assert steps == []
+    rec = tmp_path / "work" / "paper-recipe" / "tiny" / "He-init-s0.json"
+    data = json.loads(rec.read_text())
+    data["epochs"] = data["epochs"][:1]
+    rec.write_text(json.dumps(data))
+    again = run("paper-recipe", tiny_store, tmp_path)
+    assert len(steps) == 1 and again["arms"]["He init"][0]["epochs"] == 2
