@@ -1,4 +1,6 @@
-"""The pilot behind the experiments' sizes (`python -m alexnet.experiments.pilot STORE144 [CIFAR32]`):
+"""The pilot behind the experiments' sizes (`python -m alexnet.experiments.pilot STORE144 [OUT]`; then
+`python -m alexnet.experiments.pilot plan` writes results/pilot/plan.json and table.md, the cost and
+noise per experiment):
 seconds per training step and per ten-patch evaluated image of each candidate size, timed side by
 side in one process, written to results/pilot/result.json with the host, date and command. The
 sizes' budgets (ablations.SIZES etc.) are these times multiplied out; the noise that decides how
@@ -9,7 +11,9 @@ which is what choosing a size needs; the record says how loaded the host was.
 """
 from __future__ import annotations
 
+import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,6 +25,7 @@ from .common import Context, evaluate_nets, experiment_config, save_net, subset,
 from ..viz.results import environment
 from ..fsutil import write_atomic
 from ..runtime import resolve_device
+from .verdict import smallest_detectable
 
 # name -> (the experiment it prices, preset, overrides)
 CANDIDATES = {
@@ -59,7 +64,96 @@ def time_candidate(ctx: Context, preset: str | None, overrides: list[str], steps
             "steps_per_epoch": len(trainer.parts.loader), "train_images": len(trainer.parts.loader.reader)}
 
 
+# experiment -> (pilot candidate or None, units per seed, train steps a unit, ten-patch images a unit, note)
+UNITS = {
+    "ablations": ("small-net w0.25 crop128 b64 bf16 channels-last", 10, 1470, 3925, "10 arms, 10 epochs each"),
+    "overfitting": ("small-net w0.25 crop128 b64 bf16 channels-last", 3, 640, 0, "3 arms; centre-patch evaluation"),
+    "tencrop-ensemble": ("small-net w0.25 crop128 b64 bf16 channels-last", 3, 1470, 3925,
+                         "3 nets a replicate (seeds 3r..3r+2; ablations' seeds 0-4 shared, so 2 new a replicate on "
+                         "average) plus the ensemble's ten-patch pass over 3 nets (about one more unit)"),
+    "paper-recipe": ("imagenette preset w1 crop128 b128 bf16 channels-last", 3, 30 * 73, 0,
+                     "3 arms x 30 epochs of 73 steps; per-epoch centre validation on 1,000 images"),
+}
+
+
+def needed_seeds(sd: float, target: float) -> int | None:
+    """The fewest seeds whose smallest detectable effect (80% power) is <= target, given a paired sd."""
+    for n in range(3, 200):
+        if smallest_detectable(_spread(sd, n), False) <= target:
+            return n
+    return None
+
+
+def _spread(sd: float, n: int) -> list[float]:
+    """n values with sample sd exactly `sd` (for the MDE formula)."""
+    base = [(-1) ** i for i in range(n)] if n % 2 == 0 else [(-1) ** i for i in range(n - 1)] + [0.0]
+    mean = sum(base) / n
+    cur = (sum((b - mean) ** 2 for b in base) / (n - 1)) ** 0.5
+    return [b * sd / cur for b in base]
+
+
+def plan(results: Path) -> dict:
+    """Each experiment's cost at its cpu size (pilot times x units) and, for the top-1 ablation rows,
+    the paired sd measured so far (results/claims.json) and the seeds it would take to detect 2 points."""
+    pilot = json.loads((results / "pilot" / "pilot.json").read_text())["candidates"]
+    out = {}
+    for name, (cand, units, steps, images, note) in UNITS.items():
+        c = pilot[cand]
+        unit_s = steps * c["seconds_per_step"] + images * c["seconds_per_10crop_image"]
+        out[name] = {"units_per_seed": units, "seconds_per_unit": round(unit_s), "hours_per_seed":
+                     round(units * unit_s / 3600, 2), "note": note, "priced_by": cand}
+    cifar = json.loads((results / "lrn-cifar" / "result.json").read_text())  # the committed run's own times
+    runs = [x for rs in cifar["runs"].values() for x in rs]
+    step_s = sum(x["seconds"] for x in runs) / (len(runs) * sum(cifar["settings"]["phases"]))
+    out["lrn-cifar"] = {"units_per_seed": 2, "seconds_per_unit": round(780 * step_s), "hours_per_seed":
+                        round(2 * 780 * step_s / 3600, 2), "note": "2 arms of 780 steps",
+                        "priced_by": f"results/lrn-cifar/result.json: {step_s:.2f} s a step, test pass included"}
+    fig = json.loads((results / "figure1" / "result.json").read_text())
+    curves = sum(x["seconds"] for a in ("relu", "tanh") for x in fig["curves"][a]) / fig["settings"]["seeds"]
+    out["figure1"] = {"units_per_seed": 2, "seconds_per_unit": round(curves / 2), "hours_per_seed":
+                      round(curves / 3600, 2), "note": "a ReLU and a tanh curve (the lr sweeps are cached)",
+                      "priced_by": "results/figure1/result.json: its curves' own times"}
+    rows = [r for r in json.loads((results / "claims.json").read_text()) if r["size"] == "cpu" and
+            r["source"] == "ablations/result.json" and len(r["values"]) >= 3]
+    out["noise"] = {r["claim"]: {"paired_sd_points": round(statistics.stdev(r["values"]), 2), "seeds": r["seeds"],
+                                 "ran_at": r["ran_at"], "seeds_for_2_points": needed_seeds(statistics.stdev(r["values"]), 2.0),
+                                 "smallest_detectable_at_5_seeds": round(smallest_detectable(
+                                     _spread(statistics.stdev(r["values"]), 5), False), 2)} for r in rows}
+    out["note"] = ("noise: the paired sd of the committed cpu results (64px, 100 steps, 300 images), probably "
+                   "above the new size's (3,925 images: the binomial part alone shrinks ~3.6x), not a bound; the new "
+                   "size's own sd comes with its first 5 seeds, and the claims table's power column then says "
+                   "whether it decides")
+    return out
+
+
+SEEDS = {"ablations": 5, "overfitting": 5, "tencrop-ensemble": 5, "paper-recipe": 3, "lrn-cifar": 5, "figure1": 5}
+
+
+def plan_table(plan: dict) -> str:
+    """The plan as markdown: cost per seed and in all at the cpu size, and the noise so far."""
+    out = ["| experiment | seeds | units a seed | min a unit | h a seed | h in all |", "|---|---|---|---|---|---|"]
+    for name, n in SEEDS.items():
+        p = plan[name]
+        out.append(f"| {name} | {n} | {p['units_per_seed']} | {p['seconds_per_unit'] / 60:.1f} | {p['hours_per_seed']:.2f} | "
+                   f"{n * p['hours_per_seed']:.1f} |")
+    out += ["", "| ablation row (top-1/top-5 error) | paired sd so far (points) | smallest detectable at 5 seeds | "
+            "seeds for 2 points |", "|---|---|---|---|"]
+    for claim, x in plan["noise"].items():
+        out.append(f"| {claim} | {x['paired_sd_points']:.2f} | {x['smallest_detectable_at_5_seeds']:.2f} | "
+                   f"{x['seeds_for_2_points']} |")
+    out.append(f"\nTimes from the pilot (results/pilot/pilot.json: a shared host, load 5-6 on 2 cores) and the "
+               f"committed lrn-cifar and figure1 units; {plan['note']}.")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "plan":
+        results = Path(argv[1] if len(argv) > 1 else "results")
+        record = plan(results)
+        write_atomic(results / "pilot" / "plan.json", (json.dumps(record, indent=1) + "\n").encode())
+        write_atomic(results / "pilot" / "table.md", plan_table(record).encode())
+        print(plan_table(record))
+        return 0
     store = Path(argv[0]).resolve()
     out = Path(argv[1] if len(argv) > 1 else "results/pilot")
     steps = int(os.environ.get("PILOT_STEPS", "5"))
@@ -78,8 +172,7 @@ def main(argv: list[str]) -> int:
               "note": "shared 2-core host (six sessions at once): an estimate of the cost's order, not a benchmark",
               "candidates": rows}
     out.mkdir(parents=True, exist_ok=True)
-    import json
-    write_atomic(out / "result.json", (json.dumps(record, indent=1) + "\n").encode())
+    write_atomic(out / "pilot.json", (json.dumps(record, indent=1) + "\n").encode())
     return 0
 
 
