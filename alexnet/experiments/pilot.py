@@ -137,10 +137,10 @@ def plan_table(plan: dict) -> str:
         out.append(f"| {name} | {n} | {p['units_per_seed']} | {p['seconds_per_unit'] / 60:.1f} | {p['hours_per_seed']:.2f} | "
                    f"{n * p['hours_per_seed']:.1f} |")
     out += ["", "| ablation row (top-1/top-5 error) | paired sd so far (points) | smallest detectable at 5 seeds | "
-            "seeds for 2 points |", "|---|---|---|---|"]
+            "seeds for 2 points | h for them (all 10 arms) |", "|---|---|---|---|---|"]
     for claim, x in plan["noise"].items():
         out.append(f"| {claim} | {x['paired_sd_points']:.2f} | {x['smallest_detectable_at_5_seeds']:.2f} | "
-                   f"{x['seeds_for_2_points']} |")
+                   f"{x['seeds_for_2_points']} | {x['seeds_for_2_points'] * plan['ablations']['hours_per_seed']:.0f} |")
     out.append(f"\nTimes from the pilot (results/pilot/pilot.json: a shared host, load 5-6 on 2 cores) and the "
                f"committed lrn-cifar and figure1 units; {plan['note']}.")
     return "\n".join(out) + "\n"
