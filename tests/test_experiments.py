@@ -82,10 +82,15 @@ def test_overfitting(tiny_store, tmp_path):
         run0 = runs[0]
         assert run0["train_images"] == 40 and run0["val_images"] == 20
         assert run0["gap"] == pytest.approx(run0["val_top1_error"] - run0["train_top1_error"])
+    for v, runs in r["runs"].items():  # 4 steps end at chance: a failure, counted and kept out of the effects
+        assert r["failed_runs"][v] == sum(x["failed"] for x in runs)
+    base = r["runs"]["paper net"][0]
     for v, extra in r["extra_gap"].items():
-        assert extra[0] == pytest.approx(r["runs"][v][0]["gap"] - r["runs"]["paper net"][0]["gap"])
-    conv = r["dropout_convergence"][0]
-    assert conv["ratio"] == pytest.approx(conv["steps_a"] / conv["steps_b"]) and conv["steps_a"] >= 1
+        both = not (r["runs"][v][0]["failed"] or base["failed"])
+        assert extra == ([pytest.approx(r["runs"][v][0]["gap"] - base["gap"])] if both else [])
+    assert r["convergence_yardstick"] == "mid-budget"
+    for conv in r["dropout_convergence"]:
+        assert conv["ratio"] == pytest.approx(conv["steps_a"] / conv["steps_b"]) and conv["steps_a"] >= 1
     k = r["kernels"][0]
     assert 0 < k["trained"]["low_frequency_share"] < 1 and k["init"]["random_chroma"] == pytest.approx(2 / 3)
     assert k["trained"]["low_frequency_share"] != k["init"]["low_frequency_share"]  # it trained
@@ -138,23 +143,49 @@ def test_every_ablation_arm_is_paired_with_the_baseline(tiny_store, tmp_path):
     assert not torch.equal(plain["classifier.fc8.weight"], base["classifier.fc8.weight"])
 
 
-def test_paper_recipe(tiny_store, tmp_path, monkeypatch):
-    r = run("paper-recipe", tiny_store, tmp_path)
-    assert set(r["arms"]) == {"paper", "bias 0.1", "He init"} and r["chance"] == pytest.approx(0.9)
-    for runs in r["arms"].values():
+def test_paper_recipe_resumes_per_epoch_as_if_never_stopped(tiny_store, tmp_path, monkeypatch):
+    from alexnet.experiments import common
+    from alexnet.train.loop import Trainer
+    whole = run("paper-recipe", tiny_store, tmp_path / "whole")
+    assert set(whole["arms"]) == {"paper", "bias 0.1", "He init"} and whole["chance"] == pytest.approx(0.9)
+    for runs in whole["arms"].values():
         x = runs[0]
         assert x["epochs"] == 2 and len(x["val_top1_error"]) == 2 and x["best_error"] == min(x["val_top1_error"])
         assert x["left_chance"] is None or x["val_top1_error"][x["left_chance"] - 1] <= 0.85
-    # resumable per epoch: a rerun trains nothing; a record cut back to one epoch trains one more
-    from alexnet.train.loop import Trainer
+    # stopped by --hours after the first arm's first epoch: nothing written, that epoch kept
+    calls = []
+    real_check = common.Context.check_budget
+
+    def spent(self):
+        calls.append(1)
+        if len(calls) > 1:
+            raise common.BudgetSpent("spent")
+    monkeypatch.setattr(common.Context, "check_budget", spent)
+    out, work = tmp_path / "cut" / "results" / "paper-recipe", tmp_path / "cut" / "work"
+    args = ["experiment", "paper-recipe", "--data", str(tiny_store), "--size", "tiny", "--out", str(out),
+            "--work", str(work), "--quiet"]
+    assert main(args) == 0 and not (out / "result.json").exists()
+    assert len(json.loads((work / "paper-recipe" / "tiny" / "paper-s0.json").read_text())["epochs"]) == 1
+    monkeypatch.setattr(common.Context, "check_budget", real_check)
     steps = []
     real = Trainer.run_steps
     monkeypatch.setattr(Trainer, "run_steps", lambda self, n: steps.append(n) or real(self, n))
-    run("paper-recipe", tiny_store, tmp_path)
-    assert steps == []
-    rec = tmp_path / "work" / "paper-recipe" / "tiny" / "He-init-s0.json"
-    data = json.loads(rec.read_text())
-    data["epochs"] = data["epochs"][:1]
-    rec.write_text(json.dumps(data))
-    again = run("paper-recipe", tiny_store, tmp_path)
-    assert len(steps) == 1 and again["arms"]["He init"][0]["epochs"] == 2
+    resumed = run("paper-recipe", tiny_store, tmp_path / "cut")
+    assert len(steps) == 5  # the paper arm's second epoch, two each for the others
+    for arm, runs in whole["arms"].items():  # the resumed run is the uninterrupted one, epoch by epoch
+        assert resumed["arms"][arm][0]["val_top1_error"] == runs[0]["val_top1_error"], arm
+    steps.clear()
+    run("paper-recipe", tiny_store, tmp_path / "cut")
+    assert steps == []  # everything cached
+
+
+def test_convergence_yardstick_is_inside_both_runs():
+    """§4.2's steps to converge: the loss both runs reach by mid-budget, not the slower run's last
+    loss (which would make its steps the budget). Straight-line losses, worked by hand."""
+    from alexnet.experiments.overfitting import steps_to_common_loss
+    slow = list(np.linspace(2.3, 1.0, 100))  # with dropout
+    fast = list(np.linspace(2.3, 0.5, 100))  # without
+    c = steps_to_common_loss(slow, fast, window=1)
+    assert c["loss"] == pytest.approx(slow[49])  # the slow run's level at step 50 of 100
+    assert c["steps_a"] == 50 and c["steps_b"] == 37  # fast: 2.3 - 1.8 i / 99 <= slow[49] first at i = 36
+    assert c["ratio"] == pytest.approx(50 / 37)

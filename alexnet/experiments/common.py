@@ -184,12 +184,17 @@ def failed_losses(losses: list[float], classes: int) -> bool:
 
 
 def train_or_fail(trainer: Trainer, phases: list[int]) -> list[float]:
-    """train_phases, except that a diverged run is a result (a failure counted per arm), not an error:
-    its losses end with nan."""
-    try:
-        return train_phases(trainer, phases)
-    except UserError:
-        return [float("nan")]
+    """train_phases, except that a diverged run is a result (a failure counted per arm, failed_losses),
+    not an error: it stops at the phase whose steps went non-finite, and its losses say so."""
+    losses: list[float] = []
+    for i, steps in enumerate(phases):
+        if i:
+            trainer.schedule.reduce()
+        out = trainer.run_steps(steps)
+        losses += out["losses"]
+        if not out["finite"]:
+            return losses + [float("nan")]
+    return losses
 
 
 def save_net(trainer: Trainer, path: Path) -> None:

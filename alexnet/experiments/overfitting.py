@@ -107,14 +107,17 @@ def run(ctx: Context) -> dict:
         return {}
     runs = {v: [b[v] for b in by_seed] for v in VARIANTS}
     base = runs["paper net"]
-    extra_gap = {v: [r["gap"] - b["gap"] for r, b in zip(runs[v], base)] for v in VARIANTS if v != "paper net"}
+    ok = lambda *units: not any(u.get("failed") for u in units)  # noqa: E731  failed runs: counted, kept out
+    extra_gap = {v: [r["gap"] - b["gap"] for r, b in zip(runs[v], base) if ok(r, b)] for v in VARIANTS if v != "paper net"}
     window = base[0]["steps_per_epoch"]
-    convergence = [steps_to_common_loss(d["losses"], n["losses"], window) for d, n in zip(base, runs["no dropout"])]
+    convergence = [steps_to_common_loss(d["losses"], n["losses"], window)
+                   for d, n in zip(base, runs["no dropout"]) if ok(d, n)]
+    failed_runs = {v: sum(bool(r.get("failed")) for r in rs) for v, rs in runs.items()}
     summary = {v: {"train_top1_error": [r["train_top1_error"] for r in rs], "val_top1_error":
                    [r["val_top1_error"] for r in rs], "gap": [r["gap"] for r in rs]} for v, rs in runs.items()}
     result = {"settings": {**sz, "seeds": seeds, "store": str(ctx.data), "views": "center"},
               "summary": summary, "extra_gap": extra_gap, "dropout_convergence": convergence,
-              "convergence_yardstick": "mid-budget",
+              "convergence_yardstick": "mid-budget", "failed_runs": failed_runs,
               "kernels": [kernels(ctx, "paper net", s) for s in range(seeds)],
               "runs": {v: [{k: x for k, x in r.items() if k != "losses"} for r in rs] for v, rs in runs.items()},
               "seconds": sum(recorded_seconds(ctx.work / f"{slug(v)}-s{s}.json") for v in VARIANTS for s in range(seeds))}

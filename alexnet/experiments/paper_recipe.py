@@ -49,10 +49,14 @@ def train_arm(ctx: Context, arm: str, seed: int) -> dict:
                                                 *sz["extra"], *ARMS[arm]])
     val = subset(store.split(held_out_split(store)), sz["val_per_class"])
     trainer = paired_trainer(cfg, eval_reader=val)
-    if record["epochs"]:
-        trainer.restore(path)  # weights, optimiser, schedule and counters of the last finished epoch
+    if path.is_file():
+        trainer.restore(path)  # weights, optimiser, schedule and counters of the last checkpointed epoch
+        # the checkpoint is the truth: a kill between it and the record loses no epoch and repeats none
+        record["epochs"] = record["epochs"][:trainer.epoch]
+        while len(record["epochs"]) < trainer.epoch:
+            record["epochs"].append(epoch_record(trainer, trainer.validate()["top1_error"], [], True, 0.0))
     ctx.work.mkdir(parents=True, exist_ok=True)
-    while len(record["epochs"]) < sz["epochs"]:
+    while len(record["epochs"]) < sz["epochs"] and all(e["finite"] for e in record["epochs"]):
         ctx.check_budget()
         start = time.perf_counter()
         out = trainer.run_steps(len(trainer.parts.loader))
@@ -60,15 +64,15 @@ def train_arm(ctx: Context, arm: str, seed: int) -> dict:
         if out["finite"] and not trainer.health.at_chance(trainer.step, err):
             trainer.schedule.observe(len(record["epochs"]), err)  # ÷10 on a plateau, as fit (no cut at chance)
         save_net(trainer, path)
-        losses = [x for x in out["losses"]]
-        record["epochs"].append({"val_top1_error": err, "train_loss": sum(losses) / len(losses),
-                                 "lr": trainer.schedule.lr, "finite": out["finite"],
-                                 "seconds": time.perf_counter() - start})
+        record["epochs"].append(epoch_record(trainer, err, out["losses"], out["finite"], time.perf_counter() - start))
         write_atomic(record_path, (json.dumps(record, indent=1) + "\n").encode())
         ctx.log(f"{arm}, seed {seed}: epoch {len(record['epochs'])} val error {pct(err)}%")
-        if not out["finite"]:
-            break  # diverged: the record says so
-    return record
+    return record  # a diverged arm stops early: its last epoch says finite false
+
+
+def epoch_record(trainer, err: float, losses: list[float], finite: bool, seconds: float) -> dict:
+    return {"val_top1_error": err, "train_loss": sum(losses) / len(losses) if losses else None,
+            "lr": trainer.schedule.lr, "finite": finite, "seconds": seconds}
 
 
 def summary(record: dict, chance: float) -> dict:
