@@ -40,7 +40,7 @@ SIZES = {
                  phases=[4], val_per_class=2, seeds=1),
     # cpu: the paper's recipe with He init (SMALL_NET) at a quarter width on 128px crops of a 144px store
     # (bf16 + channels-last, results/pilot/result.json), 1,000 training images seen ~40 times each, all
-    # 3,925 validation images, 5 seeds: ~5 min a net on this host, 15 nets ~1.3 h
+    # 3,925 validation images, 5 seeds: ~5 min a net on this host, 15 nets ~1.2 h
     "cpu": dict(preset=None, extra=[*SMALL_NET, "model.width=0.25", "optim.batch_size=64", "train.precision=bf16",
                                     "train.channels_last=true"], crop=128, per_class=100, phases=[640],
                 val_per_class=0, seeds=5),

@@ -64,16 +64,28 @@ def time_candidate(ctx: Context, preset: str | None, overrides: list[str], steps
             "steps_per_epoch": len(trainer.parts.loader), "train_images": len(trainer.parts.loader.reader)}
 
 
-# experiment -> (pilot candidate or None, units per seed, train steps a unit, ten-patch images a unit, note)
-UNITS = {
-    "ablations": ("small-net w0.25 crop128 b64 bf16 channels-last", 10, 1470, 3925, "10 arms, 10 epochs each"),
-    "overfitting": ("small-net w0.25 crop128 b64 bf16 channels-last", 3, 640, 0, "3 arms; centre-patch evaluation"),
-    "tencrop-ensemble": ("small-net w0.25 crop128 b64 bf16 channels-last", 3, 1470, 3925,
-                         "3 nets a replicate (seeds 3r..3r+2; ablations' seeds 0-4 shared, so 2 new a replicate on "
-                         "average) plus the ensemble's ten-patch pass over 3 nets (about one more unit)"),
-    "paper-recipe": ("imagenette preset w1 crop128 b128 bf16 channels-last", 3, 30 * 73, 0,
-                     "3 arms x 30 epochs of 73 steps; per-epoch centre validation on 1,000 images"),
-}
+SMALL, FULL = "small-net w0.25 crop128 b64 bf16 channels-last", "imagenette preset w1 crop128 b128 bf16 channels-last"
+VAL_IMAGES = 3925  # Imagenette's val split, which the cpu sizes evaluate whole
+
+
+def units() -> dict:
+    """experiment -> (pilot candidate, units a seed, training steps a unit, ten-patch images a unit,
+    centre-patch images a unit, seeds, note), from the experiments' own cpu sizes."""
+    from . import ablations, overfitting, paper_recipe, tencrop
+    abl, ovf, rec = ablations.SIZES["cpu"], overfitting.SIZES["cpu"], paper_recipe.SIZES["cpu"]
+    epochs, arms = rec["epochs"], len(paper_recipe.ARMS)
+    return {
+        "ablations": (SMALL, len(ablations.VARIANTS), sum(abl["phases"]), VAL_IMAGES, VAL_IMAGES, abl["seeds"],
+                      f"{len(ablations.VARIANTS)} arms"),
+        "overfitting": (SMALL, len(overfitting.VARIANTS), sum(ovf["phases"]), 0,
+                        VAL_IMAGES + 10 * ovf["per_class"], ovf["seeds"], "centre patch on its training and val images"),
+        "tencrop-ensemble": (SMALL, tencrop.NETS["cpu"], sum(abl["phases"]), VAL_IMAGES, VAL_IMAGES,
+                             tencrop.REPLICATES["cpu"],
+                             f"{tencrop.NETS['cpu']} nets a replicate (some shared with ablations' seeds) plus the "
+                             f"ensemble's ten-patch pass (about one more unit)"),
+        "paper-recipe": (FULL, arms, epochs * 73, 0, epochs * 10 * rec["val_per_class"], rec["seeds"],
+                         f"{arms} arms x {epochs} epochs of 73 steps, validated each epoch"),
+    }
 
 
 def needed_seeds(sd: float, target: float) -> int | None:
@@ -97,21 +109,25 @@ def plan(results: Path) -> dict:
     the paired sd measured so far (results/claims.json) and the seeds it would take to detect 2 points."""
     pilot = json.loads((results / "pilot" / "pilot.json").read_text())["candidates"]
     out = {}
-    for name, (cand, units, steps, images, note) in UNITS.items():
+    for name, (cand, n, steps, tencrop_images, centre_images, seeds, note) in units().items():
         c = pilot[cand]
-        unit_s = steps * c["seconds_per_step"] + images * c["seconds_per_10crop_image"]
-        out[name] = {"units_per_seed": units, "seconds_per_unit": round(unit_s), "hours_per_seed":
-                     round(units * unit_s / 3600, 2), "note": note, "priced_by": cand}
+        unit_s = (steps * c["seconds_per_step"] + tencrop_images * c["seconds_per_10crop_image"]
+                  + centre_images * c["seconds_per_10crop_image"] / 10)  # a centre patch: a tenth of ten
+        out[name] = {"seeds": seeds, "units_per_seed": n, "seconds_per_unit": round(unit_s),
+                     "hours_per_seed": round(n * unit_s / 3600, 2), "note": note, "priced_by": cand}
+    from . import figure1, lrn_cifar
     cifar = json.loads((results / "lrn-cifar" / "result.json").read_text())  # the committed run's own times
     runs = [x for rs in cifar["runs"].values() for x in rs]
     step_s = sum(x["seconds"] for x in runs) / (len(runs) * sum(cifar["settings"]["phases"]))
-    out["lrn-cifar"] = {"units_per_seed": 2, "seconds_per_unit": round(780 * step_s), "hours_per_seed":
-                        round(2 * 780 * step_s / 3600, 2), "note": "2 arms of 780 steps",
+    steps = sum(lrn_cifar.SIZES["cpu"]["phases"])
+    out["lrn-cifar"] = {"seeds": lrn_cifar.SIZES["cpu"]["seeds"], "units_per_seed": 2,
+                        "seconds_per_unit": round(steps * step_s), "hours_per_seed": round(2 * steps * step_s / 3600, 2),
+                        "note": f"2 arms of {steps} steps",
                         "priced_by": f"results/lrn-cifar/result.json: {step_s:.2f} s a step, test pass included"}
     fig = json.loads((results / "figure1" / "result.json").read_text())
     curves = sum(x["seconds"] for a in ("relu", "tanh") for x in fig["curves"][a]) / fig["settings"]["seeds"]
-    out["figure1"] = {"units_per_seed": 2, "seconds_per_unit": round(curves / 2), "hours_per_seed":
-                      round(curves / 3600, 2), "note": "a ReLU and a tanh curve (the lr sweeps are cached)",
+    out["figure1"] = {"seeds": figure1.SIZES["cpu"]["seeds"], "units_per_seed": 2, "seconds_per_unit": round(curves / 2),
+                      "hours_per_seed": round(curves / 3600, 2), "note": "a ReLU and a tanh curve, plus the lr sweeps once",
                       "priced_by": "results/figure1/result.json: its curves' own times"}
     rows = [r for r in json.loads((results / "claims.json").read_text()) if r["size"] == "cpu" and
             r["source"] == "ablations/result.json" and len(r["values"]) >= 3]
@@ -126,14 +142,13 @@ def plan(results: Path) -> dict:
     return out
 
 
-SEEDS = {"ablations": 5, "overfitting": 5, "tencrop-ensemble": 5, "paper-recipe": 3, "lrn-cifar": 5, "figure1": 5}
-
-
 def plan_table(plan: dict) -> str:
     """The plan as markdown: cost per seed and in all at the cpu size, and the noise so far."""
     out = ["| experiment | seeds | units a seed | min a unit | h a seed | h in all |", "|---|---|---|---|---|---|"]
-    for name, n in SEEDS.items():
-        p = plan[name]
+    for name, p in plan.items():
+        if name in ("noise", "note"):
+            continue
+        n = p["seeds"]
         out.append(f"| {name} | {n} | {p['units_per_seed']} | {p['seconds_per_unit'] / 60:.1f} | {p['hours_per_seed']:.2f} | "
                    f"{n * p['hours_per_seed']:.1f} |")
     out += ["", "| ablation row (top-1/top-5 error) | paired sd so far (points) | smallest detectable at 5 seeds | "

@@ -169,7 +169,7 @@ BIAS_ONE = ("conv2", "conv4", "conv5", "conv6", "fc6", "fc7")  # §5 (conv6 is o
 def layer_generator(seed: int, name: str) -> torch.Generator:
     """The generator of one layer's initial weights in a paired init: (seed, layer name) alone decide
     them, so nets that differ elsewhere (a layer removed or added, other widths) draw the same numbers
-    in every layer they share (docs/paper.md "init"; experiments/common.py pairs its arms with it)."""
+    in every layer they share (experiments/common.py paired_trainer pairs its arms with it)."""
     return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
 
 
