@@ -167,4 +167,8 @@ def table(rows: dict, seeds: int, sz: dict) -> str:
     images = rows["paper net"]["per_seed"][0]["images"]
     out.append(f"\nMeans over {seeds} seeds; {sum(sz['phases'])} training steps each ({sz['phases'][0]} at the preset's "
                f"lr, then {sz['phases'][1]} at a tenth of it); errors in % on {images} validation images.")
+    failed = {n: sum(bool(x.get("failed")) for x in r["per_seed"]) for n, r in rows.items()}
+    if any(failed.values()):  # the claims table keeps these seeds out of the variant's effect
+        out.append("Failed runs (ended at chance or diverged): " + ", ".join(f"{n} {k}/{seeds}" for n, k in failed.items()
+                                                                           if k) + ".")
     return "\n".join(out)

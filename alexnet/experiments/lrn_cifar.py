@@ -101,5 +101,8 @@ def table(runs: dict, summary: dict) -> str:
         out.append(f"| conv + locally connected, {'with' if lrn else 'without'} LRN | "
                    f"{', '.join(pct(r['top1_error']) for r in rs)} | {pct(summary[key])} | {pct(PAPER[key])} |")
     r = runs[False][0]
-    out.append(f"\nErrors in % on {r['test_images']} test images (centre 24x24 patch); {r['train_images']} training images.")
+    out.append(f"\nErrors in % on {r['test_images']} test images (centre 24x24 patch); {r['train_images']} training images. "
+               "Failed runs (ended at chance or diverged; the claims table keeps their seeds out of the effect): "
+               + ", ".join(f"{'with' if lrn else 'without'} LRN {sum(bool(x.get('failed')) for x in rs)}/{len(rs)}"
+                           for lrn, rs in runs.items()) + ".")
     return "\n".join(out)
