@@ -74,7 +74,8 @@ def register(sub) -> None:
                                  "the claims table reads results/full/NAME for the full size)")
     p.add_argument("--work", default="runs/experiments",
                    help="checkpoints and finished units go to WORK/NAME/SIZE; a rerun reuses them (default: runs/experiments)")
-    p.add_argument("--seeds", type=NON_NEGATIVE, default=0, help="seeds per setting (default: the size's, at least 2 for cpu)")
+    p.add_argument("--seeds", type=NON_NEGATIVE, default=0, help="seeds per setting (default: the size's); a larger --seeds in a later session adds seeds, reusing the "
+                        "finished units")
     p.add_argument("--hours", type=float, default=0.0,
                    help="stop starting new units after this many hours (0: no limit); finished units stay cached and "
                         "the same command continues, adding seeds, in a later session; the result holds the seeds "
