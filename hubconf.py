@@ -5,10 +5,11 @@
 
 `weights` is a file `alexnet.load` reads (a checkpoint of `alexnet train`, a `.safetensors` file
 of `alexnet export`, or for `alexnet_owt` a torchvision AlexNet state dict) or an http(s)/file
-URL of one, downloaded once into torch.hub's cache. The net comes back in eval mode with its
-description as `net.weights` (`net.weights.transforms()` is its eval transform of a PIL image,
-`net.weights.meta["categories"]` its class names). Without `weights`, a freshly initialised net:
-keyword arguments are ModelConfig fields (`num_classes=10`, `width=0.5`, ...).
+URL of one, downloaded once into torch.hub's cache (a file:// URL is read where it is). The net
+comes back in eval mode with its description as `net.weights` (`net.weights.transforms()` is its
+eval transform of an image, `net.weights.meta["class_names"]` its class names, `["categories"]`
+their ids). Without `weights`, a freshly initialised net of the paper's size (1000 classes, full
+width): keyword arguments are ModelConfig fields (`num_classes=10`, `width=0.5`, ...).
 """
 dependencies = ["torch", "torchvision", "numpy", "PIL", "safetensors"]
 
@@ -40,17 +41,23 @@ def _net(arch: str, weights: str | None, device: str, progress: bool, model: dic
 
 
 def _local(weights: str, progress: bool) -> str:
-    """A path as it is; a URL downloaded once into torch.hub's cache (TORCH_HOME/hub/checkpoints)."""
+    """A path as it is; a file:// URL's path; an http(s) URL downloaded once into torch.hub's cache
+    (TORCH_HOME/hub/checkpoints), under a name keyed by the whole URL: two URLs ending in the
+    same file name are two files."""
+    import hashlib
     import os
-    from urllib.parse import urlparse
+    from urllib.parse import unquote, urlparse
 
     import torch
     url = urlparse(weights)
-    if url.scheme not in ("http", "https", "file"):
+    if url.scheme == "file":
+        return unquote(url.path)
+    if url.scheme not in ("http", "https"):
         return weights
     folder = os.path.join(torch.hub.get_dir(), "checkpoints")
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, os.path.basename(url.path))
+    key = hashlib.sha256(weights.encode()).hexdigest()[:16]
+    path = os.path.join(folder, f"{key}-{os.path.basename(url.path)}")
     if not os.path.isfile(path):
         torch.hub.download_url_to_file(weights, path, progress=progress)
     return path

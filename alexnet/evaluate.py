@@ -2,21 +2,31 @@
 for one net or an ensemble whose softmax outputs are averaged (§6, "averaging the predictions
 of five similar CNNs").
 
+A net is always fed its own pixels: the stored side S, crop and mean image its checkpoint record
+carries (checkpoint.Record), whatever the store it is evaluated on holds; a store of another side
+is rescaled image by image as `alexnet predict` rescales a file (data/convert.resize_crop).
+
 With several processes (torchrun), each predicts every world-th image (data/loader.shard, no
 padding) and the shares are gathered back into the reader's order: every image counted once."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
-from .checkpoint import load_checkpoint, model_weights
-from .config import Config, from_dict
+from .checkpoint import InputMeta, Record
+from .checkpoint import read_record as read_file
+from .config import Config
 from .data.augment import eval_views
+from .data.convert import resize_crop, to_chw
 from .data.loader import BatchLoader
+from .data.store import open_store
 from .errors import CheckpointError, UserError
 from .nets.model import build_model
 from .runtime import autocast, to_device
@@ -90,18 +100,66 @@ def hardest_classes(probs: torch.Tensor, labels: torch.Tensor, names: list[str],
     return [{"class": names[c], "top1_error": float(error[c]), "images": int(seen[c])} for c in order]
 
 
-def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, Config, dict]:
-    """Rebuild a net from an alexnet checkpoint (its saved config says which net)."""
-    state = load_checkpoint(path)
-    if "config" not in state:
-        raise CheckpointError(f"{path} has no saved config: it was not written by `alexnet train`")
-    cfg = from_dict(state["config"])
-    model = build_model(cfg.model)
+def read_record(path: str | Path) -> Record:
+    """The checkpoint record of the alexnet checkpoint at `path` (complete)."""
+    return complete(read_file(path))
+
+
+def complete(record: Record) -> Record:
+    """`record` with its input statistics: a version-1 best.pt, written before checkpoints carried
+    them, takes them from its store while that store is still there."""
+    if record.input is not None:
+        return record
+    path, store = record.source, record.config.data.store
     try:
-        model.load_state_dict(model_weights(state, path))
+        found = open_store(store).input_meta()
+    except UserError:
+        raise CheckpointError(f"{path} is an old (version 1) best.pt without its input statistics and its store "
+                              f"{store or '(none)'} cannot be opened: use last.pt of the same run (it carries them), "
+                              "or run this from the folder where that store is") from None
+    return replace(record, input=InputMeta.from_state(found))
+
+
+def load_net(record: Record, device: torch.device | str = "cpu") -> nn.Module:
+    """The one place a net is built from a record: its config's net with its weights, in eval mode."""
+    model = build_model(record.config.model)
+    try:
+        model.load_state_dict(record.model)
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the saved config ({str(e).splitlines()[0]})") from None
-    return model.to(device).eval(), cfg, state
+        raise CheckpointError(f"{record.source}: weights do not fit the saved config ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval()
+
+
+def load_model(path: str | Path, device: torch.device) -> tuple[nn.Module, Config, Record]:
+    """The net of an alexnet checkpoint, its config and its record (as written: `complete` it
+    before using its input statistics)."""
+    record = read_file(path)
+    return load_net(record, device), record.config, record
+
+
+class ResizedReader:
+    """A store split at another side: each stored image rescaled as `alexnet predict` rescales a file
+    (shorter side to `size`, centre square: data/convert.resize_crop), (3, size, size) uint8."""
+
+    format = "raw"
+
+    def __init__(self, reader, size: int):
+        self.reader, self.size, self.name, self.labels = reader, size, reader.name, reader.labels
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def read(self, indices: np.ndarray, out: torch.Tensor | None = None, *decoder) -> torch.Tensor:
+        stored = self.reader.read(indices)  # (N, 3, s, s) uint8 at the store's side
+        images = [torch.from_numpy(np.ascontiguousarray(to_chw(resize_crop(Image.fromarray(x.permute(1, 2, 0).numpy()),
+                                                                           self.size)))) for x in stored]
+        batch = torch.stack(images)  # (N, 3, size, size)
+        return batch if out is None else out.copy_(batch)
+
+
+def net_pixels(reader, inp: InputMeta):
+    """`reader` as the net takes it: at the net's stored side (ResizedReader when the store's differs)."""
+    return reader if reader.size == inp.size else ResizedReader(reader, inp.size)
 
 
 class InStoreOrder(nn.Module):
@@ -133,31 +191,49 @@ def match_classes(net: nn.Module, trained: list[str] | None, store, path) -> nn.
 def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str | None, device: torch.device,
                          batch_size: int = 256, precision: str = "fp32", progress: bool = False,
                          rank: int = 0, world: int = 1, group=None, channels_last: bool = False) -> dict:
-    """Top-1/top-5 error of the checkpoints' averaged softmax on `split` (default: the first
-    checkpoint's validation split) over `views` (default: the first checkpoint's eval.views, §4.1);
-    shared by `world` processes as in predict. channels_last: the nets' weights in that layout (the
+    """evaluate_nets of the alexnet checkpoints at `paths` (other formats: load them with
+    ship.weights.load and call evaluate_nets)."""
+    nets = []
+    for p in paths:
+        model, _, record = load_model(p, device)
+        nets.append((str(p), model, complete(record)))
+    return evaluate_nets(nets, store, split, views, device, batch_size, precision, progress, rank, world, group,
+                         channels_last)
+
+
+def evaluate_nets(nets: list[tuple[str, nn.Module, Record]], store, split: str | None, views: str | None,
+                  device: torch.device, batch_size: int = 256, precision: str = "fp32", progress: bool = False,
+                  rank: int = 0, world: int = 1, group=None, channels_last: bool = False) -> dict:
+    """Top-1/top-5 error of the nets' averaged softmax on `split` of `store` (default: the first
+    net's validation split) over `views` (default: the first net's eval.views, §4.1). Each net
+    gets its own pixels (its record's side, crop and mean image; module docstring). Shared by
+    `world` processes as in predict. channels_last: the nets' weights in that layout (the
     convolutions then run channels-last: faster through oneDNN on CPU, the same numbers up to rounding)."""
-    loaded = [load_model(p, device) for p in paths]
     if channels_last:
-        loaded = [(m.to(memory_format=torch.channels_last), cfg, state) for m, cfg, state in loaded]
-    for p, (_, cfg, _) in zip(paths, loaded):
-        if cfg.model.num_classes != store.num_classes:
-            raise UserError(f"{p} predicts {cfg.model.num_classes} classes but store {store.path} has "
+        nets = [(p, m.to(memory_format=torch.channels_last), r) for p, m, r in nets]
+    for p, _, r in nets:
+        if len(r.classes) != store.num_classes:
+            raise UserError(f"{p} predicts {len(r.classes)} classes but store {store.path} has "
                             f"{store.num_classes}: evaluate it on the data it was trained for")
-        if cfg.data.crop > store.size:
-            raise UserError(f"{p} uses {cfg.data.crop}px crops but store {store.path} holds {store.size}px images")
-    if len({(cfg.data.crop, cfg.data.mean_image) for _, cfg, _ in loaded}) != 1:
-        raise UserError("the checkpoints differ in crop size or mean subtraction: an ensemble needs one input format")
-    models = [match_classes(m, state.get("classes"), store, p) for p, (m, _, state) in zip(paths, loaded)]
-    first = loaded[0][1].data
-    views = views or loaded[0][1].eval.views
-    reader = store.split(split or first.val_split)
-    mean = store.mean if first.mean_image else None
-    probs = predict(models, reader, mean, first.crop, views, batch_size, device, precision, progress,
+    first = nets[0][2]
+    for p, _, r in nets[1:]:
+        if (r.input.size, r.config.data.crop, r.config.data.mean_image) != \
+                (first.input.size, first.config.data.crop, first.config.data.mean_image) or \
+                not torch.equal(r.input.mean, first.input.mean):
+            raise UserError(f"{p} and {nets[0][0]} differ in their input (stored side, crop or mean image): "
+                            "an ensemble needs one input format; evaluate them one by one")
+    models = [match_classes(m, r.classes, store, p) for p, m, r in nets]
+    views = views or first.config.eval.views
+    reader = store.split(split or first.config.data.val_split)
+    pixels = net_pixels(reader, first.input)
+    mean = first.input.mean if first.config.data.mean_image else None
+    probs = predict(models, pixels, mean, first.config.data.crop, views, batch_size, device, precision, progress,
                     rank=rank, world=world, group=group)
     labels = torch.as_tensor(reader.labels, dtype=torch.int64)
-    result = {"checkpoints": [str(p) for p in paths], "store": str(store.path), "split": reader.name, "views": views,
+    result = {"checkpoints": [p for p, _, _ in nets], "store": str(store.path), "split": reader.name, "views": views,
               "images": len(reader), **topk_errors(probs, labels), "hardest": hardest_classes(probs, labels, store.class_names)}
+    if reader.size != first.input.size:
+        result["rescaled"] = f"the store's {reader.size}px images rescaled to the net's {first.input.size}px, as predict does"
     if store.num_classes <= 5:
         result["note"] = f"top-5 error is 0 by construction: the store has only {store.num_classes} classes"
     return result

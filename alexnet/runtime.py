@@ -4,6 +4,8 @@ package's commit, versions) that a run folder or a result records. Every room th
 from __future__ import annotations
 
 import contextlib
+import datetime
+import os
 import platform
 import shlex
 import subprocess
@@ -93,13 +95,18 @@ def source_commit() -> str | None:
     return None if commit is None else commit + ("+changes" if changed else "")
 
 
-def process_facts(device: torch.device) -> dict:
-    """How this process runs: command line, device and its name, versions, the package's commit, host."""
+def run_facts(device: torch.device, command: str | None = None) -> dict:
+    """How this process runs, the one record of it that run folders (run.json), results
+    (result.json) and benchmarks write: the command line (`command`, else this process's), date,
+    device (its readable name) and torch_device (as torch names it), host and its cores, platform,
+    versions, and the package's commit."""
     from importlib.metadata import PackageNotFoundError, version
     try:
         package = version("alexnet")
     except PackageNotFoundError:  # run from a checkout that was never installed
         package = None
-    return {"command": command_line(), "device": str(device), "device_name": device_name(device),
-            "torch": torch.__version__, "python": platform.python_version(), "alexnet": package,
-            "commit": source_commit(), "host": platform.node()}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"command": command or command_line(), "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "device": device_name(device), "torch_device": str(device), "host": platform.node(), "host_cores": cores,
+            "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "alexnet": package, "commit": source_commit()}

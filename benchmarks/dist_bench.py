@@ -74,6 +74,7 @@ def worker(args) -> None:
     layout = distributed.from_env(cfg.train.device, cfg.train.model_parallel)
     device = distributed.process_device(cfg.train.device, layout.local_rank)
     parts = build_parts(cfg, device, layout)
+    cfg = parts.cfg  # fitted to the store
     distributed.wrap(parts, cfg)
     trainer = Trainer(cfg, parts)
     batch = cfg.optim.batch_size
@@ -82,7 +83,7 @@ def worker(args) -> None:
     if args.ddp_overhead:
         plain, wrapped = parts.forward, torch.nn.parallel.DistributedDataParallel(
             parts.model, device_ids=[device.index] if device.type == "cuda" else None,
-            bucket_cap_mb=cfg.train.ddp_bucket_mb)
+            bucket_cap_mb=cfg.ddp.bucket_mb)
         times = {"plain": [], "ddp": []}
         for _ in range(args.rounds):
             for name, forward in (("plain", plain), ("ddp", wrapped)):

@@ -131,7 +131,8 @@ def no_sync_in_steps(store, device: str, steps: int = 10) -> Check:
     cfg = build_config("imagenette-fast", [f"data.store={store.path}", f"model.num_classes={store.num_classes}",
                                            f"data.size={store.size}", "train.progress=false"])
     configure_torch(0, False, cfg.train.cudnn_benchmark)
-    trainer = Trainer(cfg, build_parts(cfg, resolve_device(device)))
+    parts = build_parts(cfg, resolve_device(device))
+    trainer = Trainer(parts.cfg, parts)
     batches = trainer.parts.loader.batches(0)
     data = [next(batches) for _ in range(steps + 3)]
     batches.close()

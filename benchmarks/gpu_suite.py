@@ -635,7 +635,7 @@ def summary_markdown(run: Run) -> str:
     env = next((o.result for o in outcomes if o.name == "gpu" and o.result), {})
     optional = ", ".join(f"{k} {v or 'missing'}" for k, v in env.get("optional", {}).items())
     lines = [f"# GPU suite, part {run.part}{' (dry run: tiny sizes on the CPU, numbers mean nothing)' if run.dry else ''}",
-             "", f"{env.get('device', '?')} (capability {env.get('capability')}), {env.get('cpus', '?')} CPUs, torch "
+             "", f"{env.get('device', '?')} (capability {env.get('capability')}), {env.get('host_cores', '?')} CPUs, torch "
              f"{env.get('torch', '?')}, triton {env.get('triton', '?')}, commit {env.get('commit', '?')}, "
              f"{env.get('date', '?')}; budget {run.budget:.0f} s, used {sum(o.seconds for o in outcomes):.0f} s; "
              f"exit code {exit_code(outcomes)}" + (f"; optional packages: {optional}" if optional else ""), ""]
@@ -764,28 +764,20 @@ def _feed_row(f: dict) -> str:
 def env_info(device: str) -> dict:
     """The machine, and proof of its device: name, compute capability and a matmul on it against
     the same matmul on the CPU (fp32, TF32 off). Missing git only leaves the commit out."""
-    import platform
-
     import torch
     try:
         import triton
         triton_version = triton.__version__
     except ImportError:
         triton_version = None
-    try:
-        commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=10"], cwd=REPO,
-                                capture_output=True, text=True, timeout=20).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    from alexnet.runtime import run_facts
     dev = torch.device(device)
-    info = {"date": datetime.date.today().isoformat(), "commit": commit, "python": platform.python_version(),
-            "torch": torch.__version__, "triton": triton_version, "cuda": torch.version.cuda, "cpus": os.cpu_count(),
-            "device_type": dev.type, "device": f"cpu ({platform.machine()})", "capability": None,
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"gpu_suite: error: no CUDA GPU: torch {torch.__version__} sees none")
+    info = {**run_facts(dev), "triton": triton_version, "cuda": torch.version.cuda, "device_type": dev.type, "capability": None,
             "gpu_memory_gib": None, "optional": {m: _version(m) for m in ("simplejpeg", "nvidia.dali", "faiss",
                                                                            "matplotlib")}}
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SystemExit(f"gpu_suite: error: no CUDA GPU: torch {torch.__version__} sees none")
         props = torch.cuda.get_device_properties(dev)
         info.update(device=props.name, capability=f"{props.major}.{props.minor}", gpu_memory_gib=props.total_memory / 2**30)
         torch.backends.cuda.matmul.allow_tf32 = False

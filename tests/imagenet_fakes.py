@@ -84,15 +84,16 @@ def _tar_bytes(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def meta_mat(ids: list[str], year: str) -> bytes:
-    """The devkit's meta.mat: the leaves with ILSVRC ids 1..n in `ids` order, then two synsets above them."""
-    rows = [(i + 1, w, WORDS.get(w, w), 0) for i, w in enumerate(ids)]
+def meta_mat(ids: list[str], year: str, numbers: dict[str, int] | None = None) -> bytes:
+    """The devkit's meta.mat: the leaves with ILSVRC ids 1..n in `ids` order (or the `numbers` given
+    for some wnids: damaged files), then two synsets above them."""
+    rows = [((numbers or {}).get(w, i + 1), w, WORDS.get(w, w), 0) for i, w in enumerate(ids)]
     rows += [(len(ids) + 1, "n00015388", "animal, animate being, beast", 2), (len(ids) + 2, "n00001740", "entity", 1)]
     dtype = [(f"ILSVRC{year}_ID", "O"), ("WNID", "O"), ("words", "O"), ("gloss", "O"), ("num_children", "O"),
              ("children", "O"), ("wordnet_height", "O"), ("num_train_images", "O")]
     synsets = np.zeros((len(rows), 1), dtype=dtype)
     for k, (i, w, words, children) in enumerate(rows):
-        synsets[k, 0] = (np.array([[i]], np.uint16), np.array([w]), np.array([words]), np.array(["a gloss"]),
+        synsets[k, 0] = (np.array([[i]], np.uint16 if i < 2**16 else np.uint64), np.array([w]), np.array([words]), np.array(["a gloss"]),
                          np.array([[children]], np.uint8), np.zeros((1, children), np.uint16),
                          np.array([[0]], np.uint8), np.array([[TRAIN]], np.uint16))
     buf = io.BytesIO()

@@ -53,3 +53,41 @@ def test_imports_point_down():
             if dst != src and LEVELS[dst] >= LEVELS[src]:
                 wrong.append(f"{path.relative_to(PKG.parent)} imports {target} ({src} {LEVELS[src]} -> {dst} {LEVELS[dst]})")
     assert not wrong, "\n".join(wrong)
+
+
+def module_of(path: Path) -> str:
+    parts = path.relative_to(PKG.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def resolve(target: str, modules: set[str]) -> str | None:
+    """The module an import names ('alexnet.ship.weights.Weights' -> 'alexnet.ship.weights'), if it is one of ours."""
+    while target and target not in modules:
+        target = target.rpartition(".")[0]
+    return target or None
+
+
+def test_no_import_circle_inside_a_room():
+    """Within a room, module A importing B (at module level or inside a function) and B importing
+    A, directly or through others, is a circle: each room's imports form a tree."""
+    paths = {module_of(p): p for p in sorted(PKG.rglob("*.py"))}
+    modules = set(paths)
+    graph = {}
+    for name, path in paths.items():
+        deps = {resolve(t, modules) for t in imports(path)}
+        graph[name] = {d for d in deps if d and d != name and room(d) == room(name)}
+    circles = []
+
+    def visit(node: str, stack: list[str], done: set[str]) -> None:
+        for dep in sorted(graph[node]):
+            if dep in stack:
+                circles.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+            elif dep not in done:
+                visit(dep, stack + [dep], done)
+        done.add(node)
+
+    done: set[str] = set()
+    for name in sorted(graph):
+        if name not in done:
+            visit(name, [name], done)
+    assert not circles, "import circles:\n" + "\n".join(sorted(set(circles)))

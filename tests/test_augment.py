@@ -1,4 +1,5 @@
 """§4.1 augmentation and evaluation views, against per-image slicing and the noise's stated law."""
+import numpy as np
 import torch
 
 from alexnet.data.augment import crop_flip, draw, eval_views, pca_lambda, pca_shift, train_batch, view_offsets
@@ -80,3 +81,21 @@ def test_without_random_crops_every_draw_is_the_centre_patch():
     b = draw(64, 40, 32, torch.Generator().manual_seed(5))
     assert (a.ys == 4).all() and (a.xs == 4).all() and b.ys.unique().numel() > 1  # (40 - 32) / 2
     assert torch.equal(a.flip, b.flip) and torch.equal(a.alpha, b.alpha)  # the other choices do not change
+
+
+def test_the_augmenter_follows_the_data_section(tiny_store):
+    """One owner: the training step and the benchmarks' store_augmenter both build an Augmenter
+    from a data section, flip and pca_scale included."""
+    from alexnet.config import DataConfig
+    from alexnet.data.augment import Augmenter, store_augmenter
+    from alexnet.data.store import open_store
+    store = open_store(tiny_store)
+    aug = Augmenter.of(DataConfig(crop=64, flip=False, pca_scale="variance", mean_image=False), store, torch.device("cpu"))
+    d = aug.draw(32, store.size, torch.Generator().manual_seed(0))
+    assert not d.flip.any() and aug.mean is None
+    torch.testing.assert_close(aug.lam, store.pca_eigvals / 255)
+    images = store.split("train").read(np.arange(4))
+    paper = Augmenter.of(DataConfig(crop=64), store, torch.device("cpu"))
+    want = paper(images, paper.draw(4, store.size, torch.Generator().manual_seed(3)))
+    got = store_augmenter(store, torch.device("cpu"), 64, torch.Generator().manual_seed(3))(images)
+    assert torch.equal(got, want)

@@ -1,4 +1,4 @@
-"""data.backend=dali (optional extra alexnet[dali]): DALI's decoder gives the loader the same
+"""loader.backend=dali (optional extra alexnet[dali]): DALI's decoder gives the loader the same
 batches as torchvision's and as the CPU decoder, and a missing DALI is a clear config error.
 The pixel test runs where DALI is installed (its CPU decoder; the GPU suite checks CUDA)."""
 from __future__ import annotations
@@ -30,7 +30,7 @@ def test_dali_batches_equal_the_cpu_decoder(store):  # noqa: F811
 
 def test_dali_needs_device_decode_and_the_package(store, monkeypatch):  # noqa: F811
     reader = store.split("train")
-    with pytest.raises(ConfigError, match="data.backend=dali decodes on the training device: set data.decode=device"):
+    with pytest.raises(ConfigError, match="loader.backend=dali decodes on the training device: set loader.decode=device"):
         BatchLoader(reader, 4, shuffle=False, backend="dali")
     monkeypatch.setitem(__import__("sys").modules, "nvidia.dali", None)  # as if not installed
     with pytest.raises(ConfigError, match=r"needs NVIDIA DALI: pip install 'alexnet\[dali\]'"):
@@ -47,5 +47,5 @@ def test_device_share_splits_each_batch(store):  # noqa: F811
         split = epoch(BatchLoader(reader, 5, shuffle=True, seed=4, drop_last=False, decode="device",
                                   device_share=share, threads=threads))
         assert torch.equal(whole[0], split[0]) and torch.equal(whole[1], split[1])
-    with pytest.raises(ConfigError, match=r"data.device_share=0: must be in \(0, 1\]"):
+    with pytest.raises(ConfigError, match=r"loader.device_share must be in \(0, 1\] \(got 0\)"):
         BatchLoader(reader, 4, shuffle=False, decode="device", device_share=0)

@@ -110,7 +110,7 @@ def test_torchrun_two_processes_equal_one(two_processes, one_process):
     assert [l["step"] for l in lines if l["kind"] == "train"] == list(range(1, 22))  # written once, by rank 0
     assert len(list((out / "tb").glob("events.out.tfevents.*"))) == 1
     (start,) = json.loads((out / "run.json").read_text())["starts"]  # the run folder says how it ran, once
-    assert (start["world_size"], start["device"], start["precision"]) == (2, "cpu", "fp32")
+    assert (start["world_size"], start["torch_device"], start["precision"]) == (2, "cpu", "fp32")
     assert start["command"].startswith("alexnet train ")  # what each process runs (torchrun starts it)
 
 

@@ -218,7 +218,7 @@ def test_env_step_without_git(tmp_path, monkeypatch):
     """Defect 6: a host without git: the commit is unknown, the step still succeeds."""
     monkeypatch.setenv("PATH", str(tmp_path))  # no git on it
     info = suite.env_info("cpu")
-    assert info["commit"] is None and info["cpus"] == os.cpu_count()
+    assert info["commit"] is None and info["host_cores"] == len(os.sched_getaffinity(0))
     assert suite.gpu_proved(info, "", True) is None
 
 

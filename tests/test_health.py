@@ -11,7 +11,7 @@ from torch import nn
 
 import alexnet.train.health as health
 from alexnet.cli import main
-from alexnet.config import TrainConfig
+from alexnet.config import HealthConfig
 from alexnet.errors import DeadRunError
 from alexnet.train.health import Health, silent_layers
 
@@ -31,7 +31,7 @@ def _error(capsys, argv) -> str:
 
 def test_a_dead_net_stops_with_one_line_and_keeps_its_checkpoints(tiny_store, tmp_path, capsys):
     out = tmp_path / "run"
-    sets = tiny_overrides(tiny_store, out, *KILL, "schedule.epochs=3", "train.dead_steps=5", "train.ckpt_every_steps=2")
+    sets = tiny_overrides(tiny_store, out, *KILL, "schedule.epochs=3", "health.dead_steps=5", "train.ckpt_every_steps=2")
     err = _error(capsys, ["train", "--preset", "quick", "--set", *sets])
     assert err.startswith("alexnet: error: the net is dead at step ") and "exactly zero gradient" in err
     assert "optim.lr" in err and "model.init=kaiming" in err and str(out) in err
@@ -45,8 +45,8 @@ def test_at_chance_no_cut_is_spent_and_the_run_stops(tiny_store, tmp_path, capsy
     # image); its loss wanders near ln(10) after the blow-up, so the test widens the tolerance
     monkeypatch.setattr(health, "LOSS_TOLERANCE", 1.0)
     out = tmp_path / "run"
-    sets = tiny_overrides(tiny_store, out, *KILL, "schedule.epochs=4", "schedule.patience=1", "train.dead_steps=0",
-                          "train.chance_steps=14", "train.log_every_steps=7")
+    sets = tiny_overrides(tiny_store, out, *KILL, "schedule.epochs=4", "schedule.patience=1", "health.dead_steps=0",
+                          "health.chance_steps=14", "train.log_every_steps=7")
     err = _error(capsys, ["train", "--preset", "quick", "--set", *sets])
     # epoch 1's loss window holds the blow-up (not pinned); epochs 2 and 3 are: 14 steps at chance
     assert err.startswith("alexnet: error: the net is stuck at chance at step 21: validation top-1 error 0.9000")
@@ -59,7 +59,7 @@ def test_at_chance_no_cut_is_spent_and_the_run_stops(tiny_store, tmp_path, capsy
 
 def test_healthy_runs_raise_no_alarm(tiny_store, tmp_path, capsys):
     for name, extra in (("paper", ("model.init=paper", "model.input_scale=1")), ("kaiming", ())):
-        sets = tiny_overrides(tiny_store, tmp_path / name, *extra, "schedule.epochs=2", "train.dead_steps=1")
+        sets = tiny_overrides(tiny_store, tmp_path / name, *extra, "schedule.epochs=2", "health.dead_steps=1")
         assert main(["train", "--preset", "quick", "--set", *sets]) == 0, name
         assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "finished"
 
@@ -93,7 +93,7 @@ def test_silent_layers_names_the_layers_dead_relus_cut_off():
 def _health(**cfg) -> Health:
     train_labels = np.repeat(np.arange(10), 100)
     val_labels = np.concatenate([np.repeat(np.arange(10), 30), np.zeros(20, dtype=np.int64)])  # class 0: 50 of 320
-    return Health(TrainConfig(**cfg), 0.01, train_labels, val_labels, "runs/x")
+    return Health(HealthConfig(**cfg), 0.01, train_labels, val_labels, "runs/x")
 
 
 def test_chance_is_the_majority_class_and_the_no_input_loss():

@@ -74,3 +74,19 @@ def test_best_pt_is_chosen_on_the_holdout(tiny_store, tmp_path):
     held = SubsetReader(train_split, holdout_indices(np.asarray(train_split.labels), 0.25)[1])
     probs = predict([model], held, store.mean, saved.data.crop, "center", 64, torch.device("cpu"))
     assert topk_errors(probs, torch.as_tensor(held.labels))["top1_error"] == pytest.approx(best)
+
+
+def test_too_few_images_for_a_batch_names_what_the_holdout_took(tiny_store, tmp_path):
+    from alexnet.errors import ConfigError
+    sets = tiny_overrides(tiny_store, tmp_path / "x", "optim.batch_size=115")
+    held = ["data.holdout=0.02"]  # one image of each of the 10 classes: 110 of the 120 train
+    with pytest.raises(ConfigError) as e:
+        build_parts(build_config(None, sets + held), torch.device("cpu"))
+    assert str(e.value) == ("split 'train' has 120 images and data.holdout=0.02 held out 10 for validation, leaving "
+                            "110, fewer than one batch of optim.batch_size=115: set optim.batch_size=110 or less, or "
+                            "data.holdout=0 (validate on data.val_split, all 120 train)")
+    build_parts(build_config(None, sets), torch.device("cpu"))  # data.holdout=0: 120 images, one batch
+    with pytest.raises(ConfigError, match="has 120 images, fewer than one batch of optim.batch_size=121: set "
+                                          "optim.batch_size=120 or less$"):
+        build_parts(build_config(None, tiny_overrides(tiny_store, tmp_path / "x", "optim.batch_size=121")),
+                    torch.device("cpu"))

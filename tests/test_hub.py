@@ -1,11 +1,16 @@
 """torch.hub: hubconf.py's entry points load from this checkout (source='local'), with weights from
 a local file and from a file:// URL (nothing downloaded from outside), and give the nets and
-outputs that `alexnet.load` gives."""
+outputs that `alexnet.load` gives; http(s) URLs from a server on this host."""
+import functools
+import http.server
+import threading
+
 import pytest
 import torch
 
 import alexnet
 from alexnet import Weights, build_config, build_model
+from alexnet.checkpoint import InputMeta, Record
 from alexnet.errors import UserError
 from alexnet.ship import save_safetensors
 
@@ -16,14 +21,14 @@ def hub(entry: str, **kwargs):
     return torch.hub.load(str(REPO), entry, source="local", trust_repo=True, **kwargs)
 
 
-def saved(tmp_path, arch: str):
+def saved(tmp_path, arch: str, classes=("ant", "bee", "cat"), name: str = ""):
     """A small net of `arch` with random weights, saved as self-describing weights (alexnet export's format)."""
-    cfg = build_config(None, [f"model.arch={arch}", "model.num_classes=3", "model.width=0.125",
+    cfg = build_config(None, [f"model.arch={arch}", f"model.num_classes={len(classes)}", "model.width=0.125",
                               "data.size=72", "data.crop=64"])
-    torch.manual_seed(0)
+    torch.manual_seed(len(classes))
     net = build_model(cfg.model).eval()
-    weights = Weights(cfg, ["ant", "bee", "cat"], 72, torch.rand(3, 72, 72) * 255)
-    return net, save_safetensors(net, weights, tmp_path / f"{arch}.safetensors")
+    weights = Weights(Record(cfg, {}, list(classes), input=InputMeta(72, torch.rand(3, 72, 72) * 255)))
+    return net, save_safetensors(net, weights, tmp_path / (name or f"{arch}.safetensors"))
 
 
 def test_fresh_nets_are_the_papers_and_torchvisions():
@@ -46,7 +51,26 @@ def test_weights_from_a_file_and_a_url_give_alexnet_loads_outputs(tmp_path, monk
         loaded, _ = alexnet.load(path)
         with torch.no_grad():
             assert torch.equal(net(x), ref(x)) and torch.equal(net(x), loaded(x))
-    assert (tmp_path / "torch-home" / "hub" / "checkpoints" / path.name).is_file()
+    assert not (tmp_path / "torch-home" / "hub" / "checkpoints").exists()  # a file:// URL is read where it is
+
+
+def test_two_files_of_one_name_are_two_nets(tmp_path, monkeypatch):
+    """file:// and http:// URLs that end in the same file name load each file's own net."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    _, a = saved(tmp_path / "a", "paper", ["ant", "bee", "cat"], "quick.safetensors")
+    _, b = saved(tmp_path / "b", "paper", [str(i) for i in range(10)], "quick.safetensors")
+    assert [len(hub("alexnet", weights=p.as_uri()).weights.classes) for p in (a, b)] == [3, 10]
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        nets = [hub("alexnet", weights=f"{url}/{d}/quick.safetensors", progress=False) for d in ("a", "b", "a")]
+    finally:
+        server.shutdown()
+    assert [len(n.weights.classes) for n in nets] == [3, 10, 3]
+    assert len(list((tmp_path / "torch-home" / "hub" / "checkpoints").iterdir())) == 2  # each downloaded once
 
 
 def test_wrong_entry_or_settings_with_weights_are_refused(tmp_path):

@@ -100,9 +100,9 @@ def test_pillow_is_the_fallback(store, monkeypatch):
     loader = BatchLoader(reader, 4, shuffle=False, threads=2, max_batches=2)
     assert loader.cpu_decoder == "pillow"
     assert torch.equal(torch.cat([x for x, _ in loader.batches(0)]), want)
-    with pytest.raises(ConfigError, match="data.cpu_decoder: .*not installed"):
+    with pytest.raises(ConfigError, match="loader.cpu_decoder: .*not installed"):
         BatchLoader(reader, 4, shuffle=False, cpu_decoder="simplejpeg")
-    with pytest.raises(ConfigError, match="data.cpu_decoder: 'turbo' is not one of auto, simplejpeg, pillow"):
+    with pytest.raises(ConfigError, match="loader.cpu_decoder='turbo' is not one of auto, simplejpeg, pillow"):
         BatchLoader(reader, 4, shuffle=False, cpu_decoder="turbo")
 
 

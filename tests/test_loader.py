@@ -69,7 +69,7 @@ def test_training_with_device_decode_and_threads_is_unchanged(stores, tmp_path):
 
 
 def test_device_decode_needs_a_jpeg_store(stores):
-    with pytest.raises(ConfigError, match="data.decode=device .* raw store"):
+    with pytest.raises(ConfigError, match="loader.decode=device .* raw store"):
         BatchLoader(stores["raw"].split("train"), 4, shuffle=True, decode="device")
 
 

@@ -17,6 +17,7 @@ import pytest
 import torchvision.transforms.functional as TF
 from PIL import Image
 
+from alexnet.data import build as build_module
 from alexnet.data import prepare as prepare_module
 from alexnet.data.prepare import PrepareError, prepare
 from alexnet.data.store import StoreError, open_store
@@ -249,8 +250,8 @@ def test_resume_after_kill_is_identical(tmp_path, monkeypatch, fmt, workers, kil
 
     # The resumed run must reuse the chunking recorded in OUT (12) and skip committed chunks.
     converted = []
-    real = prepare_module.convert_chunk
-    monkeypatch.setattr(prepare_module, "convert_chunk", lambda job: converted.append(job.index) or real(job))
+    real = build_module.convert_chunk
+    monkeypatch.setattr(build_module, "convert_chunk", lambda job: converted.append(job.index) or real(job))
     summary = prepare(CIFAR, out, size=24, fmt=fmt, limit_per_class=4, workers=1, progress=False)
     committed = int(kill.split(":")[1]) + (kill.startswith("committed"))
     assert converted == list(range(committed, 8))  # 40 train + 40 test files in chunks of 12

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet.data import sources
+from alexnet.data import tars
 from alexnet.data.prepare import CHUNK_FILES, PrepareError, auto_chunk, prepare
 from alexnet.data.store import open_store
 from test_prepare import photo, store_bytes
@@ -37,7 +37,7 @@ def plain_tar(src, path):
 def test_bytes_do_not_depend_on_workers_chunks_or_source_form(tmp_path, fmt):
     src = tree(tmp_path)
     archive = plain_tar(src, tmp_path / "src.tar")
-    assert sources.is_plain_tar(archive) and not sources.is_plain_tar(src / "train" / "c0" / "00.jpg")
+    assert tars.is_plain_tar(archive) and not tars.is_plain_tar(src / "train" / "c0" / "00.jpg")
     ref = prepare(src, tmp_path / "ref", size=24, fmt=fmt, workers=1, progress=False)
     runs = {"shards": dict(src=src, workers=2, chunk_files=4),  # worker processes write shards
             "tar": dict(src=archive, workers=2, chunk_files=3)}  # and read the plain tar at the offsets

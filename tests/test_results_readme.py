@@ -1,9 +1,9 @@
 """The README and docs/results.md show each result as it is on disk: every results/<name>/ says its
 command, date and device, the README names every command, and every table.md appears verbatim
-(the quickstart's in the README, the others in docs/results.md). The quickstart's table is what
-its result.json gives, and every measured number the README states is in a committed file."""
+(the quickstart's in the README, the others in docs/results.md), and the quickstart's table is what
+its result.json gives. Every other number of the README and docs/results.md is tied to its file and
+key by docs/numbers.toml (tests/test_numbers.py)."""
 import json
-import re
 from pathlib import Path
 
 from alexnet.cli.quickstart import quickstart_table
@@ -35,31 +35,3 @@ def test_the_quickstart_table_is_what_its_result_json_says():
     assert (folder / "table.md").read_text().strip() == quickstart_table(record)
     assert set(record["errors"]) == {"center", "10crop"} and set(record["seconds"]) >= {"prepare", "train", "evaluate", "total"}
     assert all(0 <= e["top5"] <= e["top1"] <= 1 for e in record["errors"].values())
-
-
-def prose(text: str) -> str:
-    """Markdown without its code: fenced blocks, inline code, link targets and HTML comments."""
-    text = re.sub(r"(?ms)^```.*?^```", "", text)
-    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
-    text = re.sub(r"\]\([^)]*\)", "]", text)
-    text = re.sub(r"§\d+(\.\d+)*", "§", text)  # the paper's sections are not measurements
-    return re.sub(r"`[^`]*`", "", text)
-
-
-def artifacts() -> str:
-    """The text of every committed result and benchmark record."""
-    files = [*(REPO / "results").glob("*/table.md"), *(REPO / "results").glob("*/result.json"),
-             *(REPO / "results").glob("*.md"), *(REPO / "benchmarks").glob("*.json")]
-    return "\n".join(p.read_text() for p in files)
-
-
-def test_every_measured_number_in_the_readme_is_in_a_committed_file():
-    """A decimal number, a percentage or a time in seconds in the README's prose is a measurement:
-    it must appear in a results/ or benchmarks/ file (integers that count things, like 3,925
-    images, are the data's and are not checked)."""
-    found = artifacts()
-    numbers = re.findall(r"\d+\.\d+|\d+(?:\.\d+)?\s?%|\d+(?:\.\d+)? s\b", prose(README))
-    assert numbers, "the README states no result"
-    value = (re.match(r"[\d.]+", n).group() for n in numbers)
-    missing = [v for v in value if not re.search(rf"(?<![\d.]){re.escape(v)}(?!\d)", found)]
-    assert not missing, f"numbers in the README with no committed file behind them: {missing}"

@@ -66,3 +66,12 @@ def test_schedule_reduce_and_restart_keep_the_cuts():
     assert s.lr == pytest.approx(0.001) and s.state.cuts == 0
     s.restart_at(0.05)
     assert s.lr == 0.05 and s.state.cuts == 0
+
+
+def test_resume_from_best_pt_says_to_use_last_pt(run, capsys):
+    """best.pt holds the net without its training state: resuming from it names what to give instead."""
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    err = _error(capsys, ["train", "--resume", str(run / "best.pt"), "--epochs", "2"])
+    assert f"resume from {run / 'last.pt'} or the run folder {run}" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert main(["train", "--resume", str(run / "last.pt"), "--epochs", "2"]) == 0  # what it said works

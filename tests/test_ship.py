@@ -249,7 +249,8 @@ def test_torchvision_weight_file_predicts_what_torchvision_predicts(val_images, 
         tv.classifier[6].weight.mul_(20)  # spread the random net's outputs so top-5 is well defined
     torch.save(tv.state_dict(), tmp_path / "alexnet-owt.pth")
     model, weights = alexnet.load(tmp_path / "alexnet-owt.pth")
-    assert weights.config.model.arch == "owt" and weights.meta["categories"][0] == "tench"
+    assert weights.config.model.arch == "owt" and weights.meta["class_names"][0] == "tench"
+    assert weights.meta["categories"][:2] == ["0", "1"]  # ids (torchvision ships no wnids), names beside them
     tv_transform = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.transforms()
     for f in val_images[1][:4]:
         img = Image.open(f)
@@ -359,3 +360,92 @@ def test_finetune_keeps_the_trained_layers_rate_unless_told(trained, tiny_store,
     assert cfg.optim.lr == 0.003 and cfg.finetune.source == str(trained / "best.pt")
     with pytest.raises(alexnet.errors.ConfigError, match="fine-tuning keeps the trained net"):
         finetune_config(weights, tiny_store, None, ["model.width=1"])
+
+
+# ---- every command, every format, the same pixels ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def other_size_store(tmp_path_factory):
+    """3 real Imagenette images per class and split, stored at 100px: another side than the nets' 72px."""
+    from alexnet.data.prepare import prepare
+    out = tmp_path_factory.mktemp("stores") / "imagenette-100"
+    prepare(IMAGENETTE, out, size=100, limit_per_class=3, progress=False, workers=2)
+    return out
+
+
+def test_eval_gives_the_net_the_pixels_predict_gives_it(trained, other_size_store, tmp_path, capsys):
+    """On a store of another side, eval rescales each image as predict rescales a file: the same
+    probabilities image by image, and the top-1 error predict's answers give."""
+    from alexnet.evaluate import net_pixels
+    from alexnet.ship.predict import predict_files
+    store = open_store(other_size_store)
+    reader = store.split("val")
+    files = []
+    for i, (x, y) in enumerate(zip(reader.read(np.arange(len(reader))), reader.labels)):  # the stored images, lossless
+        f = tmp_path / store.classes[y] / f"{i:03d}.png"
+        f.parent.mkdir(exist_ok=True)
+        Image.fromarray(x.permute(1, 2, 0).numpy()).save(f)
+        files.append(f)
+    model, weights = alexnet.load(trained / "best.pt")
+    assert store.size == 100 != weights.size == 72
+    by_predict = [p for p in predict_files(model, weights, files, topk=10, views="10crop")]
+    expect = torch.zeros(len(files), len(weights.classes))
+    for row, p in zip(expect, by_predict):
+        row[p.indices] = torch.tensor(p.probs)
+    got = predict([model], net_pixels(reader, weights.input), weights.mean, weights.crop, "10crop", 64,
+                  torch.device("cpu"))
+    torch.testing.assert_close(got, expect, rtol=1e-5, atol=1e-6)
+    assert main(["eval", str(trained / "best.pt"), "--data", str(other_size_store), "--views", "10crop", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["top1_error"] == pytest.approx(np.mean([p.classes[0] != p.truth for p in by_predict]))
+    assert "rescaled to the net's 72px" in result["rescaled"]
+    code = main(["viz", "predictions", str(trained), "--data", str(other_size_store), "-o", str(tmp_path / "v")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "--size 72" in err  # viz does not rescale: it says so
+
+
+def test_every_command_takes_every_format(trained, tiny_store, tmp_path, capsys):
+    """eval, predict, export, finetune and alexnet.load on .pt, a run folder, .safetensors and .onnx
+    (export and finetune refuse ONNX in one line: a graph holds no tensors to copy)."""
+    weights, graph = tmp_path / "net.safetensors", tmp_path / "net.onnx"
+    assert main(["export", str(trained), "--weights", str(weights), "--onnx", str(graph)]) == 0  # a run folder
+    capsys.readouterr()
+    errors = {}
+    for net in (trained / "best.pt", trained, weights, graph):
+        assert main(["eval", str(net), "--data", str(tiny_store), "--views", "center", "--json"]) == 0
+        errors[net] = json.loads(capsys.readouterr().out)["top1_error"]
+        model, w = alexnet.load(net)
+        assert not model.training and w.meta["categories"] == open_store(tiny_store).classes
+    assert len(set(errors.values())) == 1, errors  # the same net, the same answers
+    for net in (graph, tmp_path / "missing.onnx"):
+        assert main(["export", str(net), "--weights", str(tmp_path / "x.safetensors")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and ("ONNX export" in err or "no model file" in err)
+    assert main(["finetune", str(graph), "--data", str(tiny_store)]) == 2
+    assert "ONNX" in capsys.readouterr().err
+
+
+def test_export_of_last_pt_writes_its_own_metrics(trained, tmp_path):
+    from alexnet.checkpoint import read_record
+    out = tmp_path / "last.safetensors"
+    assert main(["export", str(trained / "last.pt"), "--weights", str(out)]) == 0
+    _, weights = alexnet.load(out)
+    assert weights.meta["metrics"] == read_record(trained / "last.pt").metrics != []
+    assert weights.meta["progress"]["step"] == read_record(trained / "last.pt").progress["step"]
+
+
+def test_small_promises_of_the_readme(trained, val_images, tmp_path, capsys):
+    model, weights = alexnet.load(trained)  # a run folder: its best.pt
+    assert weights.source == str(trained / "best.pt")
+    img = Image.open(val_images[1][0]).convert("RGB")
+    as_tensor = torch.from_numpy(np.array(img)).permute(2, 0, 1)  # (3, H, W) uint8, as torchvision reads it
+    torch.testing.assert_close(weights.transforms()(as_tensor), weights.transforms()(img), rtol=0, atol=0)
+    torch.testing.assert_close(weights.transforms()(as_tensor.float() / 255), weights.transforms()(img), rtol=0, atol=0)
+    f = val_images[1][0]
+    same = [str(f), str(f.parent / ".." / f.parent.name / f.name), str(f.parent / f"{f.stem}*{f.suffix}")]
+    code, rows, _ = _predict_json(capsys, trained / "best.pt", *same)
+    assert code == 0 and len(rows) == 1  # one file named three ways: predicted once
+    assert main(["predict", str(trained / "best.pt"), str(val_images[0]), "--figure", str(tmp_path / "f.png")]) == 0
+    err = capsys.readouterr().err
+    assert f"the first 16 of {len(val_images[1])} images" in err

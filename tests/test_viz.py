@@ -64,17 +64,49 @@ def test_kernel_grid_shows_the_columns_apart():
     assert stats[0]["mean_chroma"] < 1e-6 < stats[1]["mean_chroma"]
 
 
-def test_training_writes_the_images_to_tensorboard(tiny_run):
+def _tb_images(run) -> dict:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    acc = EventAccumulator(str(tiny_run / "tb"), size_guidance={"images": 0})
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"images": 0})
     acc.Reload()
-    assert {"figure3/conv1_kernels", "figure4/top5"} <= set(acc.Tags()["images"])
-    img = acc.Images("figure3/conv1_kernels")[-1]
+    return {tag: acc.Images(tag) for tag in acc.Tags()["images"]}
+
+
+def test_training_writes_the_images_to_tensorboard(tiny_run):
+    images = _tb_images(tiny_run)
+    assert {"figure3/conv1_kernels", "figure4/top5"} <= set(images)
+    img = images["figure3/conv1_kernels"][-1]
     assert img.width > 0 and img.height > 0
+
+
+def test_model_parallel_run_writes_its_images_too(tiny_store, tmp_path):
+    """§3.2 under torchrun (gloo, 2 processes, one column each) with a run folder: rank 0 draws the
+    figures of a whole-net copy after each epoch (no collective that rank 1 would not join)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from alexnet.checkpoint import read_record
+    from alexnet.viz.kernels import kernel_grid
+    from alexnet.evaluate import load_net
+    out = tmp_path / "run"
+    sets = tiny_overrides(tiny_store, out, "schedule.epochs=2", "train.max_steps_per_epoch=2", "data.threads=1",
+                          "train.threads=1", "train.model_parallel=true")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "alexnet",
+           "train", "--set", *sets]
+    done = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                          timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    images = _tb_images(out)
+    assert [i.step for i in images["figure3/conv1_kernels"]] == [i.step for i in images["figure4/top5"]] == [2, 4]
+    whole = load_net(read_record(out / "last.pt"))  # the net after the last epoch, both columns
+    grid = kernel_grid(whole)
+    assert (images["figure3/conv1_kernels"][-1].height, images["figure3/conv1_kernels"][-1].width) == grid.shape[:2]
 
 
 def test_viz_commands_write_their_results(tiny_run, tmp_path, capsys):
     ckpt = str(tiny_run / "best.pt")
+    run_files = sorted(p.name for p in tiny_run.rglob("*"))
     for args, name in ((["kernels"], "figure3"), (["predictions", "-n", "4"], "figure4-left"),
                        (["neighbours", "--queries", "2", "-k", "3"], "figure4-right")):
         out = tmp_path / name
@@ -83,19 +115,38 @@ def test_viz_commands_write_their_results(tiny_run, tmp_path, capsys):
         assert result["figure"] == name and result["date"] and result["device"].startswith("cpu")
         assert (out / f"{name}.png").stat().st_size > 1000 and (out / "table.md").read_text()
     assert [c["kernels"] for c in json.loads((tmp_path / "figure3" / "result.json").read_text())["columns"]] == [6, 6]
+    assert sorted(p.name for p in tiny_run.rglob("*")) == run_files  # nothing written into the run folder
+    assert len(list((tmp_path / "figure4-right" / "features").glob("*.npy"))) == 2  # the caches: under -o
 
 
-def test_features_are_cached(tiny_run, tiny_store, monkeypatch):
+def test_viz_takes_every_format_that_has_layers(tiny_run, tmp_path, capsys):
+    """A run folder, .safetensors and torchvision-style files give the same kernels; ONNX is refused in one line."""
+    weights, graph = tmp_path / "net.safetensors", tmp_path / "net.onnx"
+    assert main(["export", str(tiny_run / "best.pt"), "--weights", str(weights), "--onnx", str(graph)]) == 0
+    found = []
+    for net in (tiny_run, tiny_run / "best.pt", weights):
+        assert main(["viz", "kernels", str(net), "-o", str(tmp_path / "k")]) == 0
+        found.append(json.loads((tmp_path / "k" / "result.json").read_text())["columns"])
+    assert found[0] == found[1] == found[2]
+    capsys.readouterr()
+    assert main(["viz", "kernels", str(graph), "-o", str(tmp_path / "k")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "ONNX graph" in err and ".safetensors" in err
+
+
+def test_features_are_cached(tiny_run, tiny_store, monkeypatch, tmp_path):
     from alexnet.data.store import open_store
     from alexnet.evaluate import load_model
     ckpt = tiny_run / "best.pt"
     model, cfg, _ = load_model(ckpt, torch.device("cpu"))
     store = open_store(tiny_store)
     reader = store.split("val")
-    first = features.cached_features(ckpt, model, reader, store.mean, cfg.data.crop, torch.device("cpu"), store.path)
+    cache = tmp_path / "cache"
+    first = features.cached_features(cache, ckpt, model, reader, store.mean, cfg.data.crop, torch.device("cpu"), store.path)
     assert first.shape == (len(reader), 512) and (first >= 0).all()  # fc7 after ReLU, 4096 * 0.125
+    assert [p.parent for p in cache.iterdir()] == [cache]  # the one file, in the folder named
     monkeypatch.setattr(features, "hidden_features", lambda *a, **k: pytest.fail("recomputed despite the cache"))
-    again = features.cached_features(ckpt, model, reader, store.mean, cfg.data.crop, torch.device("cpu"), store.path)
+    again = features.cached_features(cache, ckpt, model, reader, store.mean, cfg.data.crop, torch.device("cpu"), store.path)
     np.testing.assert_array_equal(first, again)
 
 
@@ -143,7 +194,8 @@ def test_bad_bits_is_a_clear_error(tiny_run, capsys):
     assert "multiple of 8" in capsys.readouterr().err
 
 
-def test_report_renders_in_chromium(tiny_run, tmp_path, capsys):
+def test_report_renders_in_chromium(tiny_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the report's features cache: the user's cache folder
     page, shot = tmp_path / "report.html", tmp_path / "shot.png"
     assert main(["report", str(tiny_run), "-o", str(page), "--screenshot", str(shot)]) == 0
     html = page.read_text()
@@ -154,6 +206,7 @@ def test_report_renders_in_chromium(tiny_run, tmp_path, capsys):
     assert result["ok"], result
     assert len(result["images"]) == 4 and all(i["width"] > 100 for i in result["images"])
     assert shot.stat().st_size > 10_000
+    assert list((tmp_path / "cache" / "alexnet" / "features").glob("best.pt-*.npy"))
 
 
 def test_the_browser_check_sees_errors(tmp_path):

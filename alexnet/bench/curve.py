@@ -49,10 +49,12 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
 
 
-def train_losses(cfg: Config, steps: int, init: dict[str, torch.Tensor] | None) -> dict:
-    """N steps of one run from `init` (None: the config's own seeded init); losses as floats."""
+def train_losses(cfg: Config, steps: int, init: dict[str, torch.Tensor] | None, given: set[str] | None = None) -> dict:
+    """N steps of one run from `init` (None: the config's own seeded init); losses as floats.
+    `given`: the config keys the user set; the store's facts replace the others, as in `train`."""
     configure_torch(cfg.train.threads, cfg.train.deterministic)
-    parts = build_parts(cfg, resolve_device(cfg.train.device))
+    parts = build_parts(cfg, resolve_device(cfg.train.device), given=given)
+    cfg = parts.cfg  # fitted to the store
     if init is not None:
         unwrap(parts.model).load_state_dict(init)
     start = _state(parts.model)
@@ -85,10 +87,11 @@ def bench_curve(store: str, preset: str | None, overrides: list[str], steps: int
     base = [f"data.store={store}", f"train.device={device}", "train.progress=false", *overrides]
     cfgs = {name: build_config(preset, base + path_overrides(name, dev, precision, compile_)) for name in RUNS}
     cfgs["noise"].train.seed += 1  # other draws of order, augmentation and dropout; same weights (loaded)
-    runs = {"ref": train_losses(cfgs["ref"], steps, None)}
+    given = {o.split("=", 1)[0] for o in overrides}  # the store's size and classes adapt the preset, as in train
+    runs = {"ref": train_losses(cfgs["ref"], steps, None, given)}
     init = runs["ref"]["start"]
-    runs["fast"] = train_losses(cfgs["fast"], steps, init)
-    runs["noise"] = train_losses(cfgs["noise"], steps, init)
+    runs["fast"] = train_losses(cfgs["fast"], steps, init, given)
+    runs["noise"] = train_losses(cfgs["noise"], steps, init, given)
     losses = {name: r["losses"] for name, r in runs.items()}
     finite = {name: r["finite"] for name, r in runs.items()}
     fast_gap = curve_gap(losses["fast"], losses["ref"], window)

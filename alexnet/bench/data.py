@@ -36,8 +36,6 @@ Files are read from the page cache after the first pass (warm), as in training w
 """
 from __future__ import annotations
 
-import datetime
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,7 +47,7 @@ from ..data.augment import store_augmenter
 from ..data.bundled import bundled_archive
 from ..data.loader import BatchLoader
 from ..errors import UserError
-from ..runtime import device_name
+from ..runtime import run_facts
 from .sources import extract_imagenette, make_synthetic, read_done
 from .timing import timed
 
@@ -185,9 +183,7 @@ def bench_data(source: str, work: Path, device: torch.device, batch: int, batche
             ratios["best_store_vs_torchvision"] = best["img_s"] / by["torchvision"]["img_s"]
             for r in stored:
                 r["vs_torchvision"] = r["img_s"] / by["torchvision"]["img_s"]
-    return {"device": device_name(device), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "date": datetime.date.today().isoformat(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "source": source, "images": n_files,
+    return {**run_facts(device), "torch_threads": torch.get_num_threads(), "torchvision": torchvision.__version__, "source": source, "images": n_files,
             "jpeg_mean_bytes": jpeg_mean, "batch": batch, "batches": batches, "warmup": warmup,
             "workers": workers, "crop": crop, "size": size, "device_share": device_share, "rows": out_rows,
             "ratios": ratios}
@@ -206,7 +202,7 @@ def _why_skipped(row: str, device: torch.device) -> str | None:
 
 def format_data(result: dict) -> str:
     r = result
-    lines = [f"bench data on {r['device']}, {r['cpu_count']} CPUs, torch {r['torch']}, torchvision {r['torchvision']}, "
+    lines = [f"bench data on {r['device']}, {r['host_cores']} CPUs, torch {r['torch']}, torchvision {r['torchvision']}, "
              f"{r['date']}",
              f"source {r['source']}: {r['images']} JPEGs, mean {r['jpeg_mean_bytes'] / 1e3:.1f} KB; batch {r['batch']}, "
              f"{r['batches']} timed batches after {r['warmup']} warm-up, {r['workers']} workers, "

@@ -17,10 +17,7 @@ evaluated (centre or ten patches, §4.1), outside the timed stretch.
 """
 from __future__ import annotations
 
-import os
-import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,8 +27,8 @@ from ..config import build_config, to_dict
 from ..data.store import open_store
 from ..errors import UserError
 from ..evaluate import evaluate_checkpoints
-from ..runtime import device_name, resolve_device
-from ..train import open_trainer
+from ..runtime import resolve_device, run_facts
+from ..train import Drive, open_trainer
 from ..train.phases import PhaseTimer
 from .timing import timed
 
@@ -48,14 +45,13 @@ def bench_train(store: str, preset: str | None, overrides: list[str], epochs: in
         return {**result, "run": None}
     if epochs < 0 or synthetic_steps < 1 or warmup < 0 or max_seconds < 0:
         raise UserError("need --epochs >= 0, --synthetic-steps >= 1, --warmup >= 0, --max-seconds >= 0")
-    if final_eval not in ("none", "center", "10crop"):
-        raise UserError(f"--final-eval {final_eval!r}: use none, center or 10crop")
     sets = [f"data.store={store}", f"train.out={out}", f"train.device={device}", "train.progress=false", *overrides]
     cfg = build_config(preset, sets + ([f"schedule.epochs={epochs}"] if epochs else []))
     dev = resolve_device(cfg.train.device)
     timer = PhaseTimer(dev, sync_phases)
     given = {o.split("=", 1)[0] for o in sets[2:]}  # the caller's keys; the preset's data facts yield to the store
     trainer = open_trainer(cfg, phases=timer, given=given)
+    cfg = trainer.cfg  # fitted to the store
     try:
         wall, summary = _timed_fit(trainer, max_seconds)
         synthetic = _synthetic_rate(trainer, synthetic_steps, warmup)
@@ -66,8 +62,7 @@ def bench_train(store: str, preset: str | None, overrides: list[str], epochs: in
     images = steps * cfg.optim.batch_size
     step_t = phases.get("step")
     result = {
-        "device": device_name(dev), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
-        "preset": preset, "overrides": overrides, "store": str(store), "run": str(out), "config": to_dict(cfg),
+        **run_facts(dev), "preset": preset, "overrides": overrides, "store": str(store), "run": str(out), "config": to_dict(cfg),
         "epochs": summary["epoch"], "steps": steps, "batch": cfg.optim.batch_size, "images": images,
         "status": summary["status"], "best_val_top1_error": summary["best_val_top1_error"],
         "wall_s": wall, "img_s": images / wall, "sync_phases": sync_phases, "phases": phases,
@@ -80,17 +75,10 @@ def bench_train(store: str, preset: str | None, overrides: list[str], epochs: in
 
 
 def _timed_fit(trainer, max_seconds: float) -> tuple[float, dict]:
-    """fit(), timed; with max_seconds, a SIGTERM after that long stops it cleanly after the current
-    step (the loop's Ctrl-C path: last.pt saved, status "interrupted")."""
-    timer = threading.Timer(max_seconds, os.kill, (os.getpid(), signal.SIGTERM)) if max_seconds else None
+    """fit(), timed; with max_seconds the driver's deadline stops it cleanly after the step that
+    ends past it (last.pt saved, status "stopped")."""
     start = time.perf_counter()
-    if timer is not None:
-        timer.start()
-    try:
-        summary = trainer.fit()
-    finally:
-        if timer is not None:
-            timer.cancel()
+    summary = trainer.fit(Drive(seconds=max_seconds))
     return time.perf_counter() - start, summary
 
 

@@ -24,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 FIRST_STEPS = """alexnet: the 2012 AlexNet. Start with
 
-  alexnet quickstart      prepare the bundled Imagenette, train the paper's net (about 10 minutes on a
-                          CPU), evaluate it
+  alexnet quickstart      prepare the bundled Imagenette, train the paper's net (about 4 to 6 minutes
+                          on a 2-core CPU: README.md "Results"), evaluate it
 
 then try it on your own photos:
 

@@ -49,7 +49,7 @@ class Parser(argparse.ArgumentParser):
 
 # PyTorch-example and common spellings of config keys, for the hint of an unknown flag
 ALIASES = {"lr": "optim.lr", "learning_rate": "optim.lr", "wd": "optim.weight_decay", "batch_size": "optim.batch_size",
-           "bs": "optim.batch_size", "b": "optim.batch_size", "j": "data.threads", "workers": "data.threads"}
+           "bs": "optim.batch_size", "b": "optim.batch_size", "j": "loader.threads", "workers": "loader.threads"}
 
 
 def config_key(name: str) -> str | None:
@@ -89,7 +89,7 @@ class Number:
 
 POSITIVE = Number(int, 1)  # counts: images, batches, steps
 NON_NEGATIVE = Number(int, 0)  # 0 has a meaning ("auto", "none")
-SHARE = Number(float, 0.01, 1.0)  # a share of each batch (data.device_share)
+SHARE = Number(float, 0.01, 1.0)  # a share of each batch (loader.device_share)
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
@@ -106,8 +106,10 @@ def config_from_args(args, extra: list[str] | None = None):
 
 
 def given_keys(overrides: list[str]) -> set[str]:
-    """The config keys the user set on the command line (--set and a command's flags, as key=value)."""
-    return {item.split("=", 1)[0] for item in overrides if "=" in item}
+    """The config keys the user set on the command line (--set and a command's flags, as key=value),
+    as this version spells them."""
+    from ..config import current_key
+    return {current_key(item.split("=", 1)[0]) for item in overrides if "=" in item}
 
 
 def check_agree(flags: list[str], overrides: list[str]) -> None:

@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+from ..config import choices
 from .args import NON_NEGATIVE, POSITIVE, SHARE, Number, add_config_args, check_agree, check_output
 
 
@@ -72,28 +73,30 @@ def register(sub) -> None:
     p.add_argument("--steps", type=POSITIVE, default=None, help="timed steps (default 50 on CUDA, 3 on CPU)")
     p.add_argument("--warmup", type=NON_NEGATIVE, default=2, help="untimed steps first (compilation, allocator, caches)")
     p.add_argument("--no-compile", action="store_true", help="fast path without torch.compile")
-    p.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"], default="default",
+    p.add_argument("--compile-mode", choices=choices("train.compile_mode"), default="default",
                    help="torch.compile mode of the fast path (reduce-overhead: CUDA graphs)")
-    p.add_argument("--lrn-impl", nargs="+", choices=["auto", "fast", "reference", "triton"], default=["auto"],
+    p.add_argument("--lrn-impl", nargs="+", choices=choices("model.lrn_impl"), default=["auto"],
                    help="LRN implementation(s) of the fast path, one row each (auto: the Triton op on CUDA, fast on CPU)")
     p.add_argument("--width", type=Number(float, 0.01, 1.0), default=1.0,
                    help="model.width of the paper nets (default 1: the paper's; smaller for smoke tests on a CPU)")
     p.add_argument("--data", default=None, metavar="STORE",
                    help="also time the training step fed from this store vs from a synthetic batch")
     p.add_argument("--data-threads", type=NON_NEGATIVE, default=0, help="loader decode threads (0: one per core)")
-    p.add_argument("--decode", choices=["cpu", "device"], default="cpu", help="jpeg stores: where to decode")
-    p.add_argument("--cpu-decoder", choices=["auto", "simplejpeg", "pillow"], default="auto",
-                   help="jpeg stores, CPU decoding: data.cpu_decoder")
+    p.add_argument("--decode", choices=choices("loader.decode"), default="cpu", help="jpeg stores: where to decode")
+    p.add_argument("--cpu-decoder", choices=choices("loader.cpu_decoder"), default="auto",
+                   help="jpeg stores, CPU decoding: loader.cpu_decoder")
     p.add_argument("--device-share", type=SHARE, default=1.0,
                    help="--decode device: share of each batch decoded on the device, the rest on CPU threads")
-    p.add_argument("--backend", choices=["torchvision", "dali"], default="torchvision",
+    p.add_argument("--backend", choices=choices("loader.backend"), default="torchvision",
                    help="--decode device: the decoding library (dali: pip install 'alexnet[dali]')")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_bench_model)
 
     p = bench.add_parser("data", help="img/s delivered to the model: torchvision ImageFolder/PIL/DataLoader vs the store")
     p.add_argument("--source", choices=["imagenette", "synthetic"], default="synthetic",
-                   help="synthetic: generated ImageNet-like JPEGs (~500x375, ~105 KB); imagenette: the bundled archive")
+                   help="synthetic: ImageNet-like JPEGs (~500x375, ~105 KB) made from the photos of the "
+                        "bundled Imagenette archive (both need imagenette-224.tar.gz, see --data-dir); imagenette: "
+                        "that archive's own 224px images")
     p.add_argument("--work", default="bench-data", help="folder for extracted/generated images and stores (reused)")
     p.add_argument("--data-dir", default=None, help="folder holding imagenette-224.tar.gz (default: as quickstart)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -118,7 +121,7 @@ def register(sub) -> None:
     p.add_argument("--steps", type=POSITIVE, default=200, help="SGD steps per run")
     p.add_argument("--window", type=POSITIVE, default=20, help="moving-average window in steps")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+    p.add_argument("--precision", choices=choices("train.precision"), default=None,
                    help="fast path autocast (default: bf16 on CUDA, fp32 on CPU); the reference path is fp32")
     p.add_argument("--no-compile", action="store_true", help="fast path without torch.compile (CUDA)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -136,10 +139,10 @@ def register(sub) -> None:
                    help="do not synchronise the device between parts (parts become host time; the total is unchanged)")
     p.add_argument("--synthetic-steps", type=POSITIVE, default=20, help="timed steps of the model on a device batch")
     p.add_argument("--warmup", type=NON_NEGATIVE, default=3, help="untimed synthetic steps before those")
-    p.add_argument("--final-eval", choices=["none", "center", "10crop"], default="none",
+    p.add_argument("--final-eval", choices=["none", *choices("eval.views")], default="none",
                    help="evaluate the run's last.pt afterwards (not timed): the centre patch or the ten patches")
     p.add_argument("--max-seconds", type=Number(float, 0), default=0.0,
-                   help="stop training cleanly after this long (last.pt saved, status interrupted); 0: no limit")
+                   help="stop training cleanly after this long (last.pt saved, status stopped); 0: no limit")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--json-out", default=None, help="also write the JSON result to this file")
     p.set_defaults(func=cmd_bench_train)

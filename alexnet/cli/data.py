@@ -6,7 +6,7 @@ from .args import POSITIVE, Number
 
 
 def cmd_prepare(args) -> int:
-    from ..data.prepare import prepare
+    from ..data.prepare import PrepareOptions, prepare
     labels: dict[str, str] = {}
     for item in args.labels or []:
         split, sep, path = item.partition("=")
@@ -15,12 +15,13 @@ def cmd_prepare(args) -> int:
         if split in labels:
             raise UserError(f"--labels: split {split} is given twice ({labels[split]}, {path})")
         labels[split] = path
-    summary = prepare(args.src, args.out, size=args.size, fmt=args.format, quality=args.quality,
-                      workers=args.workers, strict=args.strict, splits=args.splits,
-                      limit_per_class=args.limit_per_class, progress=not args.quiet,
-                      labels=labels or None, synsets=args.synsets, full_decode=args.full_decode,
-                      subsampling=args.subsampling, progressive=args.progressive,
-                      imagenet=True if args.imagenet else None, classes=args.classes, class_names=args.class_names)
+    options = PrepareOptions(size=args.size, fmt=args.format, quality=args.quality, subsampling=args.subsampling,
+                             progressive=args.progressive, full_decode=args.full_decode, splits=args.splits,
+                             limit_per_class=args.limit_per_class, classes=args.classes, labels=labels or None,
+                             synsets=args.synsets, imagenet=True if args.imagenet else None,
+                             class_names=args.class_names, workers=args.workers, strict=args.strict,
+                             progress=not args.quiet)
+    summary = prepare(args.src, args.out, options)
     print("\n".join(summary.lines()))
     return 0
 

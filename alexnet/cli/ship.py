@@ -4,19 +4,23 @@ from __future__ import annotations
 import json
 import sys
 
+from ..config import choices
 from ..errors import UserError
 from .args import POSITIVE, check_output
 from .train import add_shortcut_args, shortcut_overrides
 
+MODEL = ("a checkpoint (.pt), weights (.safetensors), a torchvision AlexNet state dict (.pth), an ONNX file "
+         "or a run folder (its best.pt)")  # what ship/weights.py load reads
+
 
 def cmd_predict(args) -> int:
     from ..runtime import resolve_device
-    from ..ship.figure import figure4
+    from ..ship.figure import PANELS, figure4
     from ..ship.predict import image_files, predict_files
     from ..ship.weights import load
     device = resolve_device(args.device, "--device")
     check_output(args.figure, "--figure")
-    model, weights = load(args.model, "cpu" if args.model.endswith(".onnx") else device)
+    model, weights = load(args.model, device)
     files, results = image_files(args.images)
     for p in predict_files(model, weights, files, args.topk, args.views, args.batch_size, device):
         results.append(p)
@@ -31,17 +35,21 @@ def cmd_predict(args) -> int:
     for p in bad:
         print(f"alexnet: error: {p.file}: {p.error}; skipped", file=sys.stderr)
     if args.figure:
-        print(f"figure: {figure4(results, args.figure, weights.size)}", file=sys.stderr)
+        path, drawn = figure4(results, args.figure, weights.size)
+        readable = sum(not p.error for p in results)
+        more = f" (the first {drawn} of {readable} images: a figure shows at most {PANELS})" if drawn < readable else ""
+        print(f"figure: {path}{more}", file=sys.stderr)
     return 2 if bad else 0
 
 
 def cmd_export(args) -> int:
     from ..ship.onnx import PARITY_LIMIT, export_onnx
-    from ..ship.weights import load, save_safetensors
+    from ..ship.weights import load, net_file, save_safetensors
     if not (args.weights or args.onnx):
         raise UserError("export needs --weights OUT.safetensors and/or --onnx OUT.onnx")
-    if args.model.endswith(".onnx"):
-        raise UserError(f"{args.model} is already an ONNX export: export from the checkpoint or weights file")
+    if net_file(args.model).suffix == ".onnx":
+        raise UserError(f"{args.model} is already an ONNX export (a graph, not the net's tensors): export from the "
+                        "checkpoint or weights file it was made from")
     check_output(args.weights, "--weights")
     check_output(args.onnx, "--onnx")  # both before either is written
     model, weights = load(args.model)
@@ -50,7 +58,7 @@ def cmd_export(args) -> int:
         print(f"weights: {path} ({len(model.state_dict())} tensors, {weights.num_params:,} parameters, "
               f"{len(weights.classes)} classes, {weights.size}px stored / {weights.crop}px crops)")
     if args.onnx:
-        diff = export_onnx(model, weights, args.onnx)
+        diff = export_onnx(model, weights.meta, weights.input, args.onnx)
         print(f"onnx: {args.onnx}; onnxruntime vs PyTorch (fp32): max |logit difference| {diff:.2e} "
               f"(limit {PARITY_LIMIT:g})")
     return 0
@@ -65,12 +73,12 @@ def cmd_finetune(args) -> int:
 
 
 def register(sub) -> None:
-    model_help = "a checkpoint (.pt), a weights file (.safetensors), a torchvision AlexNet state dict or an ONNX file"
+    model_help = MODEL
     p = sub.add_parser("predict", help="the top classes of your images, with the model's own preprocessing")
     p.add_argument("model", metavar="MODEL", help=model_help)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders (searched recursively) or globs")
     p.add_argument("--topk", type=POSITIVE, default=5, help="how many classes to show per image (default 5)")
-    p.add_argument("--views", choices=["center", "10crop"], default="center",
+    p.add_argument("--views", choices=choices("eval.views"), default="center",
                    help="the centre patch, or the ten patches of §4.1 averaged (as `alexnet eval`)")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--figure", metavar="OUT.png", help="also draw the predictions as the paper's Figure 4 (left)")
@@ -79,7 +87,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="self-describing weights (.safetensors) and ONNX for onnxruntime")
-    p.add_argument("model", metavar="MODEL", help="a checkpoint (.pt), a weights file or a torchvision AlexNet state dict")
+    p.add_argument("model", metavar="MODEL", help=MODEL.replace(", an ONNX file", ""))
     p.add_argument("--weights", metavar="OUT.safetensors",
                    help="write the weights with their description: config, classes, mean image, PCA, sizes, metrics")
     p.add_argument("--onnx", metavar="OUT.onnx",
@@ -87,7 +95,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("finetune", help="fine-tune a trained net on another store's classes (§6)")
-    p.add_argument("model", metavar="MODEL", help="the trained net: a checkpoint, weights file or torchvision state dict")
+    p.add_argument("model", metavar="MODEL", help="the trained net: " + MODEL.replace(", an ONNX file", ""))
     p.add_argument("--data", required=True, metavar="STORE", help="store folder of the new classes (alexnet prepare)")
     p.add_argument("--out", metavar="RUN", help="run folder (default runs/finetune-<store name>)")
     p.add_argument("--freeze", metavar="LAYERS",

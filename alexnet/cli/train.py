@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..config import choices
 from ..errors import ConfigError, UserError
 from .args import NON_NEGATIVE, POSITIVE, add_config_args, config_from_args, given_keys
 
 SHORTCUTS = {  # flag -> config key: the flags users of pytorch/examples and torchvision's references type
-    "epochs": "schedule.epochs", "lr": "optim.lr", "batch_size": "optim.batch_size", "workers": "data.threads",
+    "epochs": "schedule.epochs", "lr": "optim.lr", "batch_size": "optim.batch_size", "workers": "loader.threads",
     "wd": "optim.weight_decay", "momentum": "optim.momentum",
 }
 
@@ -18,7 +19,7 @@ def add_shortcut_args(p) -> None:
     p.add_argument("--lr", metavar="LR", help="the learning rate (= --set optim.lr=LR)")
     p.add_argument("-b", "--batch-size", metavar="N", help="images per SGD step (= --set optim.batch_size=N)")
     p.add_argument("-j", "--workers", metavar="N",
-                   help="threads decoding each batch (= --set data.threads=N; 0: one per core)")
+                   help="threads decoding each batch (= --set loader.threads=N; 0: one per core)")
     p.add_argument("--wd", "--weight-decay", dest="wd", metavar="WD",
                    help="weight decay (= --set optim.weight_decay=WD)")
     p.add_argument("--momentum", metavar="M", help="momentum (= --set optim.momentum=M)")
@@ -92,16 +93,20 @@ def _train_seeds(args) -> int:
 
 def cmd_eval(args) -> int:
     from ..data.store import open_store
-    from ..evaluate import evaluate_checkpoints
+    from ..evaluate import evaluate_nets
     from ..runtime import resolve_device
+    from ..ship.weights import load
     from ..train import distributed
-    paths = [_checkpoint(p) for p in args.checkpoints]
     resolve_device(args.device, "--device")  # a missing device is named by its flag
     store = open_store(args.data)
     layout = distributed.from_env(args.device)  # under torchrun each process evaluates its share of the images
-    result = evaluate_checkpoints(paths, store, args.split, args.views,
-                                  distributed.process_device(args.device, layout.local_rank), args.batch_size,
-                                  args.precision, progress=not args.json and layout.is_main, **layout.eval_shard())
+    device = distributed.process_device(args.device, layout.local_rank)
+    nets = []
+    for path in args.checkpoints:  # every format a net is written in
+        model, weights = load(path, device)
+        nets.append((weights.source, model, weights.record))  # a run folder: its best.pt
+    result = evaluate_nets(nets, store, args.split, args.views, device, args.batch_size, args.precision,
+                           progress=not args.json and layout.is_main, **layout.eval_shard())
     layout.close()
     if not layout.is_main:
         return 0
@@ -109,22 +114,12 @@ def cmd_eval(args) -> int:
         print(json.dumps(result))
     else:
         note = f" ({result['note']})" if "note" in result else ""
+        rescaled = f" ({result['rescaled']})" if "rescaled" in result else ""
         hardest = ", ".join(f"{h['class']} {100 * h['top1_error']:.0f}%" for h in result["hardest"])
-        print(f"{len(paths)} net(s), {result['views']}, {result['images']} images of {result['split']}: "
+        print(f"{len(nets)} net(s), {result['views']}, {result['images']} images of {result['split']}{rescaled}: "
               f"top-1 error {100 * result['top1_error']:.2f}%, top-5 error {100 * result['top5_error']:.2f}%{note}; "
               f"hardest classes: {hardest}")
     return 0
-
-
-def _checkpoint(path: str) -> str:
-    """A checkpoint file, or a run folder, which stands for its best.pt."""
-    folder = Path(path)
-    if not folder.is_dir():
-        return path
-    if (folder / "best.pt").is_file():
-        return str(folder / "best.pt")
-    last = " (its last.pt is there: evaluate that file)" if (folder / "last.pt").is_file() else ""
-    raise UserError(f"{folder} is a folder without best.pt, written when a run finishes an epoch{last}")
 
 
 def cmd_quickstart(args) -> int:
@@ -151,7 +146,7 @@ def register(sub) -> None:
     p.add_argument("--out", help="run folder (same as --set train.out=...)")
     p.add_argument("--resume", metavar="RUN",
                    help="continue the run in folder RUN exactly where it stopped (or from the checkpoint file RUN, "
-                        "e.g. RUN/best.pt); --set may then change only its budget (schedule.*), optim.lr, logging and "
+                        "e.g. RUN/last.pt; best.pt holds no training state); --set may then change only its budget (schedule.*), optim.lr, logging and "
                         "how it runs (device, threads, kernels, precision)")
     add_shortcut_args(p)
     p.add_argument("--seeds", nargs="+", type=NON_NEGATIVE, metavar="S",
@@ -160,14 +155,17 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="top-1/top-5 error of one net or an ensemble (§6)")
-    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="one or more checkpoints (a run folder: its best.pt); several are averaged")
-    p.add_argument("--data", required=True, help="store folder")
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                   help="one or more nets: checkpoints (.pt; a run folder: its best.pt), weights (.safetensors), "
+                        "torchvision .pth or ONNX files; several are averaged")
+    p.add_argument("--data", required=True, help="store folder (of another side: its images are rescaled to the "
+                   "net's stored side, as predict does)")
     p.add_argument("--split", default=None, help="default: the validation split the checkpoint was trained with")
-    p.add_argument("--views", choices=["center", "10crop"], default=None,
+    p.add_argument("--views", choices=choices("eval.views"), default=None,
                    help="the centre patch, or the ten patches of §4.1 (corners, centre, reflections); default: "
                         "eval.views of the first checkpoint's config (10crop, the paper's, unless its run set it)")
     p.add_argument("--batch-size", type=POSITIVE, default=256, help="images per batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="autocast precision")
+    p.add_argument("--precision", choices=choices("train.precision"), default="fp32", help="autocast precision")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_eval)

@@ -10,16 +10,27 @@ from .args import NON_NEGATIVE, POSITIVE, Number, check_output
 
 
 def _open(args):
-    """The checkpoint's net, config and store (--data, else the store it was trained on)."""
+    """The net, its config and the store (--data, else the store it was trained on)."""
     from ..data.store import open_store
-    from ..evaluate import load_model
     from ..runtime import configure_torch, resolve_device
+    from ..ship.weights import load, net_file
     check_output(str(Path(args.out) / "result.json"), "-o")  # before the work, not after it
+    if net_file(args.checkpoint).suffix == ".onnx":
+        raise UserError(f"{args.checkpoint} is an ONNX graph: viz reads the net's layers, give the checkpoint (.pt) "
+                        "or weights (.safetensors) it was exported from")
     configure_torch(args.threads, False)
     device = resolve_device(args.device, "--device")
-    model, cfg, _ = load_model(args.checkpoint, device)
-    store = open_store(args.data or cfg.data.store) if hasattr(args, "data") else None
-    return model, cfg, store, device
+    model, weights = load(args.checkpoint, device)
+    store = open_store(args.data or weights.config.data.store) if hasattr(args, "data") else None
+    if store is not None and store.size != weights.size:
+        raise UserError(f"store {store.path} holds {store.size}px images but {args.checkpoint} takes {weights.size}px "
+                        f"ones: give --data a store prepared with --size {weights.size} (alexnet eval rescales, viz does not)")
+    return model, weights.config, store, device
+
+
+def _net_file(args) -> Path:
+    from ..ship.weights import net_file
+    return net_file(args.checkpoint)
 
 
 def _save(args, name: str, result: dict, fig, table: str, device) -> int:
@@ -61,8 +72,8 @@ def cmd_neighbours(args) -> int:
     from ..viz.panels import neighbours_figure
     model, cfg, store, device = _open(args)
     split = args.split or cfg.data.val_split
-    fig = neighbours_figure(Path(args.checkpoint), model, cfg, store, cfg.data.train_split, split, args.queries, args.k,
-                            args.db_per_class, device)
+    fig = neighbours_figure(_net_file(args), model, cfg, store, cfg.data.train_split, split, args.queries, args.k,
+                            args.db_per_class, device, Path(args.out) / "features")
     table = (f"Figure 4 right: {args.queries} images of {split} and the {args.k} training images nearest in fc7 space "
              f"(Euclidean); database: {args.db_per_class or 'all'} training images per class.")
     return _save(args, "figure4-right", {"split": split, "queries": args.queries, "k": args.k,
@@ -81,9 +92,9 @@ def cmd_codes(args) -> int:
     def part(split: str, per_class: int):
         r = store.split(split)
         return SubsetReader(r, balanced_indices(r.labels, per_class)) if per_class else r
-    result = study(Path(args.checkpoint), model, cfg, store, part(cfg.data.train_split, args.db_per_class),
+    result = study(_net_file(args), model, cfg, store, part(cfg.data.train_split, args.db_per_class),
                    part(args.split or cfg.data.val_split, args.query_per_class), device, tuple(args.bits), args.steps,
-                   log=lambda m: print(m, file=sys.stderr))
+                   log=lambda m: print(m, file=sys.stderr), cache=Path(args.out) / "features")
     return _save(args, "codes", result, plot(result), table(result), device)
 
 
@@ -110,7 +121,8 @@ def cmd_report(args) -> int:
 def _figure(vsub, name: str, func, help: str, out: str, data: bool = True, split: str = ""):
     """A `viz` subcommand: CKPT, [--data], [--split], --device, --threads, -o."""
     q = vsub.add_parser(name, help=help)
-    q.add_argument("checkpoint", metavar="CKPT", help="a checkpoint written by `alexnet train` (best.pt, last.pt)")
+    q.add_argument("checkpoint", metavar="CKPT", help="the net: a checkpoint (best.pt, last.pt; a run folder: its "
+                   "best.pt), weights (.safetensors) or a torchvision .pth (not ONNX: a graph has no layers to read)")
     if data:
         q.add_argument("--data", help="store folder (default: the store the checkpoint was trained on)")
     if split:
@@ -131,18 +143,19 @@ def register(sub) -> None:
                 "probability bars", "figure4-left", split="images shown")
     q.add_argument("-n", type=POSITIVE, default=8, help="how many images (default 8)")
     q = _figure(vsub, "neighbours", cmd_neighbours, "Figure 4 right: nearest training images in fc7 space "
-                "(features cached)", "figure4-right", split="query images")
+                "(features cached in OUT/features)", "figure4-right", split="query images")
     q.add_argument("--queries", type=POSITIVE, default=6, help="query images (default 6)")
     q.add_argument("-k", type=POSITIVE, default=6, help="neighbours per query (default 6, as the paper)")
     q.add_argument("--db-per-class", type=NON_NEGATIVE, default=0, help="training images per class searched (default 0: all)")
     q = _figure(vsub, "codes", cmd_codes, "binary codes: auto-encoded fc7 vs exact Euclidean vs pixel codes, "
-                "Hamming search", "codes", split="queries")
+                "Hamming search (features cached in OUT/features)", "codes", split="queries")
     q.add_argument("--bits", type=Number(int, 8, 4096), nargs="+", default=[64, 128, 256], help="code lengths (default 64 128 256)")
     q.add_argument("--db-per-class", type=NON_NEGATIVE, default=0, help="training images per class in the database (0: all)")
     q.add_argument("--query-per-class", type=NON_NEGATIVE, default=0, help="query images per class (0: the whole split)")
     q.add_argument("--steps", type=POSITIVE, default=2000, help="auto-encoder training steps (default 2000)")
 
-    p = sub.add_parser("report", help="one self-contained HTML page about a run: curves, metrics, figures, config")
+    p = sub.add_parser("report", help="one self-contained HTML page about a run: curves, metrics, figures, config "
+                       "(fc7 features cached in $XDG_CACHE_HOME/alexnet/features, ~/.cache/alexnet/features: delete at will)")
     p.add_argument("run", metavar="RUN", help="a run folder made by `alexnet train`")
     p.add_argument("-o", "--out", default="report.html", help="HTML file to write (default report.html)")
     p.add_argument("--data", help="store folder (default: the one in the run's config)")

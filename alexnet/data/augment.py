@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import DataConfig
 from ..runtime import to_device
 
 
@@ -87,15 +88,39 @@ def train_batch(x: torch.Tensor, d: Draws, crop: int, mean: torch.Tensor | None,
     return xf.add_(shift[:, :, None, None]).contiguous()
 
 
-def store_augmenter(store, device: torch.device, crop: int, generator: torch.Generator):
-    """train_batch with `store`'s mean image and PCA (the defaults of §2, §4.1), drawing from
-    `generator`: images (B, 3, S, S) uint8 on `device` -> (B, 3, crop, crop) float32."""
-    mean, eigvecs = store.mean.to(device), store.pca_eigvecs.to(device)
-    lam = pca_lambda(store.pca_eigvals).to(device)
+@dataclass
+class Augmenter:
+    """§4.1 training augmentation as a config's data section says, with a store's mean image (§2)
+    and PCA on one device: the one place it is assembled (the training step, the benchmarks)."""
 
-    def augment(images: torch.Tensor) -> torch.Tensor:
-        return train_batch(images, draw(images.shape[0], store.size, crop, generator), crop, mean, eigvecs, lam)
-    return augment
+    crop: int
+    flip: bool
+    pca_std: float
+    random_crop: bool
+    mean: torch.Tensor | None  # (3, S, S) on the device, or None (data.mean_image=false)
+    eigvecs: torch.Tensor  # (3, 3) §4.1 PCA of RGB values, columns
+    lam: torch.Tensor  # (3,) scales of the PCA noise (pca_lambda of data.pca_scale)
+
+    @classmethod
+    def of(cls, data: DataConfig, store, device: torch.device) -> Augmenter:
+        return cls(data.crop, data.flip, data.pca_std, data.random_crop,
+                   store.mean.to(device) if data.mean_image else None,
+                   store.pca_eigvecs.to(device), pca_lambda(store.pca_eigvals, data.pca_scale).to(device))
+
+    def draw(self, batch: int, size: int, generator: torch.Generator) -> Draws:
+        """The random choices for `batch` images of side `size` (on the CPU, from `generator`)."""
+        return draw(batch, size, self.crop, generator, self.flip, self.pca_std, self.random_crop)
+
+    def __call__(self, images: torch.Tensor, d: Draws) -> torch.Tensor:
+        """(B, 3, S, S) uint8 on the device -> (B, 3, crop, crop) float32 network input."""
+        return train_batch(images, d, self.crop, self.mean, self.eigvecs, self.lam)
+
+
+def store_augmenter(store, device: torch.device, crop: int, generator: torch.Generator):
+    """The paper's augmentation (data defaults, §2, §4.1) on `store`, drawing from `generator`:
+    images (B, 3, S, S) uint8 on `device` -> (B, 3, crop, crop) float32 (benchmarks)."""
+    augment = Augmenter.of(DataConfig(crop=crop), store, device)
+    return lambda images: augment(images, augment.draw(images.shape[0], store.size, generator))
 
 
 def view_offsets(size: int, crop: int, views: str) -> list[tuple[int, int, bool]]:

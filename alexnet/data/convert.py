@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from alexnet.data import sources
+from alexnet.data import sources, tars
 from alexnet.data.jpeg import decode_fast
 
 
@@ -23,26 +23,56 @@ class _Skip(Exception):
     """This file cannot be stored; the message is the reason written to the manifest."""
 
 
+# The formats image datasets hold. Pillow can open about 40; the others are never tried (an EPS
+# file named .JPEG would make Pillow run Ghostscript from PATH).
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+FORMAT_NAMES = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+
+
+def open_image(fp) -> Image.Image:
+    """Image.open for a file or file object, only in IMAGE_FORMATS (UnidentifiedImageError otherwise)."""
+    return Image.open(fp, formats=IMAGE_FORMATS)
+
+
+def stored_image(img: Image.Image, size: int, draft: bool = True) -> Image.Image:
+    """The one way an opened file becomes the S x S RGB image a store holds, for `prepare` and for
+    `predict` (ship/weights.py stored_pixels) alike: only IMAGE_FORMATS; large JPEGs decoded at a
+    reduced scale (set_draft); the EXIF orientation applied (photos from phones are stored sideways
+    with a tag); 16-bit greyscale scaled to 8 bits; RGB; shorter side to S, central S x S (§2)."""
+    if img.format is not None and img.format not in IMAGE_FORMATS:  # None: made in memory, not read from a file
+        # refused before any decoding: a format's own reader may run programs
+        raise UnidentifiedImageError(f"{img.format} is not read (only {FORMAT_NAMES})")
+    if draft:
+        set_draft(img, size)
+    img.load()  # decode now: truncated files fail here (LOAD_TRUNCATED_IMAGES is off)
+    return resize_crop(to_rgb(ImageOps.exif_transpose(img)), size)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB, like ImageFolder's loader (greyscale, CMYK, palette, RGBA...), except 16-bit greyscale,
+    which Pillow's convert() clips at 255 (a photo comes out all white): scaled, v * 255 / 65535."""
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        v = np.clip(np.asarray(img).astype(np.int64), 0, 65535)
+        img = Image.fromarray(((v * 255 + 32767) // 65535).astype(np.uint8), "L")
+    return img.convert("RGB")
+
+
 def load_image(data: bytes, size: int, draft: bool = True) -> Image.Image:
-    """Decode `data` into an RGB S x S PIL image (§2 rescale + centre crop), or raise _Skip."""
+    """Decode `data` into an RGB S x S PIL image (stored_image), or raise _Skip with the reason."""
     if not data:
         raise _Skip("empty file")
     try:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; both are bombs to us.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                if draft:
-                    set_draft(img, size)
-                img.load()  # decode now: truncated files fail here (LOAD_TRUNCATED_IMAGES is off)
-                rgb = img.convert("RGB")  # greyscale, CMYK, palette, RGBA... like ImageFolder's loader
+            with open_image(io.BytesIO(data)) as img:
+                return stored_image(img, size, draft)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise _Skip(f"decompression bomb: {e}") from None
     except UnidentifiedImageError:
-        raise _Skip("not an image Pillow can read") from None
+        raise _Skip(f"not an image Pillow can read (read: {FORMAT_NAMES})") from None
     except Exception as e:  # noqa: BLE001 - any decoder failure (OSError, SyntaxError, ...) is a skip
         raise _Skip(f"corrupt image: {type(e).__name__}: {e}") from None
-    return resize_crop(rgb, size)
 
 
 def set_draft(img: Image.Image, size: int) -> None:
@@ -120,7 +150,7 @@ def read_payload(payload: bytes | str | tuple[str, int, int] | None) -> bytes:
     if isinstance(payload, str):
         return sources.read_file(payload)
     if isinstance(payload, tuple):
-        return sources.read_member(*payload)
+        return tars.read_member(*payload)
     return payload or b""
 
 

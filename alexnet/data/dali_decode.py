@@ -1,4 +1,4 @@
-"""Batched JPEG decoding with NVIDIA DALI (`pip install 'alexnet[dali]'`, data.backend=dali): the
+"""Batched JPEG decoding with NVIDIA DALI (`pip install 'alexnet[dali]'`, loader.backend=dali): the
 same bytes and the same (B, 3, S, S) uint8 batch as gpu_decode.decode_batch, from DALI's image
 decoder: "mixed" on CUDA (nvJPEG, with the card's hardware JPEG engine where it has one: A100,
 H100, H200), its CPU decoder (libjpeg-turbo) on the CPU. Only the decode is DALI's: the order of
@@ -19,14 +19,14 @@ HW_DECODER_LOAD = 0.75  # share of each batch DALI sends to the hardware decoder
 
 
 def check_dali(decode: str) -> None:
-    """ConfigError unless DALI can be used for data.decode=`decode`."""
+    """ConfigError unless DALI can be used for loader.decode=`decode`."""
     if decode != "device":
-        raise ConfigError("data.backend=dali decodes on the training device: set data.decode=device as well")
+        raise ConfigError("loader.backend=dali decodes on the training device: set loader.decode=device as well")
     try:
         import nvidia.dali  # noqa: F401
     except ImportError:
-        raise ConfigError("data.backend=dali needs NVIDIA DALI: pip install 'alexnet[dali]' "
-                          "(or use data.backend=torchvision)") from None
+        raise ConfigError("loader.backend=dali needs NVIDIA DALI: pip install 'alexnet[dali]' "
+                          "(or use loader.backend=torchvision)") from None
 
 
 class DaliDecoder:

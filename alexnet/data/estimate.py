@@ -14,6 +14,8 @@ from pathlib import Path
 from .convert import Job, convert_chunk
 from .sources import Entry
 
+MARGIN = 0.1  # of the estimated store: the sample's spread (JPEG sizes vary), the small files beside it
+MARGIN_BYTES = 4 * 2**20  # and a few MB for the file system's blocks and the files of an almost empty store
 SAMPLE = 32  # images converted to measure (1 in 100 of a small set, at least 4); spread over the set
 FreeSpace = Callable[[Path], int]
 """Bytes free on the disk holding a path (tests inject a small one to stand for a full disk)."""
@@ -36,8 +38,14 @@ class Estimate:
     what: str  # "raw 256px" / "jpeg q90 256px"
     where: Path
 
+    def needed(self) -> int:
+        """The store's bytes with a margin: the estimate is from a sample, and the labels, offsets,
+        names, manifest, mean image and the file system's own blocks come on top (issue 31: an
+        estimate of 962.6 KB "fit" in 1.0 MB free, then the disk filled)."""
+        return int(self.store_bytes * (1 + MARGIN)) + MARGIN_BYTES
+
     def fits(self) -> bool:
-        return self.store_bytes <= self.free_bytes
+        return self.needed() <= self.free_bytes
 
     def line(self) -> str:
         todo = f"{self.images:,} images" if self.images == self.total else f"{self.images:,} of {self.total:,} images left"
@@ -47,8 +55,8 @@ class Estimate:
 
     def refusal(self) -> str:
         return (f"{self.where} has {_bytes(self.free_bytes)} free but the {self.what} store needs about "
-                f"{_bytes(self.store_bytes)} more ({self.images:,} images): free space, choose another OUT, or make "
-                "a smaller store (--format jpeg, a smaller --size, --classes N, --limit-per-class N)")
+                f"{_bytes(self.store_bytes)} more, {_bytes(self.needed())} with a margin ({self.images:,} images): "
+                "free space, choose another OUT, or make a smaller store (--format jpeg, a smaller --size, --classes N, --limit-per-class N)")
 
 
 def estimate(entries: list[Entry], total: int, read: Callable[[Entry], bytes], *, size: int, fmt: str,

@@ -21,10 +21,11 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import sources
+from . import sources, tars
 from .names import first_synonym, parse_names
 from .sources import Entry, Labels, LabelsError, Listing, Skip
 
@@ -107,12 +108,12 @@ def read_official(src: Path, year: str, splits: list[str] | None = None) -> Imag
         meta, truth = _devkit(present["devkit"], year)
         by_id, order, names = read_meta_mat(meta[1], year, meta[0])
         if "val" in listing.flat:
-            labels["val"] = _ground_truth(truth, by_id)
+            labels["val"] = _ground_truth(truth, by_id, meta[0])
         if "test" in listing.flat:
             if "test_truth" not in present:
                 raise ImageNetError(f"{files['test']} in {src} needs {files['test_truth']} beside it (the test set's "
                                     "ground truth), or leave the test set out with --splits train val")
-            labels["test"] = _ground_truth((present["test_truth"], present["test_truth"].read_bytes()), by_id)
+            labels["test"] = _ground_truth((present["test_truth"], present["test_truth"].read_bytes()), by_id, meta[0])
     if not order:  # no devkit: sorted wnids, no names
         order = sorted(listing.splits.get("train", {}))
     return ImageNet(f"ILSVRC{year}", listing, labels, order, names)
@@ -148,9 +149,11 @@ class _Window(io.RawIOBase):
 def _class_tars(path: Path, split: str, skips: list[Skip]) -> dict[str, list[Entry]]:
     """The train tar of class tars: class -> its images, each at its offset in the outer file."""
     classes: dict[str, list[Entry]] = {}
+    where: dict[str, str] = {}  # wnid -> the class tar it came from
+    damage: list[tars.Damage] = []
     try:
-        with open(path, "rb") as outer_file, open(path, "rb") as inner_file, tarfile.open(fileobj=outer_file, mode="r:") as tf:
-            for m in tf:
+        with open(path, "rb") as inner_file, tars.open_tar(path) as tf:
+            for m in tars.tar_members(tf, damage):
                 it = sources.tar_item(m)
                 name = "/".join(it.parts)
                 if it.kind != "file":
@@ -161,45 +164,61 @@ def _class_tars(path: Path, split: str, skips: list[Skip]) -> dict[str, list[Ent
                 if not it.parts[-1].endswith(".tar"):
                     skips.append(Skip(split, f"{path.name}/{name}", "not a class tar (<wnid>.tar)"))
                     continue
+                if wnid in classes:  # never replace one class's images by another tar's, silently
+                    raise ImageNetError(f"{path} holds two class tars for {wnid} ({where[wnid]}, {name}): "
+                                        "remove one (or merge them into one tar)")
+                where[wnid] = name
                 classes[wnid] = _inner_members(inner_file, path, m, split, wnid, skips)
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise ImageNetError(f"cannot read {path}: {e}") from None
+    skips += [Skip(split, d.where(path.name), d.reason) for d in damage]
     for entries in classes.values():
         entries.sort(key=lambda e: e.name)
     return dict(sorted(classes.items()))
 
 
 def _inner_members(f, path: Path, m: tarfile.TarInfo, split: str, wnid: str, skips: list[Skip]) -> list[Entry]:
+    """The images of one class tar, read through a window onto the outer file: a member that runs
+    past the class tar's end (a truncated class tar) is a skip, never read into the next member."""
     entries: list[Entry] = []
     archive = str(path)  # one string shared by the class's entries (1.3 million of them in all)
+    damage: list[tars.Damage] = []
     try:
-        with tarfile.open(fileobj=_Window(f, m.offset_data, m.size), mode="r:") as inner:
-            for im in inner:
+        with tars.open_tar(fileobj=_Window(f, m.offset_data, m.size)) as inner:
+            for im in tars.tar_members(inner, damage):
                 it = sources.tar_item(im)
                 shown = f"{split}/{wnid}/{'/'.join(it.parts)}"
-                if it.kind == "file":
+                if it.kind == "file" and it.offset + it.size > m.size:
+                    skips.append(Skip(split, shown, f"{wnid}.tar ends inside this member (a truncated class tar)"))
+                elif it.kind == "file":
                     entries.append(Entry(split, wnid, f"{split}/{wnid}/{it.parts[-1]}", im.name, it.size,
                                          m.offset_data + it.offset, archive))
                 elif it.kind != "dir":
                     skips.append(Skip(split, shown, it.kind))
     except (tarfile.TarError, EOFError) as e:
         skips.append(Skip(split, f"{split}/{wnid}.tar", f"cannot read this class tar ({e}); its images are left out"))
+    skips += [Skip(split, d.where(f"{split}/{wnid}.tar"), d.reason) for d in damage]
     return entries
 
 
 def _flat_tar(path: Path, split: str, skips: list[Skip]) -> list[Entry]:
     """A flat split's tar (val, test): its files, whatever folder they sit in, as <split>/<file>."""
     entries = []
+    damage: list[tars.Damage] = []
+    size = path.stat().st_size
     try:
-        with tarfile.open(path, "r:") as tf:
-            for m in tf:
+        with tars.open_tar(path) as tf:
+            for m in tars.tar_members(tf, damage):
                 it = sources.tar_item(m)
-                if it.kind == "file":
+                if it.kind == "file" and it.offset + it.size > size:
+                    skips.append(Skip(split, f"{split}/{it.parts[-1]}", "the archive ends inside this member"))
+                elif it.kind == "file":
                     entries.append(Entry(split, "", f"{split}/{it.parts[-1]}", m.name, it.size, it.offset, str(path)))
                 elif it.kind != "dir":
                     skips.append(Skip(split, f"{path.name}/{'/'.join(it.parts)}", it.kind))
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise ImageNetError(f"cannot read {path}: {e}") from None
+    skips += [Skip(split, d.where(path.name), d.reason) for d in damage]
     return sorted(entries, key=lambda e: e.name)
 
 
@@ -225,9 +244,10 @@ def _devkit(path: Path, year: str) -> tuple[tuple[Path, bytes], tuple[Path, byte
 
 
 def read_meta_mat(data: bytes, year: str, where: Path | str = "meta.mat") -> tuple[list[str], list[str], dict[str, str]]:
-    """The devkit's synsets: (wnid of ILSVRC id i at i - 1, the classes in id order, wnid -> name).
-    The classes are the leaves (num_children 0: the 1,000 of the challenge); other synsets are the
-    hierarchy above them."""
+    """The devkit's synsets: (wnid of ILSVRC id i at i - 1, for the classes; the classes in id
+    order; wnid -> name). The classes are the leaves (num_children 0: the 1,000 of the challenge),
+    numbered 1..1000; other synsets are the hierarchy above them. Each id names one synset: two
+    synsets with one id would label one class's images as another's."""
     import scipy.io  # only here: prepare's start-up does not pay for it
     try:
         synsets = scipy.io.loadmat(io.BytesIO(data), squeeze_me=True)["synsets"]
@@ -235,19 +255,29 @@ def read_meta_mat(data: bytes, year: str, where: Path | str = "meta.mat") -> tup
         wnids = [str(w) for w in synsets["WNID"]]
         words = [str(w) for w in synsets["words"]]
         leaf = [int(n) == 0 for n in synsets["num_children"]] if "num_children" in synsets.dtype.names else [True] * len(ids)
-    except (ValueError, KeyError, TypeError, IndexError) as e:
-        raise ImageNetError(f"{where} is not the ILSVRC{year} devkit's meta.mat ({type(e).__name__}: {e})") from None
-    by_id = [""] * max(ids)
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file fails in many ways, all of them this file's
+        raise ImageNetError(f"{where} is not the ILSVRC{year} devkit's meta.mat, or is damaged "
+                            f"({type(e).__name__}: {e}): download the devkit again") from None
+    seen: dict[int, str] = {}
     for i, w in zip(ids, wnids):
-        by_id[i - 1] = w
+        if not 1 <= i <= len(ids):
+            raise ImageNetError(f"{where}: synset {w} has ILSVRC{year}_ID {i}, outside 1..{len(ids)} (one id per "
+                                "synset): the file is damaged, download the devkit again")
+        if i in seen:
+            raise ImageNetError(f"{where}: synsets {seen[i]} and {w} share ILSVRC{year}_ID {i}, so the ground truth "
+                                "cannot tell them apart: the file is damaged, download the devkit again")
+        seen[i] = w
     order = [w for _, w, is_leaf in sorted(zip(ids, wnids, leaf)) if is_leaf]
-    return by_id, order, {w: first_synonym(t) for w, t in zip(wnids, words)}
+    if sorted(i for i, is_leaf in zip(ids, leaf) if is_leaf) != list(range(1, len(order) + 1)):
+        raise ImageNetError(f"{where}: the {len(order)} classes (synsets without children) are not numbered "
+                            f"1..{len(order)} by ILSVRC{year}_ID, as the ground truth expects: is it the devkit's meta.mat?")
+    return order, order, {w: first_synonym(t) for w, t in zip(wnids, words)}
 
 
-def _ground_truth(file: tuple[Path, bytes], by_id: list[str]) -> Labels:
+def _ground_truth(file: tuple[Path, bytes], by_id: list[str], meta: Path) -> Labels:
     path, data = file
     try:
-        return sources.read_labels(path, data, by_id, path)
+        return sources.read_labels(path, data, by_id, meta)
     except LabelsError as e:
         raise ImageNetError(str(e)) from None
 
@@ -264,7 +294,8 @@ def read_kaggle(src: Path) -> ImageNet:
     listing.skips = [k for k in listing.skips if k.split != "test"]
     mapping = src / KAGGLE_SYNSETS
     data = mapping.read_bytes()
-    order = [line.split()[0] for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+    text = data.decode("utf-8-sig", "replace")  # a byte-order mark is not part of the first wnid
+    order = [line.split()[0] for line in text.splitlines() if line.strip()]
     if not order or not all(WNID.fullmatch(w) for w in order):
         raise ImageNetError(f"{mapping}: expected 'wnid name' lines (n01440764 tench, Tinca tinca)")
     labels = {}

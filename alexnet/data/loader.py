@@ -14,6 +14,7 @@ Augmentation (crop, reflection, PCA noise, mean) then runs on the device: data/a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import queue
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from . import jpeg
+from ..config import LoaderConfig, check_section
 from ..errors import ConfigError
 
 
@@ -51,33 +53,35 @@ def auto_threads() -> int:
 
 
 class BatchLoader:
+    """`reader`'s images in batches of `batch_size` (this rank's share of each epoch), read as
+    `settings` says (the config's loader section, built once: train/parts.py; default: one decode
+    thread); keyword `changes` replace fields of it (threads=2, decode="device", ...)."""
+
     def __init__(self, reader, batch_size: int, *, shuffle: bool, seed: int = 0, drop_last: bool = True,
-                 rank: int = 0, world: int = 1, prefetch: int = 2, max_batches: int = 0,
-                 device: torch.device | str = "cpu", threads: int = 1, decode: str = "cpu",
-                 cpu_decoder: str = "auto", device_share: float = 1.0, backend: str = "torchvision"):
+                 rank: int = 0, world: int = 1, device: torch.device | str = "cpu",
+                 settings: LoaderConfig | None = None, **changes):
         self.reader, self.batch_size, self.shuffle, self.seed = reader, batch_size, shuffle, seed
-        self.drop_last, self.rank, self.world, self.prefetch = drop_last, rank, world, prefetch
-        self.max_batches = max_batches  # 0: all; >0 truncates each epoch (smoke tests)
-        self.device = torch.device(device)
-        self.threads = threads if threads > 0 else auto_threads()
-        if decode not in ("cpu", "device"):
-            raise ConfigError(f"data.decode={decode!r} is not one of cpu, device")
-        if decode == "device" and getattr(reader, "format", "jpeg") != "jpeg":
-            raise ConfigError(f"data.decode=device decodes JPEG on the device, but {reader} is a "
-                              f"{reader.format} store: use data.decode=cpu, or prepare with --format jpeg")
-        self.decode = decode
+        self.drop_last, self.rank, self.world, self.device = drop_last, rank, world, torch.device(device)
+        self.settings = s = dataclasses.replace(settings or LoaderConfig(threads=1), **changes)
+        check_section("loader", s)  # the config's choices and ranges (config.py), also for settings built here
+        if s.decode == "device" and getattr(reader, "format", "jpeg") != "jpeg":
+            raise ConfigError(f"loader.decode=device decodes JPEG on the device, but {reader} is a "
+                              f"{reader.format} store: use loader.decode=cpu, or prepare with --format jpeg")
         try:
-            self.cpu_decoder = jpeg.resolve(cpu_decoder)  # "simplejpeg" or "pillow"
-        except (ValueError, ImportError) as e:
-            raise ConfigError(f"data.cpu_decoder: {e}") from None
-        if not 0 < device_share <= 1:
-            raise ConfigError(f"data.device_share={device_share}: must be in (0, 1]")
-        if backend not in ("torchvision", "dali"):
-            raise ConfigError(f"data.backend={backend!r} is not one of torchvision, dali")
-        if backend == "dali":
+            self.cpu_decoder = jpeg.resolve(s.cpu_decoder)  # "simplejpeg" or "pillow"
+        except ImportError as e:
+            raise ConfigError(f"loader.cpu_decoder: {e}") from None
+        if s.backend == "dali":
             from .dali_decode import check_dali
-            check_dali(decode)
-        self.device_share, self.backend = device_share, backend
+            check_dali(s.decode)
+        self.threads = s.threads if s.threads > 0 else auto_threads()
+        self.prefetch, self.max_batches = s.prefetch, s.max_batches  # max_batches 0: all; >0 truncates each epoch
+        self.decode, self.device_share, self.backend = s.decode, s.device_share, s.backend
+
+    def on(self, reader) -> BatchLoader:
+        """A loader with these settings over another reader (the experiments' subsets)."""
+        return BatchLoader(reader, self.batch_size, shuffle=self.shuffle, seed=self.seed, drop_last=self.drop_last,
+                           rank=self.rank, world=self.world, device=self.device, settings=self.settings)
 
     def indices(self, epoch: int) -> np.ndarray:
         order = epoch_order(len(self.reader), epoch, self.seed, self.shuffle)

@@ -30,6 +30,7 @@ class Plan:
     stats_split: str
     label_hashes: dict[str, str] = field(default_factory=dict)  # flat split -> SHA-256 of its labels file
     names: list[str] = field(default_factory=list)  # what people read, one per class (set by prepare; not fingerprinted)
+    notes: list[str] = field(default_factory=list)  # what prepare decided on its own, said in the summary (not fingerprinted)
 
     def fingerprint(self) -> str:
         h = hashlib.sha256()

@@ -21,12 +21,15 @@ import hashlib
 import os
 import re
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alexnet.data.tars import MAX_FILE_BYTES, Damage, open_tar, tar_members
+
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
-MAX_FILE_BYTES = 256 * 2**20  # no image we want is this large; refuse before reading it into RAM
-FLAT_SUBFOLDER = "folder inside a flat split (declared by --labels), not read"
+FLAT_SUBFOLDER = "inside a folder in a flat split (declared by --labels), not read"
+NESTED = "inside a folder in a class folder, not read"
 IMAGES = "images"  # the folder name of a class's (or flat split's) images one level down
 # Files that name the classes, read while listing when they sit at the top (or one folder down):
 # Tiny ImageNet's words.txt, ImageNet's synset_words.txt and Kaggle's LOC_synset_mapping.txt, a plain classes.txt.
@@ -149,21 +152,24 @@ def _walk_dir(root: Path, max_depth: int = 6) -> list[_Item]:
 
 def _walk_tar(path: Path, texts: dict[str, bytes] | None = None) -> list[_Item]:
     items = []
+    damage: list[Damage] = []
     try:
-        with tarfile.open(path, "r:*") as tf:
-            for m in tf:  # streams through the archive once
+        with open_tar(path) as tf:
+            for m in tar_members(tf, damage):  # streams through the archive once
                 items.append(tar_item(m))
                 if texts is not None and _names_file(items[-1]):
                     f = tf.extractfile(m)  # the member just listed: read in passing, no second pass
                     if f is not None:
                         texts["/".join(items[-1].parts)] = f.read()
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise SourceError(f"cannot read archive {path}: {e}") from e
-    return items
+    if not items and damage:
+        raise SourceError(f"cannot read archive {path}: no valid tar header in it (not a tar archive?)")
+    return items + [_Item((d.where(path.name),), d.reason, "") for d in damage]
 
 
 def tar_item(m: tarfile.TarInfo) -> _Item:
-    raw = m.name.replace("\\", "/")
+    raw = m.name  # "\\" is a character of the name, never a separator (tar's separator is "/")
     parts = tuple(p for p in raw.split("/") if p not in ("", "."))
     if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
         return _Item(parts or (raw,), "unsafe member: absolute path", m.name)
@@ -178,50 +184,6 @@ def tar_item(m: tarfile.TarInfo) -> _Item:
     return _Item(parts, "file", m.name, m.size, m.offset_data)
 
 
-class TarReader:
-    """Random access to the listed members of an archive, by their data offset.
-
-    Reading in sorted order seeks forward through a .tar.gz when the archive is sorted (as
-    `tar` writes a sorted tree); backward seeks still work, they only restart decompression.
-    """
-
-    def __init__(self, path: Path):
-        self.tf = tarfile.open(path, "r:*")  # opens the stream; members are not listed again
-
-    def read(self, entry: Entry) -> bytes:
-        if entry.size > MAX_FILE_BYTES:
-            raise OSError(f"file too large ({entry.size} bytes)")
-        f = self.tf.fileobj
-        f.seek(entry.offset)
-        data = f.read(entry.size)
-        if len(data) != entry.size:
-            raise OSError("archive ends inside this member")
-        return data
-
-    def close(self) -> None:
-        self.tf.close()
-
-
-def is_plain_tar(path: Path) -> bool:
-    """An uncompressed tar (ImageNet's own archives): its members can be read at their offsets
-    by any process, with no decompression stream to share."""
-    with open(path, "rb") as f:
-        head = f.read(265)
-    return len(head) == 265 and head[257:262] == b"ustar"
-
-
-def read_member(path: str, offset: int, size: int) -> bytes:
-    """One member's bytes from a plain tar at the data offset the listing found."""
-    if size > MAX_FILE_BYTES:
-        raise OSError(f"file too large ({size} bytes)")
-    with open(path, "rb") as f:
-        f.seek(offset)
-        data = f.read(size)
-    if len(data) != size:
-        raise OSError("archive ends inside this member")
-    return data
-
-
 def read_file(path: str) -> bytes:
     """Read a folder source's file; OSError (permission, vanished, too large) means skip it."""
     with open(path, "rb") as f:
@@ -231,44 +193,86 @@ def read_file(path: str) -> bytes:
     return data
 
 
+def stamp(src: Path) -> str:
+    """A cheap fingerprint of what SRC holds now, recorded in the store so that a rerun notices a
+    changed source: an archive's size and modification time; for a folder, the modification time
+    of every folder down to the images (a file added, removed or renamed changes its folder's) and
+    the size and time of the files at its top two levels (ImageNet's release files, labels files).
+    An image rewritten in place under the same name in a folder is not seen: that needs a full read."""
+    rows: list[str] = []
+
+    def walk(path: str, rel: str, depth: int) -> None:
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            return
+        for e in entries:
+            try:
+                if e.is_dir():
+                    rows.append(f"d {rel}{e.name} {e.stat().st_mtime_ns}")
+                    if depth < 6:
+                        walk(e.path, f"{rel}{e.name}/", depth + 1)
+                elif depth < 2:
+                    st = e.stat()
+                    rows.append(f"f {rel}{e.name} {st.st_size} {st.st_mtime_ns}")
+            except OSError:
+                rows.append(f"? {rel}{e.name}")
+
+    if src.is_dir():
+        walk(str(src), "", 0)
+    elif src.exists():  # a missing source is named by the listing
+        st = src.stat()
+        rows.append(f"f {src.name} {st.st_size} {st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(rows).encode("utf-8", "surrogateescape")).hexdigest()
+
+
 # ---- layout ----------------------------------------------------------------------------
 
 
 def _layout(items: list[_Item], flat: frozenset[str] = frozenset()) -> Listing:
     """Map raw items onto <split>/<class>/<file> (<split>/<file> for flat splits), stripping a
-    single top-level folder."""
+    single top-level folder. A file below that (in a folder inside a class folder) is named in the
+    skips, whether or not the archive has entries for its folders; a nested folder is named only
+    when nothing under it is (an empty one, or one too deep to walk)."""
     splits: dict[str, dict[str, list[Entry]]] = {}
     flats: dict[str, list[Entry]] = {}
     skips: list[Skip] = []
+    nested: dict[str, Skip] = {}  # nested folders, by path
     for it in _strip_top(items, flat):
         p, kind = placed(it.parts, flat), it.kind
         name = "/".join(it.parts)
         split = p[0] if len(p) > 1 or kind == "dir" else ""
+        depth = 2 if p[0] in flat else 3  # of a file in the layout
         if kind not in ("file", "dir"):
             skips.append(Skip(split, name, kind))  # refused members are always reported
         elif any(q.startswith(".") for q in p[:-1]):
             continue  # inside a hidden folder, which is reported once below
         elif kind == "dir" and p[-1].startswith(".") and len(p) <= 2:
             skips.append(Skip(split, name, "hidden folder, not read"))
+        elif len(p) > depth or (kind == "dir" and len(p) == depth):
+            skip = Skip(split, name, FLAT_SUBFOLDER if depth == 2 else NESTED)
+            if kind == "dir":
+                nested[name] = skip
+            else:
+                skips.append(skip)
         elif p[0] in flat and (len(p) > 1 or kind == "dir"):
-            if kind == "dir" and len(p) == 1:
+            if kind == "dir":
                 flats.setdefault(p[0], [])
-            elif kind == "dir" and len(p) == 2:
-                skips.append(Skip(split, name, FLAT_SUBFOLDER))
-            elif kind == "file" and len(p) == 2:
+            else:
                 flats.setdefault(p[0], []).append(Entry(p[0], "", name, it.key, it.size, it.offset))
-        elif kind == "dir" and len(p) <= 2:
+        elif kind == "dir":
             classes = splits.setdefault(p[0], {})
             if len(p) == 2:
                 classes.setdefault(p[1], [])  # empty class folders still count as classes
-        elif kind == "dir":
-            if len(p) == 3:
-                skips.append(Skip(split, name, "folder inside a class folder, not read"))
         elif len(p) == 3:
             entry = Entry(p[0], p[1], name, it.key, it.size, it.offset)
             splits.setdefault(p[0], {}).setdefault(p[1], []).append(entry)
-        elif len(p) < 3:
+        else:
             skips.append(Skip(split, name, "not in a <split>/<class>/ folder"))
+    reported = {k.name for k in skips}
+    holders = {n.rsplit("/", i)[0] for n in reported for i in range(1, n.count("/") + 1)}
+    skips += [k for name, k in nested.items() if name not in holders]
     for classes in splits.values():
         for entries in classes.values():
             entries.sort(key=lambda e: e.name)
@@ -403,7 +407,7 @@ def read_labels(path: Path, data: bytes, synsets: list[str] | None, synsets_path
             i = int(text)
             if not 1 <= i <= len(synsets):
                 raise LabelsError(f"{path} line {n}: class ID {i} is not in 1..{len(synsets)} "
-                                  f"(the IDs of {synsets_path or 'the synsets file'})")
+                                  f"(the class IDs of {synsets_path or 'the synsets file'})")
             rows.append(LabelRow(n, "", synsets[i - 1], f"ID {i}"))
         return Labels(path, True, rows, hashlib.sha256(data).hexdigest())
     sep = "," if "," in first else "\t" if "\t" in first else None
@@ -416,8 +420,8 @@ def read_labels(path: Path, data: bytes, synsets: list[str] | None, synsets_path
         name = fields[0].strip().strip("\"'").replace("\\", "/").rsplit("/", 1)[-1]
         words = fields[1].strip().strip("\"'").split() if len(fields) == 2 else []
         if not name or not words:
-            raise LabelsError(f"{path} line {n}: expected a file name and a class separated by {shown}, "
-                              f"got {text[:60]!r}")
+            raise LabelsError(f"{path} line {n}: expected a file name and a class separated by {shown} (the "
+                              f"separator of its first line: a comma, a tab or spaces), got {text[:60]!r}")
         rows.append(LabelRow(n, name, words[0].strip("\"'")))
     return Labels(path, False, rows, hashlib.sha256(data).hexdigest())
 

@@ -22,7 +22,9 @@ converted chunk, appended to the split's image file when it is committed). This 
 from __future__ import annotations
 
 import json
+import re
 import threading
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +64,41 @@ def offsets_file(split: str) -> str:
 
 def names_file(split: str) -> str:
     return f"{split}.files.txt"
+
+
+# One line per name in files.txt and skipped.tsv: the backslash, tabs and every control or
+# line-breaking character (all that str.splitlines() breaks on, and terminal escape sequences) are
+# escaped, so a name reads back as it was written and prints as what it is.
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def escape_line(text: str) -> str:
+    """A name or reason as one printable, tab-free line (unescape_line reads it back)."""
+    out = []
+    for ch in text:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_UNESCAPE = re.compile(r"\\(\\|t|n|r|x[0-9a-f]{2}|u[0-9a-f]{4})")
+
+
+def unescape_line(text: str) -> str:
+    def one(m: re.Match) -> str:
+        code = m.group(1)
+        return {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}.get(code) or chr(int(code[1:], 16))
+    return _UNESCAPE.sub(one, text)
+
+
+def read_names(root: str | Path, split: str) -> list[str]:
+    """The source path of each stored image of `split`, in store order (<split>.files.txt)."""
+    text = (Path(root) / names_file(split)).read_text(encoding="utf-8", errors="surrogateescape")
+    return [unescape_line(line) for line in text.split("\n")[:-1]]
 
 
 def part_file(final: str) -> str:

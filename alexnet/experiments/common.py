@@ -4,6 +4,7 @@ a store, evaluating it over views, caching each finished unit of work, and writi
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import sys
 import time
@@ -16,7 +17,6 @@ import torch
 
 from ..checkpoint import save_checkpoint
 from ..config import Config, build_config
-from ..data.loader import BatchLoader
 from ..data.store import open_store
 from ..data.subset import SubsetReader, balanced_indices
 from ..errors import UserError
@@ -26,7 +26,7 @@ from ..nets.model import build_model, init_paired
 from ..runtime import configure_torch, resolve_device
 from ..viz.results import environment, pct  # noqa: F401  pct: for the experiments' tables
 from ..viz.results import write_result as save_result
-from ..train import Trainer, build_parts
+from ..train import Drive, Trainer, build_parts
 from .verdict import failed_run
 from . import SIZES  # noqa: F401  (the sizes live beside the list, so the CLI can read them without torch)
 
@@ -118,17 +118,15 @@ def subset(reader, per_class: int, seed: int = 0):
 
 def trainer_on(cfg: Config, train_per_class: int = 0, eval_reader=None) -> Trainer:
     """A Trainer (no run folder: no per-epoch validation or log) on `train_per_class` images of
-    every class of the training split (all when 0); `eval_reader` replaces its validation split."""
+    every class of the training split (all when 0); `eval_reader` replaces its validation split.
+    Its schedule is sized from the loader of those images (Trainer builds it)."""
     configure_torch(cfg.train.threads, cfg.train.deterministic)
     parts = build_parts(cfg, resolve_device(cfg.train.device))
-    train_reader = subset(parts.loader.reader, train_per_class)  # the same images whatever the seed
-    loader = BatchLoader(train_reader, cfg.optim.batch_size, shuffle=True, seed=cfg.train.seed,
-                         prefetch=cfg.data.prefetch, max_batches=cfg.train.max_steps_per_epoch,
-                         device=parts.device, threads=cfg.data.threads)
+    loader = parts.loader.on(subset(parts.loader.reader, train_per_class))  # the same images whatever the seed
     if len(loader) == 0:
-        raise UserError(f"{len(train_reader)} training images are fewer than one batch of {cfg.optim.batch_size}")
+        raise UserError(f"{len(loader.reader)} training images are fewer than one batch of {cfg.optim.batch_size}")
     parts = dataclasses.replace(parts, loader=loader, val_reader=eval_reader or parts.val_reader)
-    return Trainer(cfg, parts)
+    return Trainer(parts.cfg, parts)
 
 
 def paired_trainer(cfg: Config, train_per_class: int = 0, eval_reader=None) -> Trainer:
@@ -152,17 +150,28 @@ def initial_net(cfg: Config) -> torch.nn.Module:
 
 
 def train_phases(trainer: Trainer, phases: list[int]) -> list[float]:
-    """phases[i] steps at the initial lr times schedule.factor^i (§5's cuts at fixed points);
-    returns the per-step losses. Stops with an error on a non-finite step."""
+    """phases[i] steps at the initial lr times schedule.factor^i (§5's cuts at fixed points: the
+    schedule kind "cuts", train/schedule.py); returns the per-step losses. Stops with an error on
+    a non-finite step."""
+    losses, finite = drive_phases(trainer, phases)
+    if not finite:
+        raise UserError(f"training diverged (non-finite loss) at lr {trainer.schedule.lr:g}: lower optim.lr")
+    return losses
+
+
+def drive_phases(trainer: Trainer, phases: list[int]) -> tuple[list[float], bool]:
+    """The phases as one schedule of planned cuts, driven a phase at a time so that a run gone
+    non-finite stops at the end of that phase: (the per-step losses, whether all were finite)."""
+    cuts = tuple(itertools.accumulate(phases[:-1]))
+    if cuts:
+        trainer.set_schedule(dataclasses.replace(trainer.cfg.schedule, kind="cuts", cut_steps=cuts))
     losses: list[float] = []
-    for i, steps in enumerate(phases):
-        if i:
-            trainer.schedule.reduce()
-        out = trainer.run_steps(steps)
+    for steps in phases:
+        out = trainer.fit(Drive(steps=steps, losses=True))
         losses += out["losses"]
         if not out["finite"]:
-            raise UserError(f"training diverged (non-finite loss) at lr {trainer.schedule.lr:g}: lower optim.lr")
-    return losses
+            return losses, False
+    return losses, True
 
 
 def completed_seeds(ctx: Context, seeds: int, per_seed: Callable[[int], dict]) -> list[dict]:
@@ -186,15 +195,8 @@ def failed_losses(losses: list[float], classes: int) -> bool:
 def train_or_fail(trainer: Trainer, phases: list[int]) -> list[float]:
     """train_phases, except that a diverged run is a result (a failure counted per arm, failed_losses),
     not an error: it stops at the phase whose steps went non-finite, and its losses say so."""
-    losses: list[float] = []
-    for i, steps in enumerate(phases):
-        if i:
-            trainer.schedule.reduce()
-        out = trainer.run_steps(steps)
-        losses += out["losses"]
-        if not out["finite"]:
-            return losses + [float("nan")]
-    return losses
+    losses, finite = drive_phases(trainer, phases)
+    return losses if finite else losses + [float("nan")]
 
 
 def save_net(trainer: Trainer, path: Path) -> None:

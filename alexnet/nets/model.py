@@ -110,6 +110,43 @@ def _conv_widths(cfg: ModelConfig) -> list[int]:
     return widths
 
 
+class Crossing:
+    """Where §3.2's two columns exchange activations: into conv3, fc6 and fc7, the LRN's maps
+    across the column boundary, and fc8's two halves of the logits. On one device both columns
+    are here and nothing crosses (this class); train/columns.py's ColumnNet crosses between the
+    two processes that hold them."""
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def lrn(self, lrn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return lrn(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+ONE_DEVICE = Crossing()
+
+
+def paper_forward(x: torch.Tensor, cfg: ModelConfig, features, avgpool: nn.Module, classifier,
+                  crossing: Crossing = ONE_DEVICE) -> torch.Tensor:
+    """The paper net's forward (§3.5, Figure 2), written once: `features` and `classifier` are the
+    (name, layer) pairs in order (AlexNet's, or one column's shares); `crossing` says where the
+    columns meet (§3.2). (B, 3, 224, 224) -> (B, num_classes) logits; softmax lives in the loss."""
+    x = scale_input(x, cfg)
+    for name, layer in features:
+        if name == "conv3":  # §3.2 "the kernels of layer 3 take input from all kernel maps in layer 2"
+            x = crossing.gather(x)
+        x = crossing.lrn(layer, x) if name.startswith("lrn") else layer(x)
+    x = torch.flatten(avgpool(crossing.gather(x)), 1)  # (B, 256, 6, 6) -> (B, 9216), both columns
+    for name, layer in classifier:
+        if name == "fc7":  # fc7 sees all of fc6's units
+            x = crossing.gather(x)
+        x = layer(x)
+    return crossing.logits(x)
+
+
 class AlexNet(nn.Module):
     """The paper's network. With the defaults: 60,965,224 parameters for 1000 classes."""
 
@@ -151,10 +188,8 @@ class AlexNet(nn.Module):
         init_paper(self, cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(scale_input(x, self.cfg))  # (B, 3, 224, 224) -> (B, 256, 6, 6)
-        x = self.avgpool(x)
-        x = torch.flatten(x, 1)  # (B, 9216)
-        return self.classifier(x)  # (B, num_classes) logits; softmax lives in the loss
+        return paper_forward(x, self.cfg, self.features.named_children(), self.avgpool,
+                             self.classifier.named_children())  # (B, 3, 224, 224) -> (B, num_classes)
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """The last hidden layer (fc7 after ReLU, 4096-d), used for nearest neighbours (§6.1)."""

@@ -5,22 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
+from ..data.convert import open_image
 from .predict import Prediction
 from .weights import stored_pixels
 
 COLUMNS = 4
+PANELS = 16  # at most, so that the labels stay readable
 TRUE, OTHER = "#d62728", "#4c72b0"
 
 
-def figure4(predictions: list[Prediction], path: str | Path, size: int = 256) -> Path:
-    """Draw the readable predictions (at most 16) into `path` (PNG, PDF or SVG by its suffix)."""
+def figure4(predictions: list[Prediction], path: str | Path, size: int = 256) -> tuple[Path, int]:
+    """Draw the readable predictions (the first PANELS) into `path` (PNG, PDF or SVG by its suffix).
+    Returns the path and how many were drawn."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [p for p in predictions if not p.error][:16]
+    shown = [p for p in predictions if not p.error][:PANELS]
     rows = max(1, -(-len(shown) // COLUMNS))
     cols = min(COLUMNS, max(1, len(shown)))
     fig = plt.figure(figsize=(2.6 * cols, 4.2 * rows))
@@ -28,7 +29,7 @@ def figure4(predictions: list[Prediction], path: str | Path, size: int = 256) ->
     for k, p in enumerate(shown):
         r, c = divmod(k, COLUMNS)
         ax = fig.add_subplot(grid[2 * r, c])
-        with Image.open(p.file) as img:
+        with open_image(p.file) as img:
             ax.imshow(stored_pixels(img, size).permute(1, 2, 0).numpy())  # what the net saw, before the crop
         ax.set_axis_off()
         ax.set_title(p.truth or Path(p.file).name, fontsize=9)
@@ -36,7 +37,7 @@ def figure4(predictions: list[Prediction], path: str | Path, size: int = 256) ->
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
-    return Path(path)
+    return Path(path), len(shown)
 
 
 def _bars(ax, p: Prediction) -> None:

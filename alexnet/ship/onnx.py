@@ -8,8 +8,8 @@ image, and returns (B, num_classes) logits. What changes on the way (inference_n
   next layer's weights; torch's inverted dropout is already the identity at test time.
 - the adaptive average pool after pool5 becomes fixed matrices for the exported crop size (the
   identity at the paper's 224).
-The description (ship/weights.py Weights.meta) and the mean image travel in the model's
-metadata_props, so an .onnx file also describes itself. onnx and onnxruntime are the optional
+The description (checkpoint.Record.description) and the mean image travel in the model's
+metadata_props, so an .onnx file also describes itself; reading one gives back its Record. onnx and onnxruntime are the optional
 extra `alexnet[onnx]`.
 """
 from __future__ import annotations
@@ -26,11 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import from_dict
+from ..checkpoint import InputMeta, Record
 from ..errors import CheckpointError, UserError
 from ..fsutil import write_atomic
 from ..nets.lrn import LocalResponseNorm
-from .weights import Weights
 
 OPSET = 17
 PARITY_LIMIT = 1e-4  # max |logit difference| between onnxruntime and PyTorch in fp32
@@ -142,25 +141,26 @@ def inference_net(model: nn.Module, crop: int) -> nn.Module:
 # ---- export ----------------------------------------------------------------------------------
 
 
-def export_onnx(model: nn.Module, weights: Weights, path: str | Path, check_images: int = 4) -> float:
+def export_onnx(model: nn.Module, meta: dict, inp: InputMeta, path: str | Path, check_images: int = 4) -> float:
     """Write `path` (atomically, only if onnxruntime reproduces PyTorch within PARITY_LIMIT on
-    `check_images` inputs of another batch size than the one traced). Returns the max |difference|."""
+    `check_images` inputs of another batch size than the one traced) with the description `meta`
+    (Weights.meta) and the input statistics `inp`. Returns the max |difference|."""
     onnx = _need("onnx")
-    path = Path(path)
-    net = inference_net(model, weights.crop)
-    x = sample_inputs(2, weights.crop)
+    path, crop = Path(path), meta["crop"]
+    net = inference_net(model, crop)
+    x = sample_inputs(2, crop)
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's notes on constant folding
         torch.onnx.export(net, (x,), buf, dynamo=False, opset_version=OPSET, input_names=["images"],
                           output_names=["logits"], dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
     proto = onnx.load_from_string(buf.getvalue())
-    for key, value in describe(weights, path).items():
+    for key, value in describe(meta, inp, path).items():
         proto.metadata_props.add(key=key, value=value)
     data = proto.SerializeToString()
-    diff = parity(model, data, sample_inputs(check_images, weights.crop, seed=1))
+    diff = parity(model, data, sample_inputs(check_images, crop, seed=1))
     if not diff <= PARITY_LIMIT:
-        raise UserError(f"ONNX export of {weights.source} differs from PyTorch by {diff:.2e} (> {PARITY_LIMIT:g}): "
+        raise UserError(f"ONNX export of {meta['source']} differs from PyTorch by {diff:.2e} (> {PARITY_LIMIT:g}): "
                         f"not written to {path}")
     try:
         write_atomic(path, lambda f: f.write(data))
@@ -183,10 +183,10 @@ def parity(model: nn.Module, onnx_bytes: bytes, x: torch.Tensor) -> float:
     return float(np.abs(got - expect.numpy()).max())
 
 
-def describe(weights: Weights, path: Path) -> dict[str, str]:
+def describe(meta: dict, inp: InputMeta, path: Path) -> dict[str, str]:
     """metadata_props: the JSON description, and each tensor as JSON {shape, base64 float32}."""
-    tensors = {"mean": weights.mean, **{f"pca_{k}": v for k, v in weights.pca.items()}}
-    props = {"alexnet": json.dumps({**weights.meta, "source": str(path)})}
+    tensors = {"mean": inp.mean, **{f"pca_{k}": v for k, v in inp.pca.items()}}
+    props = {"alexnet": json.dumps({**meta, "source": str(path)})}
     for name, t in tensors.items():
         t = t.detach().cpu().float().contiguous()
         props[f"alexnet.{name}"] = json.dumps({"shape": list(t.shape),
@@ -214,8 +214,9 @@ class OnnxNet(nn.Module):
         return torch.from_numpy(out).to(x.device)
 
 
-def load_onnx(path: Path) -> tuple[nn.Module, Weights]:
-    """An ONNX file written by `alexnet export --onnx`: the onnxruntime net and its Weights."""
+def read_onnx(path: Path) -> tuple[nn.Module, Record, int]:
+    """An ONNX file written by `alexnet export --onnx`: the onnxruntime net (eval mode), its record
+    (no tensors of the net: they are in the graph) and its parameter count."""
     onnx = _need("onnx")
     try:
         proto = onnx.load(str(path), load_external_data=False)
@@ -226,11 +227,8 @@ def load_onnx(path: Path) -> tuple[nn.Module, Weights]:
         raise CheckpointError(f"{path} has no alexnet description: export it with `alexnet export CKPT --onnx OUT`")
     meta = json.loads(props["alexnet"])
     tensors = {k[len("alexnet."):]: _tensor(v) for k, v in props.items() if k.startswith("alexnet.")}
-    pca = {k: tensors[f"pca_{k}"] for k in ("eigvals", "eigvecs") if f"pca_{k}" in tensors}
-    weights = Weights(from_dict(meta["config"]), meta["categories"], meta["size"], tensors["mean"], pca,
-                      meta.get("metrics", []), meta.get("recipe", {}), str(path), meta.get("num_params", 0),
-                      meta.get("class_names") or [])
-    return OnnxNet(_session(proto.SerializeToString())), weights
+    record = Record.from_description(meta, {}, tensors, path)
+    return OnnxNet(_session(proto.SerializeToString())).eval(), record, int(meta.get("num_params", 0))
 
 
 def _tensor(text: str) -> torch.Tensor:

@@ -19,6 +19,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
+from ..data.convert import IMAGE_FORMATS, open_image
 from ..evaluate import predict
 from .weights import Weights, stored_pixels
 
@@ -43,9 +44,10 @@ class Prediction:
 
 def image_files(items: list[str]) -> tuple[list[Path], list[Prediction]]:
     """Files named by `items` (files, folders searched recursively for image extensions, globs),
-    in order, and a Prediction with an error for each item that names nothing."""
-    exts = {e.lower() for e in Image.registered_extensions()}
-    files, missing = [], []
+    in order, each file once however often and however it is named, and a Prediction with an
+    error for each item that names nothing."""
+    exts = {e.lower() for e, f in Image.registered_extensions().items() if f in IMAGE_FORMATS}
+    files, missing, seen = [], [], set()
     for item in items:
         path = Path(item)
         if path.is_dir():
@@ -57,7 +59,10 @@ def image_files(items: list[str]) -> tuple[list[Path], list[Prediction]]:
         if not found:
             what = "no image files in this folder" if path.is_dir() else "no such file"
             missing.append(Prediction(item, error=what))
-        files += found
+        for f in found:
+            if f.resolve() not in seen:  # photo.jpg, ./photo.jpg and DIR/../photo.jpg are one file
+                seen.add(f.resolve())
+                files.append(f)
     return files, missing
 
 
@@ -66,7 +71,7 @@ def read_image(path: Path, size: int) -> torch.Tensor:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with open_image(path) as img:  # only the formats a dataset holds (data/convert.py)
                 return stored_pixels(img, size)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValueError("too many pixels (decompression bomb?)") from None

@@ -6,6 +6,10 @@ package feeds x - mean image. With the mean image = 255 m_c everywhere and conv1
 channel c divided by 255 s_c the two are the same function: conv1(W, (x - 255 m) / (255 s)) =
 conv1(W / (255 s), x - 255 m), and conv1's zero padding is zero in both input spaces. torchvision's
 Resize(256) + CenterCrop(224) is the store's shorter side 256, centre 256x256, centre 224 crop.
+
+Classes: torchvision ships ImageNet's names but not its ids (wnids), so the record's ids are the
+class indices ("0" .. "999") and its class names torchvision's (meta["categories"] holds ids and
+meta["class_names"] names in every format).
 """
 from __future__ import annotations
 
@@ -13,9 +17,9 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import InputMeta, Record
 from ..config import Config
 from ..errors import CheckpointError
-from .weights import Weights
 
 MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalisation (AlexNet_Weights.IMAGENET1K_V1.transforms())
 STD = (0.229, 0.224, 0.225)
@@ -24,10 +28,10 @@ KEYS = {f"features.{i}.{p}" for i in (0, 3, 6, 8, 10) for p in ("weight", "bias"
        {f"classifier.{i}.{p}" for i in (1, 4, 6) for p in ("weight", "bias")}
 
 
-def from_torchvision(state: dict, path: Path) -> tuple[dict, Weights]:
-    """A torchvision AlexNet state dict -> (the owt net's state dict, its Weights)."""
-    if set(state) != KEYS:
-        raise CheckpointError(f"{path} is a state dict but not torchvision's AlexNet (keys {sorted(state)[:3]}...): "
+def from_torchvision(state: dict, path: Path) -> Record:
+    """A torchvision AlexNet state dict -> the record of the owt net (weights with conv1 rescaled)."""
+    if not isinstance(state, dict) or set(state) != KEYS or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} is a state dict but not torchvision's AlexNet (keys {sorted(map(str, state))[:3]}...): "
                               "give an alexnet checkpoint, weights file or torchvision.models.alexnet state dict")
     num_classes = state["classifier.6.weight"].shape[0]
     cfg = Config()
@@ -39,12 +43,13 @@ def from_torchvision(state: dict, path: Path) -> tuple[dict, Weights]:
     mean = (255.0 * torch.tensor(MEAN))[:, None, None].expand(3, SIZE, SIZE).contiguous()  # (3, 256, 256)
     recipe = {"command": "torchvision.models.alexnet", "note": "torchvision's normalisation folded into conv1 and "
               "the mean image (ship/torchvision_weights.py)"}
-    return state, Weights(cfg, _categories(num_classes), SIZE, mean, {}, [], recipe, str(path))
+    ids = [str(i) for i in range(num_classes)]
+    return Record(cfg, state, ids, _names(num_classes) or ids, InputMeta(SIZE, mean), recipe=recipe, source=str(path))
 
 
-def _categories(num_classes: int) -> list[str]:
-    """ImageNet's class names as torchvision ships them (no download), or indices."""
+def _names(num_classes: int) -> list[str]:
+    """ImageNet's class names as torchvision ships them (no download); [] for another class count."""
     if num_classes == 1000:
         from torchvision.models import AlexNet_Weights
         return list(AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
-    return [str(i) for i in range(num_classes)]
+    return []

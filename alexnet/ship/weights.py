@@ -1,71 +1,68 @@
 """Weights that describe themselves, and `alexnet.load(path)`.
 
 A trained net is usable only with what its training store knew: the class names, the stored side
-S and crop (§2, §4.1), the mean image subtracted from every input (§2). `Weights` holds that, plus
-the PCA of §4.1, the measured metrics with their command and the recipe, for any of:
+S and crop (§2, §4.1), the mean image subtracted from every input (§2). The checkpoint record
+(checkpoint.Record) holds that, plus the PCA of §4.1, the measured metrics with their command and
+the recipe; `Weights` is its face for users (torchvision's `weights.meta` and `weights.transforms()`).
+One reader per format, each returning a Record, beside each other (no reader imports another):
 
-    alexnet checkpoint (.pt)    written by `alexnet train`; carries the store's input statistics
+    alexnet checkpoint (.pt)    written by `alexnet train`: checkpoint.Record (evaluate.read_record)
     weights file (.safetensors) written by `alexnet export --weights`: tensors only, no pickle;
                                 the description is JSON in the header, the mean image and PCA
-                                are tensors named alexnet.*
+                                are tensors named alexnet.* (this module)
     torchvision AlexNet (.pth)  a state dict of torchvision.models.alexnet: loads into the
-                                `owt` net with torchvision's preprocessing folded in (see below)
-    ONNX (.onnx)                written by `alexnet export --onnx`, run by onnxruntime (ship/onnx.py)
+                                `owt` net with torchvision's preprocessing folded in (torchvision_weights.py)
+    ONNX (.onnx)                written by `alexnet export --onnx`, run by onnxruntime (onnx.py)
 
-`load(path)` returns (model, weights) like torchvision: `weights.transforms()` is the eval
-transform of a PIL image, `weights.meta` the description.
+`load(path)` returns (model, weights) like torchvision; the net is built from the record in one
+place (evaluate.load_net).
 """
 from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import nn
 
 from ..checkpoint import FORMAT as CKPT_FORMAT
-from ..checkpoint import load_checkpoint, model_weights
-from ..config import Config, from_dict, to_dict
+from ..checkpoint import InputMeta, Record, load_checkpoint
+from ..config import Config
 from ..data.augment import eval_views
-from ..data.convert import resize_crop, set_draft, to_chw
-from ..data.names import display_names
-from ..data.store import open_store
+from ..data.convert import stored_image, to_chw
 from ..errors import CheckpointError, UserError
+from ..evaluate import complete, load_net
 from ..fsutil import write_atomic
-from ..nets.model import build_model
+from . import onnx, torchvision_weights
 
-FORMAT = "alexnet-weights"
-VERSION = 1
 TENSOR_PREFIX = "alexnet."  # the description's tensors in a .safetensors file, beside the net's own keys
-INPUT = ("RGB pixels 0..255: shorter side rescaled to `size`, central size x size kept (§2), minus the mean "
-         "image, then crop x crop views (§4.1: the centre, or four corners + centre and their reflections)")
+FORMATS = "a checkpoint (.pt), weights (.safetensors), a torchvision AlexNet state dict (.pth), an ONNX file or a run folder"
 
 
-@dataclass
 class Weights:
-    """Everything needed to run a trained net without its training store."""
+    """Everything needed to run a trained net without its training store: a checkpoint record
+    without its tensors of the net (those are in the net), and the net's parameter count."""
 
-    config: Config
-    classes: list[str]
-    size: int  # §2 side S of the stored images
-    mean: torch.Tensor  # (3, S, S) float32, 0..255: the training set's per-pixel mean (§2)
-    pca: dict[str, torch.Tensor] = field(default_factory=dict)  # §4.1 eigvals (3,), eigvecs (3, 3); {} if unknown
-    metrics: list[dict] = field(default_factory=list)  # measured results, each with the command that measured it
-    recipe: dict = field(default_factory=dict)  # how it was trained: steps, epochs, source of a fine-tune
-    source: str = ""  # the file it was loaded from
-    num_params: int = 0  # the net's parameter count (set by load)
-    names: list[str] = field(default_factory=list)  # what people read, one per class ([]: the ids)
+    def __init__(self, record: Record, num_params: int = 0, extra_metrics: list[dict] | None = None):
+        self.record = replace(record, model={}, training=None)
+        self.num_params = num_params
+        self.extra_metrics = list(extra_metrics or [])  # evaluations found beside the file (results.json)
 
-    def __post_init__(self) -> None:
-        self.names = list(self.names) or display_names(self.classes)
-
-    @property
-    def crop(self) -> int:
-        return self.config.data.crop
+    config: Config = property(lambda self: self.record.config)
+    classes: list[str] = property(lambda self: self.record.classes)  # the ids, the key of each class
+    names: list[str] = property(lambda self: self.record.class_names)  # what people read, one per class
+    input: InputMeta = property(lambda self: self.record.input)
+    size: int = property(lambda self: self.record.input.size)  # §2 side S of the stored images
+    mean: torch.Tensor = property(lambda self: self.record.input.mean)  # (3, S, S) float32 0..255 (§2)
+    pca: dict = property(lambda self: self.record.input.pca)  # §4.1 eigvals (3,), eigvecs (3, 3); {} if unknown
+    metrics: list[dict] = property(lambda self: self.record.metrics + self.extra_metrics)
+    recipe: dict = property(lambda self: self.record.recipe)
+    source: str = property(lambda self: self.record.source)  # the file it was loaded from
+    crop: int = property(lambda self: self.record.config.data.crop)
 
     @property
     def input_mean(self) -> torch.Tensor | None:
@@ -74,29 +71,26 @@ class Weights:
 
     @property
     def meta(self) -> dict:
-        """The JSON description (torchvision's `weights.meta`, with `categories` for the class names)."""
-        cfg = self.config
-        return {"format": FORMAT, "version": VERSION, "arch": cfg.model.arch, "categories": list(self.classes),
-                "class_names": list(self.names),
-                "num_classes": len(self.classes), "num_params": self.num_params,
-                "size": self.size, "crop": self.crop, "views": ["center", "10crop"], "input": INPUT,
-                "mean_image": cfg.data.mean_image, "metrics": self.metrics, "recipe": self.recipe,
-                "config": to_dict(cfg), "source": self.source}
+        """The JSON description (checkpoint.Record.description) with every measured metric."""
+        return {**self.record.description(self.num_params), "metrics": self.metrics}
 
     def transforms(self, views: str = "center") -> ImageTransform:
-        """The eval transform: PIL image -> (3, crop, crop) float32 (views="center") or
-        (10, 3, crop, crop) (views="10crop"), exactly what `alexnet eval` feeds the net."""
+        """The eval transform: a PIL image or an image tensor -> (3, crop, crop) float32 (views="center")
+        or (10, 3, crop, crop) (views="10crop"), exactly what `alexnet eval` feeds the net."""
         return ImageTransform(self.size, self.crop, self.input_mean, views)
+
+    def __repr__(self) -> str:
+        return f"Weights({self.source!r}, {self.config.model.arch}, {len(self.classes)} classes, {self.size}px/{self.crop}px)"
 
 
 class ImageTransform:
-    """PIL image -> the net's input, with the model's own preprocessing (see Weights.transforms)."""
+    """An image -> the net's input, with the model's own preprocessing (see Weights.transforms)."""
 
     def __init__(self, size: int, crop: int, mean: torch.Tensor | None, views: str = "center"):
         self.size, self.crop, self.mean, self.views = size, crop, mean, views
 
-    def __call__(self, img: Image.Image) -> torch.Tensor:
-        x = stored_pixels(img, self.size)[None]  # (1, 3, S, S) uint8
+    def __call__(self, img: Image.Image | torch.Tensor) -> torch.Tensor:
+        x = stored_pixels(_pil(img), self.size)[None]  # (1, 3, S, S) uint8
         v = eval_views(x, self.crop, self.mean, self.views)[:, 0]  # (V, 3, crop, crop)
         return v[0] if self.views == "center" else v
 
@@ -104,37 +98,63 @@ class ImageTransform:
         return f"ImageTransform(size={self.size}, crop={self.crop}, views={self.views!r}, mean_image={self.mean is not None})"
 
 
+def _pil(img: Image.Image | torch.Tensor) -> Image.Image:
+    """A PIL image, or an image tensor as torchvision takes it: (3, H, W) uint8 0..255 or float 0..1."""
+    if isinstance(img, Image.Image):
+        return img
+    if not (isinstance(img, torch.Tensor) and img.ndim == 3 and img.shape[0] in (1, 3)):
+        raise UserError(f"transforms() takes a PIL image or a (3, H, W) image tensor, not {type(img).__name__}"
+                        f"{tuple(img.shape) if isinstance(img, torch.Tensor) else ''}")
+    x = img if img.dtype == torch.uint8 else (img.float() * 255).round().clamp(0, 255).to(torch.uint8)
+    return Image.fromarray(x.expand(3, -1, -1).permute(1, 2, 0).contiguous().numpy())
+
+
 def stored_pixels(img: Image.Image, size: int) -> torch.Tensor:
     """A PIL image as the store would hold it: EXIF orientation applied, RGB, shorter side to
     `size` and centre-cropped (§2, data/convert.py): (3, S, S) uint8."""
-    set_draft(img, size)  # large JPEGs decode at reduced scale, as in prepare
-    img = ImageOps.exif_transpose(img)  # photos from phones are stored sideways with an EXIF tag
-    return torch.from_numpy(np.ascontiguousarray(to_chw(resize_crop(img.convert("RGB"), size))))
+    return torch.from_numpy(np.ascontiguousarray(to_chw(stored_image(img, size))))
 
 
 # ---- reading ---------------------------------------------------------------------------------
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Weights]:
-    """A ready net (eval mode, on `device`) and its Weights, from a checkpoint, a .safetensors file,
-    a torchvision AlexNet state dict or an ONNX file (run by onnxruntime, CPU)."""
+def net_file(path: str | Path) -> Path:
+    """A net's file; a run folder stands for its best.pt."""
     path = Path(path)
+    if path.is_dir():
+        if (path / "best.pt").is_file():
+            return path / "best.pt"
+        last = " (its last.pt is there: give that file)" if (path / "last.pt").is_file() else ""
+        raise UserError(f"{path} is a folder without best.pt, written when a run finishes an epoch{last}")
     if not path.is_file():
-        raise UserError(f"no model file {path}: give a checkpoint (.pt), weights (.safetensors) or ONNX (.onnx) file")
+        raise UserError(f"no model file {path}: give {FORMATS}")
+    return path
+
+
+def read(path: str | Path) -> Record:
+    """The record of a net's file in any format the project reads (an ONNX file: its description
+    and input, no tensors of the net; run it with `load`)."""
+    path = net_file(path)
     if path.suffix == ".onnx":
-        from .onnx import load_onnx
-        return load_onnx(path)
+        return onnx.read_onnx(path)[1]
     if is_safetensors(path):
-        state, weights = read_safetensors(path)
-    else:
-        state, weights = read_torch_file(path)
-    model = build_model(weights.config.model)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the saved config ({str(e).splitlines()[0]})") from None
-    weights.num_params = sum(p.numel() for p in model.parameters())
-    return model.to(device).eval(), weights
+        return read_safetensors(path)
+    state = load_checkpoint(path)
+    if state.get("format") == CKPT_FORMAT:
+        return complete(Record.from_state(state, path))
+    return torchvision_weights.from_torchvision(state, path)
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Weights]:
+    """A ready net (eval mode, on `device`) and its Weights, from a checkpoint, a run folder (its
+    best.pt), a .safetensors file, a torchvision AlexNet state dict or an ONNX file (onnxruntime, CPU)."""
+    path = net_file(path)
+    if path.suffix == ".onnx":
+        net, record, num_params = onnx.read_onnx(path)
+        return net.eval(), Weights(record, num_params)
+    record = read(path)
+    model = load_net(record, device)
+    return model, Weights(record, sum(p.numel() for p in model.parameters()), _results_beside(path))
 
 
 def is_safetensors(path: Path) -> bool:
@@ -142,43 +162,6 @@ def is_safetensors(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(9)
     return len(head) == 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < path.stat().st_size
-
-
-def read_torch_file(path: Path) -> tuple[dict, Weights]:
-    state = load_checkpoint(path)
-    if state.get("format") == CKPT_FORMAT:
-        return model_weights(state, path), from_checkpoint(state, path)
-    from .torchvision_weights import from_torchvision
-    return from_torchvision(model_weights(state, path), path)
-
-
-def from_checkpoint(state: dict, path: Path) -> Weights:
-    """The description of an alexnet checkpoint: its config, classes and the store's statistics
-    it carries (older checkpoints: read from the store named in its config, if it is still there)."""
-    if "config" not in state:
-        raise CheckpointError(f"{path} has no saved config: it was not written by `alexnet train`")
-    cfg = from_dict(state["config"])
-    stats = state.get("input") or _stats_from_store(cfg, path)
-    progress = state.get("progress", {})
-    split = f"holdout ({100 * cfg.data.holdout:g}% of {cfg.data.train_split})" if cfg.data.holdout else cfg.data.val_split
-    metrics = [{"split": split, "views": "center", "top1_error": progress["best_error"],
-                "command": "alexnet train: validation after each epoch (the run's best so far, the one in best.pt)"}] \
-        if np.isfinite(progress.get("best_error", np.inf)) else []
-    recipe = {"command": "alexnet finetune" if cfg.finetune.source else "alexnet train", "epochs": progress.get("epoch"),
-              "steps": progress.get("step"), "finetuned_from": cfg.finetune.source or None, "store": stats.get("store")}
-    classes = list(state.get("classes") or [str(i) for i in range(cfg.model.num_classes)])
-    return Weights(cfg, classes, int(stats["size"]), stats["mean"].float(),
-                   {"eigvals": stats["pca_eigvals"], "eigvecs": stats["pca_eigvecs"]},
-                   metrics + _results_beside(path), recipe, str(path), names=state.get("class_names") or [])
-
-
-def _stats_from_store(cfg: Config, path: Path) -> dict:
-    try:
-        return open_store(cfg.data.store).input_meta()
-    except UserError:
-        raise CheckpointError(f"{path} does not carry its mean image (written before checkpoints held it) and its "
-                              f"store {cfg.data.store or '(none)'} cannot be opened: train it again, or run from "
-                              "where the store is") from None
 
 
 def _results_beside(path: Path) -> list[dict]:
@@ -194,7 +177,7 @@ def _results_beside(path: Path) -> list[dict]:
             for views, r in found.items() if isinstance(r, dict)]
 
 
-def read_safetensors(path: Path) -> tuple[dict, Weights]:
+def read_safetensors(path: Path) -> Record:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
     try:
@@ -204,15 +187,9 @@ def read_safetensors(path: Path) -> tuple[dict, Weights]:
         meta = json.loads(header.get("__metadata__", {}).get("alexnet", "null"))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is a safetensors file without alexnet's description: "
-                              "write one with `alexnet export CKPT --weights OUT.safetensors`")
     state = {k: v for k, v in tensors.items() if not k.startswith(TENSOR_PREFIX)}
     extra = {k[len(TENSOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(TENSOR_PREFIX)}
-    pca = {k: extra[f"pca_{k}"] for k in ("eigvals", "eigvecs") if f"pca_{k}" in extra}
-    weights = Weights(from_dict(meta["config"]), meta["categories"], meta["size"], extra["mean"], pca,
-                      meta.get("metrics", []), meta.get("recipe", {}), str(path), names=meta.get("class_names") or [])
-    return state, weights
+    return Record.from_description(meta, state, extra, path)
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -225,7 +202,7 @@ def save_safetensors(model: nn.Module, weights: Weights, path: str | Path) -> Pa
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors[TENSOR_PREFIX + "mean"] = weights.mean.cpu().contiguous()
     tensors.update({f"{TENSOR_PREFIX}pca_{k}": v.cpu().contiguous() for k, v in weights.pca.items()})
-    data = save(tensors, metadata={"format": FORMAT, "alexnet": json.dumps({**weights.meta, "source": str(path)})})
+    data = save(tensors, metadata={"format": "alexnet-weights", "alexnet": json.dumps({**weights.meta, "source": str(path)})})
     try:
         write_atomic(path, lambda f: f.write(data))
     except OSError as e:

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..nets.model import AlexNet, scale_input
+from ..nets.model import AlexNet, Crossing, paper_forward
 from .distributed import Layout, SharedDropout
 
 # how the columns share each layer: 0 = its output units (kernels) are split, 1 = its inputs are
@@ -83,47 +83,48 @@ def _share(layer: nn.Module, dim: int, column: int) -> nn.Module:
     return new.to(layer.weight.device)
 
 
-class ColumnNet(nn.Module):
+class ColumnNet(nn.Module, Crossing):
     """One column of the paper's net (§3.2), for one of the two processes of a replica. Built from
-    a whole AlexNet (same weights); `forward` returns the whole logits on both processes."""
+    a whole AlexNet (same weights): its weight layers are this column's halves, the layers without
+    weights are the whole net's; `forward` is the whole net's (nets/model.py paper_forward) with
+    this column's crossings, and returns the whole logits on both processes."""
 
     def __init__(self, full: AlexNet, layout: Layout):
         super().__init__()
-        self.cfg, self.group, c = full.cfg, layout.pair, layout.column
-        self.column = c
+        self.cfg, self.group, self.column = full.cfg, layout.pair, layout.column
         f, k = full.features, full.classifier
         for name, dim in SPLIT_DIM.items():
-            setattr(self, name, _share(getattr(f, name, None) or getattr(k, name), dim, c))
-        self.pad1, self.act, self.pool, self.avgpool = f.pad1, f.relu1, f.pool1, full.avgpool
-        self.lrn1, self.lrn2 = getattr(f, "lrn1", None), getattr(f, "lrn2", None)
+            setattr(self, name, _share(getattr(f, name, None) or getattr(k, name), dim, self.column))
         paper = full.cfg.dropout_mode == "paper"  # §4.2
         self.drop6 = SharedDropout(k.drop6.p, layout, paper)
         self.drop7 = SharedDropout(k.drop7.p, layout, paper)
+        self.avgpool = full.avgpool
+        self.stateless = nn.ModuleDict({n: m for n, m in [*f.named_children(), *k.named_children()]
+                                        if n not in SPLIT_DIM and n not in ("drop6", "drop7")})  # no weights
+        self.feature_names, self.classifier_names = list(f._modules), list(k._modules)
 
-    def _gather(self, x: torch.Tensor) -> torch.Tensor:
+    def _layers(self, names: list[str]):
+        return ((n, self.stateless[n] if n in self.stateless else getattr(self, n)) for n in names)
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """Both columns' maps or units, this column's first when it is column 0 (the one-device order)."""
         return _Gather.apply(x, 1, self.group)
 
-    def _lrn(self, lrn: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    def lrn(self, lrn: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """LRN across all maps of the layer: the n//2 maps beyond the column boundary come from the other column."""
-        if lrn is None:
-            return x
         h = lrn.n // 2
-        edges = self._gather(x[:, -h:] if self.column == 0 else x[:, :h])  # (B, 2h, H, W): col 0's last, col 1's first
+        edges = self.gather(x[:, -h:] if self.column == 0 else x[:, :h])  # (B, 2h, H, W): col 0's last, col 1's first
         if self.column == 0:
             return lrn(torch.cat([x, edges[:, h:]], 1))[:, : x.shape[1]]
         return lrn(torch.cat([edges[:, :h], x], 1))[:, h:]
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, num_classes): both halves of fc8's inputs summed."""
+        return _Sum.apply(x, self.group)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pad1(scale_input(x, self.cfg))  # (B, 3, 227, 227): the replica's whole batch, on both columns
-        x = self.pool(self._lrn(self.lrn1, self.act(self.conv1(x))))  # (B, 48, 27, 27) this column's maps
-        x = self.pool(self._lrn(self.lrn2, self.act(self.conv2(x))))  # (B, 128, 13, 13)
-        x = self.act(self.conv3(self._gather(x)))  # conv3 sees both columns: (B, 256, 13, 13) -> (B, 192, 13, 13)
-        x = self.act(self.conv4(x))  # (B, 192, 13, 13) own column only
-        x = self.pool(self.act(self.conv5(x)))  # (B, 128, 6, 6)
-        x = torch.flatten(self.avgpool(self._gather(x)), 1)  # (B, 9216), the one-device order
-        x = self.drop6(self.act(self.fc6(x)))  # (B, 2048) half of fc6's units
-        x = self.drop7(self.act(self.fc7(self._gather(x))))  # (B, 4096) -> (B, 2048)
-        return _Sum.apply(self.fc8(x), self.group)  # (B, num_classes): both halves of fc8's inputs summed
+        return paper_forward(x, self.cfg, self._layers(self.feature_names), self.avgpool,
+                             self._layers(self.classifier_names), self)  # the replica's whole batch, on both columns
 
 
 def full_name(shard_name: str) -> str:

@@ -196,13 +196,13 @@ def share_dropout(model: nn.Module, layout: Layout) -> nn.Module:
 
 def data_parallel(model: nn.Module, cfg: Config, layout: Layout, device: torch.device) -> nn.Module:
     """DistributedDataParallel over the replicas (of this column): gradients are averaged in
-    buckets of train.ddp_bucket_mb, each all-reduced as soon as backward has filled it, so the
+    buckets of ddp.bucket_mb, each all-reduced as soon as backward has filled it, so the
     communication overlaps the rest of the backward pass. One replica: the model itself."""
     if layout.replicas == 1:
         return model
     return nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None, process_group=layout.same_column,
-        bucket_cap_mb=cfg.train.ddp_bucket_mb)
+        bucket_cap_mb=cfg.ddp.bucket_mb)
 
 
 def mean_over_replicas(t: torch.Tensor, layout: Layout) -> torch.Tensor:

@@ -10,12 +10,12 @@ Two signals, each unambiguous on a healthy run and read only where the loop alre
   one sees only zeros: the output (almost) no longer depends on the image, and SGD cannot revive
   those units (weight decay only shrinks their weights towards zero). A few device-side
   reductions per log step, nothing per step.
-  `train.dead_steps` (default 100: long enough for the velocity of the last live step to die out,
+  `health.dead_steps` (default 100: long enough for the velocity of the last live step to die out,
   0.9^100 = 3e-5).
 - chance, at epoch ends: top-1 validation accuracy no better than always answering the most
   frequent class, with the training loss (the last log window's mean) pinned at what a net that
   ignores its input reaches (the entropy of the training labels: ln(C) for balanced classes), at
-  every epoch end over `train.chance_steps` steps (default 5000). The paper's init can sit near
+  every epoch end over `health.chance_steps` steps (default 5000). The paper's init can sit near
   chance for ~1500 steps before it learns (docs/paper.md "init"), so the default is more than
   three times that.
 
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import HealthConfig
 from ..errors import DeadRunError
 
 DEAD_UNITS = 0.99  # share of a layer's units silent for the whole batch that counts as dead (fc7 reached 0.99 within
@@ -52,7 +52,7 @@ class HealthState:
 
 
 class Health:
-    def __init__(self, cfg: TrainConfig, lr: float, train_labels: np.ndarray, val_labels: np.ndarray, where: str = "",
+    def __init__(self, cfg: HealthConfig, lr: float, train_labels: np.ndarray, val_labels: np.ndarray, where: str = "",
                  agree: Callable[[bool], bool] | None = None):
         self.cfg, self.lr, self.where = cfg, lr, where
         self.agree = agree  # several processes: whether any of them saw a dead layer (all stop together)
@@ -63,7 +63,7 @@ class Health:
 
     def check_step(self, model: nn.Module, step: int, mean_loss: float) -> None:
         """At a log step, after the loop's sync: raise DeadRunError when a weight layer has been dead
-        (DEAD_UNITS of its units with exactly zero gradient) at every log step for train.dead_steps steps."""
+        (DEAD_UNITS of its units with exactly zero gradient) at every log step for health.dead_steps steps."""
         self.last_loss = mean_loss
         if not self.cfg.dead_steps:
             return
@@ -92,7 +92,7 @@ class Health:
 
     def stop_if_stuck(self, step: int) -> None:
         """After the epoch's checkpoint: raise DeadRunError when the net has been at chance at every
-        epoch end for train.chance_steps steps."""
+        epoch end for health.chance_steps steps."""
         since = self.state.chance_since
         if since >= 0 and self.cfg.chance_steps and step - since >= self.cfg.chance_steps:
             raise DeadRunError(

@@ -8,12 +8,13 @@ step) besides the model, optimiser and schedule to continue bit for bit.
 from __future__ import annotations
 
 import contextlib
-import itertools
+import dataclasses
 import math
 import signal
 import sys
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,12 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checkpoint as ckpt
-from ..config import Config, to_dict
-from ..data.augment import draw, train_batch
+from ..config import Config, ScheduleConfig
 from ..data.store import StoreError
 from ..errors import CheckpointError, ConfigError, DivergenceError
 from ..evaluate import predict, topk_errors
-from ..runtime import autocast, configure_torch, process_facts
+from ..nets.model import build_model
+from ..runtime import autocast, configure_torch, run_facts
 from . import distributed
 from .checkpointing import CheckpointWriter, Hook
 from .health import Health
@@ -35,6 +36,7 @@ from .parts import Parts, build_parts
 from .phases import Phases
 from .resume import net_differences, same_net
 from .run import RunFolder
+from .schedule import build_schedule
 
 
 EpochHook = Callable[["Trainer"], None]
@@ -70,9 +72,46 @@ class StopRequest:
             signal.signal(sig, old)
 
 
+@dataclass(frozen=True)
+class Drive:
+    """How far one call of Trainer.fit goes, besides the schedule's end and Ctrl-C / SIGTERM."""
+
+    steps: int = 0  # stop after this many steps of the call (0: no limit); a step budget replaces the schedule's epochs
+    seconds: float = 0.0  # stop after the first step that ends this long after the call (0: no deadline)
+    losses: bool = False  # return every step's loss and whether all were finite (one host sync, at the end)
+
+
+class _Budget:
+    """A Drive counted from the step and the moment fit was called, and the losses it keeps."""
+
+    def __init__(self, drive: Drive, step: int):
+        self.drive, self.last = drive, step + drive.steps if drive.steps else math.inf
+        self.deadline = time.perf_counter() + drive.seconds if drive.seconds else math.inf
+        self.losses: list[torch.Tensor] = []
+        self.finite: list[torch.Tensor] = []
+
+    def keep(self, loss: torch.Tensor, finite: torch.Tensor) -> None:
+        if self.drive.losses:
+            self.losses.append(loss)
+            self.finite.append(finite)
+
+    def steps_done(self, step: int) -> bool:
+        return step >= self.last
+
+    def past_deadline(self) -> bool:
+        return time.perf_counter() >= self.deadline
+
+    def result(self) -> dict:
+        if not self.drive.losses:
+            return {}
+        if not self.losses:
+            return {"losses": [], "finite": True}
+        return {"losses": torch.stack(self.losses).float().cpu().tolist(), "finite": bool(torch.stack(self.finite).all())}
+
+
 class Trainer:
-    """Runs `parts` (train/parts.py). With a RunFolder it logs, validates and checkpoints (fit);
-    without one it only steps (run_steps), which is what benchmarks use."""
+    """Runs `parts` (train/parts.py) through fit, the one training loop. With a RunFolder it logs,
+    validates and checkpoints; without one it only steps (the experiments, benchmarks)."""
 
     def __init__(self, cfg: Config, parts: Parts, run: RunFolder | None = None, checkpoint_hook: Hook | None = None,
                  phases: Phases | None = None, hooks: Sequence[EpochHook] = ()):
@@ -80,7 +119,9 @@ class Trainer:
         self.phases = phases or Phases()  # where the wall time goes (train/phases.py; bench train)
         self.writer = CheckpointWriter(hook=checkpoint_hook)  # checkpoints written in the background
         self.hooks = tuple(hooks)  # called with the trainer after each epoch's validation and checkpoint
-        self.model, self.optimizer, self.schedule = parts.model, parts.optimizer, parts.schedule
+        self.model, self.optimizer = parts.model, parts.optimizer
+        # owns the lr; sized from the loader this trainer steps through (warm-up and decay count its steps)
+        self.schedule = build_schedule(cfg.schedule, cfg.optim.lr, len(parts.loader))
         self.epoch, self.batch, self.step = 0, 0, 0
         self.best_error = math.inf
         self.log = run.open_log() if run is not None else None
@@ -88,7 +129,7 @@ class Trainer:
         # tells torch a new iteration begins, and nothing the graph outputs is kept past its step
         self.cudagraphs = cfg.train.compile and cfg.train.compile_mode == "reduce-overhead"
         agree = (lambda dead: distributed.stop_agreed(dead, True, parts.layout)) if parts.layout.world > 1 else None
-        self.health = Health(cfg.train, cfg.optim.lr, parts.loader.reader.labels, parts.val_reader.labels,
+        self.health = Health(cfg.health, cfg.optim.lr, parts.loader.reader.labels, parts.val_reader.labels,
                              str(run.path) if run is not None else "", agree)  # stops a dead run (train/health.py)
 
     # -- one step -----------------------------------------------------------------------------
@@ -99,11 +140,11 @@ class Trainer:
             torch.compiler.cudagraph_mark_step_begin()
         gen = step_generator(cfg.train.seed, self.step)
         n = images.shape[0] * p.layout.replicas  # drawn for the global batch; this replica keeps its rows
-        d = draw(n, images.shape[-1], cfg.data.crop, gen, cfg.data.flip, cfg.data.pca_std, cfg.data.random_crop)
+        d = p.augment.draw(n, images.shape[-1], gen)
         d = distributed.local_draws(d, p.layout)
         # dropout masks, replayable; .numpy() reads the CPU draw on the host (never a device sync)
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen).numpy()[0]))
-        x = train_batch(images.to(p.device, non_blocking=True), d, cfg.data.crop, p.mean, p.eigvecs, p.lam)
+        x = p.augment(images.to(p.device, non_blocking=True), d)
         if cfg.train.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = labels.to(p.device, non_blocking=True)
@@ -118,48 +159,54 @@ class Trainer:
         self.optimizer.step()
         return loss.detach(), finite
 
-    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The rest of this epoch from self.batch, then the following epochs (counters advance in _advance)."""
-        epoch, start = self.epoch, self.batch
-        for e in itertools.count(epoch):
-            yield from self.parts.loader.batches(e, start=start if e == epoch else 0)
-
-    def _advance(self) -> None:
-        self.batch, self.step = self.batch + 1, self.step + 1
-        if self.batch == len(self.parts.loader):
-            self.epoch, self.batch = self.epoch + 1, 0
-
     def run_steps(self, n: int) -> dict:
-        """N training steps from where the run stands, crossing epochs as fit does, at the
-        schedule's current lr (no validation, no checkpoint, no log). Returns the per-step losses
-        as floats and whether every step was finite: one host sync, at the end."""
-        losses, finite = [], []
-        batches = self._batches()
-        try:
-            for images, labels in itertools.islice(batches, n):
-                loss, ok = self.train_step(images, labels)
-                self._advance()
-                losses.append(loss)
-                finite.append(ok)
-        finally:
-            batches.close()
-        return {"losses": torch.stack(losses).float().cpu().tolist(), "finite": bool(torch.stack(finite).all())}
+        """N steps from where the run stands (fit with a step budget): the per-step losses as
+        floats and whether every step was finite."""
+        out = self.fit(Drive(steps=n, losses=True))
+        return {"losses": out["losses"], "finite": out["finite"]}
+
+    def set_schedule(self, cfg: ScheduleConfig) -> None:
+        """Train with schedule `cfg` instead, sized from this trainer's loader (the experiments plan
+        their cuts once the trainer is built); before the first step only."""
+        if self.step:
+            raise RuntimeError("the schedule is set before the first step")
+        self.cfg = dataclasses.replace(self.cfg, schedule=cfg)  # what checkpoints record
+        self.schedule = build_schedule(cfg, self.cfg.optim.lr, len(self.parts.loader))
 
     # -- checkpoints --------------------------------------------------------------------------
+    def record(self, val: dict[str, float] | None = None) -> ckpt.Record:
+        """The run now as a checkpoint record (checkpoint.Record): the whole net (a collective under
+        model parallelism), what using it needs without the store, and the training state.
+        `val`: the validation just measured on these weights (their metrics)."""
+        model, optimizer = self.parts.state_dicts()
+        self.gathered = (self.step, model)  # the whole net now (rank 0; see whole_net)
+        store, cfg = self.parts.store, self.cfg
+        progress = {"epoch": self.epoch, "batch": self.batch, "step": self.step, "best_error": self.best_error,
+                    "world": self.parts.layout.world}
+        metrics = [] if val is None else [ckpt.validation_metric(
+            cfg, val["top1_error"], f"epoch {self.epoch}", top5_error=val["top5_error"], epoch=self.epoch, step=self.step)]
+        inp = ckpt.InputMeta.from_state(store.input_meta())  # so the net is usable without its store
+        return ckpt.Record(cfg, model, list(store.classes), list(store.class_names), inp, progress, metrics,
+                           ckpt.recipe_of(cfg, progress, inp),
+                           ckpt.TrainingState(optimizer, self.schedule.state_dict(), self.health.state_dict()))
+
+    def whole_net(self) -> nn.Module | None:
+        """The whole net as it stands, for rank 0's epoch hooks (TensorBoard's figures): the model
+        itself, or under §3.2 model parallelism (each rank holds one column) a one-device copy built
+        from the record gathered at this step by every rank (the checkpoint after validation); None
+        when no record was gathered at this step."""
+        if self.parts.columns is None:
+            return self.model
+        step, model = getattr(self, "gathered", (None, None))
+        if step != self.step or model is None:
+            return None
+        net = build_model(self.cfg.model)
+        net.load_state_dict(model)
+        return net.to(self.parts.device).eval()
+
     def state(self) -> dict:
-        model, optimizer = self.parts.state_dicts()  # the whole net (a collective under model parallelism)
-        return {
-            "config": to_dict(self.cfg),
-            "model": model,
-            "optimizer": optimizer,
-            "schedule": self.schedule.state_dict(),
-            "progress": {"epoch": self.epoch, "batch": self.batch, "step": self.step, "best_error": self.best_error,
-                         "world": self.parts.layout.world},
-            "health": self.health.state_dict(),
-            "classes": list(self.parts.store.classes),
-            "class_names": list(self.parts.store.class_names),  # what predict prints (the ids stay the key)
-            "input": self.parts.store.input_meta(),  # so the net is usable without its store (alexnet predict)
-        }
+        """The record as the dict a checkpoint file holds (last.pt)."""
+        return self.record().to_state()
 
     def save(self, name: str = "last.pt") -> None:
         """Write a checkpoint now and wait until it is on disk (for callers outside the loop)."""
@@ -168,15 +215,16 @@ class Trainer:
             self.writer.save({self.run.path / name: state})
             self.writer.wait()
 
-    def _checkpoint(self, best: bool = False) -> None:
-        """last.pt, and best.pt (the weights, config and classes: no optimiser state), snapshotted
-        now and written in the background (train/checkpointing.py); rank 0 alone writes."""
-        state = self.state()
+    def _checkpoint(self, best: bool = False, val: dict[str, float] | None = None) -> None:
+        """last.pt, and best.pt (the same record without the training state), snapshotted now and
+        written in the background (train/checkpointing.py); rank 0 alone writes. `val`: the
+        validation of these weights, if they were just validated (their metrics)."""
+        record = self.record(val)
         if not self.parts.layout.is_main:
             return
-        files = {self.run.last: state}
+        files = {self.run.last: record.to_state()}
         if best:
-            files[self.run.best] = {k: state[k] for k in ("config", "model", "progress", "classes", "class_names")}
+            files[self.run.best] = record.without_training().to_state()
         with self.phases("checkpoint"):
             self.writer.save(files)
 
@@ -186,35 +234,43 @@ class Trainer:
         state, used = ckpt.load_with_fallback(path, map_location=self.parts.device)
         if used != path:
             print(f"alexnet: warning: {path} is missing or damaged; resuming from {used}", file=sys.stderr)
-        saved = state.get("config", {})
+        record = ckpt.Record.from_state(state, used)
+        if record.training is None:
+            raise CheckpointError(f"{used} holds a net without its training state (optimiser, schedule), as best.pt "
+                                  f"does: resume from {used.with_name('last.pt')} or the run folder {used.parent}")
+        saved = state["config"]  # as written: resume.same_net knows what older configs left out
         if not same_net(saved, self.cfg):
             raise ConfigError(f"{used} was trained with a different model config ({net_differences(saved, self.cfg)}): "
                               "resume with the saved values, or start a new run")
-        self.parts.load_state_dicts(state["model"], state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        if saved.get("optim", {}).get("lr", self.cfg.optim.lr) != self.cfg.optim.lr:
+        self.parts.load_state_dicts(record.model, record.training.optimizer)
+        self.schedule.load_state_dict(record.training.schedule)
+        if record.config.optim.lr != self.cfg.optim.lr:
             self.schedule.restart_at(self.cfg.optim.lr)  # resumed with --set optim.lr=...: from here on
-        p = state["progress"]
+        p = record.progress
         self.epoch, self.batch, self.step, self.best_error = p["epoch"], p["batch"], p["step"], p["best_error"]
-        distributed.note_world_change(p.get("world", 1), self.parts.layout, self.cfg.optim.batch_size)
-        self.health.load_state_dict(state.get("health"), self.step)
+        distributed.note_world_change(p["world"], self.parts.layout, self.cfg.optim.batch_size)
+        self.health.load_state_dict(record.training.health, self.step)
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         p = self.parts
         net = p.forward if p.layout.world == 1 else p.model  # not through DDP: the ranks' shares differ in size
-        probs = predict([net], p.val_reader, p.mean, self.cfg.data.crop, self.cfg.eval.val_views,
-                        self.cfg.eval.batch_size, p.device, self.cfg.train.precision, threads=self.cfg.data.threads,
+        probs = predict([net], p.val_reader, p.augment.mean, self.cfg.data.crop, self.cfg.eval.val_views,
+                        self.cfg.eval.batch_size, p.device, self.cfg.train.precision, threads=self.cfg.loader.threads,
                         on_device=True, **p.layout.eval_shard())
         self.model.train()
         return topk_errors(probs, torch.as_tensor(p.val_reader.labels, dtype=torch.int64))
 
     # -- the loop -----------------------------------------------------------------------------
-    def fit(self) -> dict:
-        """Train until the schedule says stop; returns the final summary once the last checkpoint
-        is on disk. Ctrl-C saves and returns."""
+    def fit(self, drive: Drive = Drive()) -> dict:
+        """The training driver (nanoGPT's one loop), called by `alexnet train` and finetune, the
+        experiments and the benchmarks: from where the run stands, one step per batch, epoch after
+        epoch until the schedule ends, a `drive` rule stops it (a step budget, a deadline) or
+        Ctrl-C does. With a run folder each epoch ends in validation and checkpoints and a stop
+        saves last.pt; without one it only steps. Returns the summary once the last checkpoint is
+        on disk."""
         try:
-            summary = self._fit()
+            summary = self._fit(_Budget(drive, self.step))
         except BaseException:
             with contextlib.suppress(CheckpointError):  # the error in flight is the one to report
                 self.writer.wait()  # a rollback reads last.pt: let the write in flight finish
@@ -223,49 +279,70 @@ class Trainer:
             self.writer.wait()
         return summary
 
-    def _fit(self) -> dict:
+    def _fit(self, budget: _Budget) -> dict:
         with StopRequest() as stop:
-            while not self.schedule.finished(self.epoch):
+            while budget.drive.steps or not self.schedule.finished(self.epoch):
                 try:
-                    if self._run_epoch(stop) == "stopped":
-                        self.save()
-                        return self._summary(status="interrupted")
-                    self._end_epoch()
+                    status = self._run_epoch(stop, budget)
+                    if self.batch == len(self.parts.loader) and status != "interrupted":
+                        self._end_epoch()
                 except StoreError as e:  # a damaged image: keep the steps done, say how to go on
                     raise StoreError(f"{e}; {self._save_before_error()}") from None
-        return self._summary(status="finished")
+                if status != "done":  # "interrupted" (Ctrl-C, SIGTERM) or "stopped" (the drive's rules)
+                    if self.run is not None:
+                        self.save()
+                    return self._summary(status, budget)
+        return self._summary("finished", budget)
 
-    def _run_epoch(self, stop: StopRequest) -> str:
-        cfg, n = self.cfg, len(self.parts.loader)
+    def _run_epoch(self, stop: StopRequest, budget: _Budget) -> str:
+        """The rest of this epoch, a step per batch; "done" at its end, else why it stopped."""
+        cfg, n, layout = self.cfg, len(self.parts.loader), self.parts.layout
         self.model.train()
-        bar = _progress(cfg.train.progress, n, self.batch, f"epoch {self.epoch + 1}")
-        t0, seen, loss_sum, count, first_bad = time.perf_counter(), 0, None, 0, None
-        for images, labels in self.phases.iterate("data", self.parts.loader.batches(self.epoch, start=self.batch)):
-            with self.phases("step"):
-                loss, finite = self.train_step(images, labels)
-            self.batch, self.step, seen, count = self.batch + 1, self.step + 1, seen + images.shape[0], count + 1
-            loss_sum = loss if loss_sum is None else loss_sum + loss
-            first_bad = _first_bad(first_bad, finite, self.step)
-            if self.step % cfg.train.log_every_steps == 0 or self.batch == n:
-                self._check_finite(first_bad)  # the only host sync of the loop, every log_every_steps
-                mean_loss = distributed.mean_over_replicas(loss_sum, self.parts.layout).item() / count
-                rate = seen * self.parts.layout.replicas / (time.perf_counter() - t0)
-                lr = self.schedule.lr_at(self.step - 1)
-                self.log.write("train", self.step, loss=mean_loss, lr=lr, img_per_s=rate, epoch=self.epoch)
-                self.health.check_step(self.model, self.step, mean_loss)  # a layer that passes no gradient stops the run
-                _update_bar(bar, count, loss=f"{mean_loss:.3f}", lr=f"{lr:.0e}", img_s=f"{rate:.0f}")
-                loss_sum, count = None, 0
-            if cfg.train.ckpt_every_steps and self.step % cfg.train.ckpt_every_steps == 0:
-                self._check_finite(first_bad)
-                self._checkpoint()
-            if distributed.stop_agreed(stop.requested, self.step % cfg.train.log_every_steps == 0, self.parts.layout):
-                self._check_finite(first_bad)
-                _close(bar)
-                return "stopped"
-        _close(bar)
+        bar = _progress(cfg.train.progress and self.run is not None, n, self.batch, f"epoch {self.epoch + 1}")
+        window = _Window()
+        batches = self.phases.iterate("data", self.parts.loader.batches(self.epoch, start=self.batch))
+        try:
+            for images, labels in batches:
+                with self.phases("step"):
+                    loss, finite = self.train_step(images, labels)
+                self.batch, self.step = self.batch + 1, self.step + 1
+                budget.keep(loss, finite)
+                window.add(loss, finite, images.shape[0], self.step)
+                if self.run is not None:
+                    self._log_and_checkpoint(window, bar)
+                late = budget.past_deadline()
+                why = "stopped" if budget.steps_done(self.step) or late else "interrupted"
+                # the step budget ends on the same step on every rank; a deadline or Ctrl-C is shared at log steps
+                if budget.steps_done(self.step) or distributed.stop_agreed(
+                        stop.requested or late, self.step % cfg.train.log_every_steps == 0, layout):
+                    if self.run is not None:  # a non-finite step is a divergence, not a clean stop
+                        self._check_finite(window.first_bad)
+                    return why
+        finally:
+            batches.close()
+            _close(bar)
         return "done"
 
+    def _log_and_checkpoint(self, w: _Window, bar) -> None:
+        """Every train.log_every_steps and at the epoch's end: a log line (the loop's one host sync)
+        and the health check; every train.ckpt_every_steps: last.pt."""
+        tc = self.cfg.train
+        if self.step % tc.log_every_steps == 0 or self.batch == len(self.parts.loader):
+            self._check_finite(w.first_bad)
+            mean_loss = distributed.mean_over_replicas(w.loss_sum, self.parts.layout).item() / w.count
+            rate = w.seen * self.parts.layout.replicas / (time.perf_counter() - w.t0)
+            lr = self.schedule.lr_at(self.step - 1)
+            self.log.write("train", self.step, loss=mean_loss, lr=lr, img_per_s=rate, epoch=self.epoch)
+            self.health.check_step(self.model, self.step, mean_loss)  # a layer that passes no gradient stops the run
+            _update_bar(bar, w.count, loss=f"{mean_loss:.3f}", lr=f"{lr:.0e}", img_s=f"{rate:.0f}")
+            w.loss_sum, w.count = None, 0
+        if tc.ckpt_every_steps and self.step % tc.ckpt_every_steps == 0:
+            self._check_finite(w.first_bad)
+            self._checkpoint()
+
     def _save_before_error(self) -> str:
+        if self.run is None:
+            return "the steps done were not saved (no run folder)"
         if self.step == 0:
             return "no training step was done yet"
         if not all(bool(torch.isfinite(q).all()) for q in self.model.parameters()):
@@ -284,6 +361,9 @@ class Trainer:
 
     def _end_epoch(self) -> None:
         done, tc = self.epoch + 1, self.cfg.train
+        if self.run is None:  # stepping only: no validation, checkpoint or log
+            self.epoch, self.batch = done, 0
+            return
         if not (_due(done, tc.val_every_epochs) or self.schedule.finished(done)):
             self.epoch, self.batch = done, 0  # no validation after this epoch (train.val_every_epochs)
             if _due(done, tc.ckpt_every_epochs):
@@ -301,7 +381,7 @@ class Trainer:
         improved = err < self.best_error
         self.best_error = min(self.best_error, err)
         if improved or _due(done, tc.ckpt_every_epochs) or self.schedule.finished(done):
-            self._checkpoint(best=improved)
+            self._checkpoint(best=improved, val=metrics)
         for hook in self.hooks if self.parts.layout.is_main else ():  # rank 0 speaks for the job
             hook(self)
         self.health.stop_if_stuck(self.step)  # at chance for train.chance_steps: stop, checkpoints kept
@@ -322,11 +402,25 @@ class Trainer:
                 self.log = None
             self.parts.layout.close()
 
-    def _summary(self, status: str) -> dict:
-        return {"status": status, "run": str(self.run.path), "epoch": self.epoch, "step": self.step,
+    def _summary(self, status: str, budget: _Budget) -> dict:
+        return {"status": status, "run": str(self.run.path) if self.run is not None else None,
+                "epoch": self.epoch, "step": self.step,
                 "best_val_top1_error": self.best_error if math.isfinite(self.best_error) else None,  # JSON has no inf
                 "val_split": self.parts.val_name,  # where that error and best.pt's choice come from
-                "lr": self.schedule.lr}
+                "lr": self.schedule.lr, **budget.result()}
+
+
+class _Window:
+    """The steps since the last log line: summed loss (a device tensor), images, and the first
+    non-finite step (-1 while all is well), all without a host sync."""
+
+    def __init__(self):
+        self.t0, self.seen, self.loss_sum, self.count, self.first_bad = time.perf_counter(), 0, None, 0, None
+
+    def add(self, loss: torch.Tensor, finite: torch.Tensor, images: int, step: int) -> None:
+        self.seen, self.count = self.seen + images, self.count + 1
+        self.loss_sum = loss if self.loss_sum is None else self.loss_sum + loss
+        self.first_bad = _first_bad(self.first_bad, finite, step)
 
 
 def _due(epochs_done: int, every: int) -> bool:
@@ -384,6 +478,7 @@ def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None
     cfg = cfg if layout.is_main else distributed.quiet(cfg)  # rank 0 alone shows progress
     run = RunFolder(cfg.train.out, resume or restarted, writer=layout.is_main)
     parts = build_parts(cfg, device, layout, given)  # a config or data error stops here, before anything is written
+    cfg = parts.cfg  # fitted to the store: what is saved and trained with
     run.create()
     trainer = Trainer(cfg, parts, run, checkpoint_hook, phases, hooks)
     if parts.from_store:
@@ -400,7 +495,7 @@ def open_trainer(cfg: Config, resume: bool = False, checkpoint_hook: Hook | None
         distributed.wrap(trainer.parts, cfg)
         run.save_config(cfg)
         facts = {"resumed": resume or restarted, "world_size": layout.world, "precision": cfg.train.precision,
-                 **process_facts(device), "from_store": parts.from_store}
+                 **run_facts(device), "from_store": parts.from_store}
         run.record_start(facts)
         trainer.log.write("start", trainer.step, **facts)
     except BaseException:

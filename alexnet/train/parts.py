@@ -1,7 +1,8 @@
 """What a training run is made of, built from its config by one function with no side effects
-(no files written, no global torch state changed): the store, the net, the optimiser, the
-schedule, the loader and the augmentation constants. The loop (loop.py) runs them; benchmarks
-build the same parts and drive them through the loop's public API.
+(no files written, no global torch state changed, the caller's config left as it is): the config
+fitted to the store, the store, the net, the optimiser, the loader and the augmentation constants.
+The loop (loop.py) runs them, with the schedule it sizes from the loader; the experiments and
+benchmarks build the same parts and drive them through the loop's one driver, Trainer.fit.
 
 Under torchrun (train/distributed.py) the parts are this process's: its replica's share of the
 global batch, and with model parallelism its column of the net (train/columns.py). Wrapping in
@@ -18,7 +19,7 @@ from torch import nn
 
 from .. import checkpoint as ckpt
 from ..config import Config
-from ..data.augment import pca_lambda
+from ..data.augment import Augmenter
 from ..data.loader import BatchLoader
 from ..data.store import SplitReader, Store, open_store
 from ..data.subset import SubsetReader, holdout_indices
@@ -29,22 +30,19 @@ from ..nets.sizes import check_crop, crop_for, smallest_input, sizing_net
 from .columns import ColumnNet, ColumnShards
 from .distributed import Layout, share_dropout
 from .optim import build_optimizer
-from .schedule import Schedule, build_schedule
 
 
 @dataclass
 class Parts:
+    cfg: Config  # the config fitted to the store (check_data): what the run trains with and saves
     device: torch.device
     store: Store
     model: nn.Module  # the plain module: its state_dict is what checkpoints hold
     forward: nn.Module  # what a step calls: the model, or torch.compile of it
     optimizer: torch.optim.Optimizer
-    schedule: Schedule  # owns the learning rate
     loader: BatchLoader  # the training split in an order that is a function of (seed, epoch)
     val_reader: SplitReader | SubsetReader  # the per-epoch validation: the holdout of the training split, or data.val_split
-    mean: torch.Tensor | None  # (3, S, S) §2 mean image on the device, or None (data.mean_image=false)
-    eigvecs: torch.Tensor  # (3, 3) §4.1 PCA of RGB values, columns
-    lam: torch.Tensor  # (3,) scales of the PCA noise (augment.pca_lambda)
+    augment: Augmenter  # §4.1 augmentation with the store's §2 mean image and PCA, on the device
     layout: Layout = dataclasses.field(default_factory=Layout)  # where this process sits (one process: the default)
     columns: ColumnShards | None = None  # model parallelism: converts this column's state to the whole net's
     from_store: dict = dataclasses.field(default_factory=dict)  # config values taken from the store (check_data)
@@ -72,7 +70,7 @@ def build_parts(cfg: Config, device: torch.device, layout: Layout | None = None,
     if not cfg.data.store:
         raise ConfigError("data.store is empty: point it at a folder made by `alexnet prepare` (--data STORE)")
     store = open_store(cfg.data.store)
-    from_store = check_data(cfg, store, given)
+    cfg, from_store = check_data(cfg, store, given)  # the caller's config is left as it is
     # too small for the net: an error; pool5 under 6x6: a warning, for a shape the user chose
     check_crop(cfg.model, cfg.data.crop, warn=given is None or any(k in given for k in GEOMETRY))
     with torch.random.fork_rng(devices=[]):  # the initial weights, drawn without touching the caller's RNG
@@ -86,21 +84,26 @@ def build_parts(cfg: Config, device: torch.device, layout: Layout | None = None,
     forward = torch.compile(model, mode=cfg.train.compile_mode) if compiled else model
     train_reader, val_reader = split_readers(cfg, store)
     loader = BatchLoader(train_reader, layout.local_batch(cfg.optim.batch_size), shuffle=True, seed=cfg.train.seed,
-                         rank=layout.replica, world=layout.replicas,
-                         prefetch=cfg.data.prefetch, max_batches=cfg.train.max_steps_per_epoch,
-                         device=device, threads=cfg.data.threads, decode=cfg.data.decode,
-                         cpu_decoder=cfg.data.cpu_decoder, device_share=cfg.data.device_share, backend=cfg.data.backend)
+                         rank=layout.replica, world=layout.replicas, device=device, settings=cfg.loader)
     if len(loader) == 0:
-        raise ConfigError(f"split {cfg.data.train_split!r} has {len(train_reader)} images, "
-                          f"fewer than one batch of optim.batch_size={cfg.optim.batch_size}")
-    return Parts(device=device, store=store, model=model, forward=forward,
+        raise ConfigError(_too_few(cfg, len(train_reader), len(val_reader)))
+    return Parts(cfg=cfg, device=device, store=store, model=model, forward=forward,
                  optimizer=build_optimizer(model, cfg.optim, cfg.finetune),
-                 schedule=build_schedule(cfg.schedule, cfg.optim.lr, len(loader)),
                  loader=loader, val_reader=val_reader,
-                 mean=store.mean.to(device) if cfg.data.mean_image else None,
-                 eigvecs=store.pca_eigvecs.to(device), lam=pca_lambda(store.pca_eigvals, cfg.data.pca_scale).to(device),
+                 augment=Augmenter.of(cfg.data, store, device),
                  layout=layout, columns=columns, from_store=from_store,
                  val_name="holdout" if cfg.data.holdout else cfg.data.val_split)
+
+
+def _too_few(cfg: Config, images: int, held: int) -> str:
+    """Why the training split gives no batch, with what the holdout took and what to set."""
+    split, batch = cfg.data.train_split, cfg.optim.batch_size
+    if not cfg.data.holdout:
+        return (f"split {split!r} has {images} images, fewer than one batch of optim.batch_size={batch}: "
+                f"set optim.batch_size={images} or less")
+    return (f"split {split!r} has {images + held} images and data.holdout={cfg.data.holdout:g} held out {held} for "
+            f"validation, leaving {images}, fewer than one batch of optim.batch_size={batch}: set "
+            f"optim.batch_size={images} or less, or data.holdout=0 (validate on data.val_split, all {images + held} train)")
 
 
 HOLDOUT_SEED = 0  # the held-out images are the same for every train.seed (ensembles, --seeds)
@@ -128,8 +131,9 @@ def _place(model: nn.Module, cfg: Config, layout: Layout) -> tuple[nn.Module, Co
 GEOMETRY = ("data.crop", "model.arch", "model.pool_kernel", "model.remove_conv", "model.extra_conv")
 
 
-def check_data(cfg: Config, store: Store, given: Collection[str] | None = None) -> dict:
-    """Fit the config to the store it trains on and return what was taken from the store.
+def check_data(cfg: Config, store: Store, given: Collection[str] | None = None) -> tuple[Config, dict]:
+    """The config fitted to the store it trains on (a new Config; `cfg` is left as it is), and
+    what was taken from the store ({key: value}, for the log).
 
     The stored side (data.size) and the class count (model.num_classes) are facts of the data: a
     value the user did not set (`given`: the keys set on the command line; None: every value is
@@ -143,26 +147,29 @@ def check_data(cfg: Config, store: Store, given: Collection[str] | None = None) 
         return given is None or key in given
 
     taken = {}
-    if cfg.data.crop > store.size and not chosen("data.crop"):
+    crop = cfg.data.crop
+    if crop > store.size and not chosen("data.crop"):
         low = smallest_input(sizing_net(cfg.model))
         if store.size < low:
             raise ConfigError(f"store {store.path} holds {store.size}px images: " + crop_for(cfg.model, store.size))
-        crop = cfg.data.crop * store.size // cfg.data.size if cfg.data.size else store.size * 7 // 8
-        cfg.data.crop = taken["data.crop"] = max(crop, low)
-    if cfg.data.crop > store.size:
-        raise ConfigError(f"data.crop={cfg.data.crop} is larger than the store's {store.size}px images ({store.path}): "
+        crop = taken["data.crop"] = max(crop * store.size // cfg.data.size if cfg.data.size else store.size * 7 // 8, low)
+    if crop > store.size:
+        raise ConfigError(f"data.crop={crop} is larger than the store's {store.size}px images ({store.path}): "
                           + crop_for(cfg.model, store.size))
-    for key, fact in (("data.size", store.size), ("model.num_classes", store.num_classes)):
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
+    facts = {}
+    for key, value, fact in (("data.size", cfg.data.size, store.size),
+                             ("model.num_classes", cfg.model.num_classes, store.num_classes)):
         if value == 0 or (value != fact and not chosen(key)):
-            setattr(getattr(cfg, section), name, fact)  # saved so in config.json and checkpoints
-            taken[key] = fact
+            taken[key] = fact  # saved so in config.json and checkpoints
         elif value != fact:
             what = f"holds {fact}px images" if key == "data.size" else f"has {fact} classes"
             raise ConfigError(f"{key}={value} but store {store.path} {what}: set {key}={fact}, or leave it out "
                               "(it comes from the store)")
+        facts[key] = taken.get(key, value)
     others = [s for s in store.splits if s != cfg.data.train_split]
-    if cfg.data.val_split not in store.splits and not chosen("data.val_split") and len(others) == 1:
-        cfg.data.val_split = taken["data.val_split"] = others[0]
-    return taken
+    val_split = cfg.data.val_split
+    if val_split not in store.splits and not chosen("data.val_split") and len(others) == 1:
+        val_split = taken["data.val_split"] = others[0]
+    data = dataclasses.replace(cfg.data, crop=crop, size=facts["data.size"], val_split=val_split)
+    model = dataclasses.replace(cfg.model, num_classes=facts["model.num_classes"])
+    return dataclasses.replace(cfg, data=data, model=model), taken

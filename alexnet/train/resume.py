@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import Config, apply_dict, apply_overrides, from_dict, to_dict, validate, with_saved_defaults
+from ..config import (Config, apply_dict, apply_overrides, current_key, from_dict, to_dict, validate,
+                      with_saved_defaults)
 from ..errors import ConfigError, UserError
 
 RESUMABLE = (
@@ -24,13 +25,14 @@ RESUMABLE = (
     "train.log_every_steps", "train.ckpt_every_steps", "train.progress", "train.on_divergence",
     "train.val_every_epochs", "train.ckpt_every_epochs", "train.cudnn_benchmark",
     # when a run at chance stops (train/health.py)
-    "train.dead_steps", "train.chance_steps",
+    "health.dead_steps", "health.chance_steps",
     # how, not what: device, threads, kernels, precision, compilation, reading the store
     "train.device", "train.threads", "train.compile", "train.compile_mode", "train.precision", "train.channels_last",
-    "train.deterministic", "model.lrn_impl", "model.grouped_impl", "data.threads", "data.prefetch", "data.decode",
+    "train.deterministic", "model.lrn_impl", "model.grouped_impl", "loader.threads", "loader.prefetch", "loader.decode",
+    "loader.cpu_decoder", "loader.device_share", "loader.backend",
     "eval.batch_size",
     # how it is spread over devices (checkpoints hold the whole net: train/distributed.py, train/columns.py)
-    "train.model_parallel", "train.ddp_bucket_mb",
+    "train.model_parallel", "ddp.bucket_mb",
 )
 HOW_NOT_WHAT = ("lrn_impl", "grouped_impl")  # model fields that say how the net is computed, not which net
 
@@ -46,7 +48,7 @@ def resumed_config(run: Path, overrides: list[str]) -> Config:
         raise UserError(f"{path} is not valid JSON ({e}); restore it from last.pt's config") from None
     apply_overrides(Config(), overrides)  # syntax, keys and types, before anything else
     for item in overrides:
-        key = item.split("=", 1)[0]
+        key = current_key(item.split("=", 1)[0])
         if key not in RESUMABLE:
             raise ConfigError(f"--set {item}: {key} cannot change when a run resumes (it would be another run); "
                               "start a new run with --out, or change only the budget (schedule.*), optim.lr, "

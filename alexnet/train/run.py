@@ -138,7 +138,7 @@ class RunFolder:
             save_config(cfg, self.path / "config.json")
 
     def record_start(self, facts: dict) -> None:
-        """Append one start of the run (how it runs, facts: runtime.process_facts and more) to run.json."""
+        """Append one start of the run (how it runs, facts: runtime.run_facts and more) to run.json."""
         if not self.writer:
             return
         path = self.path / "run.json"

@@ -11,6 +11,8 @@ the rate of the current step. The state is a small dict saved with every checkpo
   divided by schedule.factor schedule.max_cuts times, at i / (max_cuts + 1) of schedule.epochs
   (i = 1..max_cuts; 90 epochs: 22.5, 45, 67.5, near run 145's cuts at 25, 51 and ~75). A
   function of the step alone, like linear and cosine.
+- cuts (§5's divisions by 10 at steps planned in advance; the experiments' fixed budgets): the rate
+  is divided by schedule.factor at each step of schedule.cut_steps. A function of the step alone.
 - warm-up (not the paper's; any kind): with schedule.warmup_epochs = W > 0 the rate grows linearly
   to its value over the first W epochs (Goyal et al. 2017 "Accurate, Large Minibatch SGD", used with
   LARS by You et al. 2017 for large batches); a function of the step, so nothing more is saved.
@@ -98,7 +100,8 @@ class DecayState:
 
 
 class DecaySchedule:
-    """schedule.kind=linear|cosine|step: warm-up, then decay over schedule.epochs (module docstring)."""
+    """schedule.kind=linear|cosine|step|cuts: warm-up, then decay over schedule.epochs or cuts at
+    schedule.cut_steps (module docstring). Sized from the loader it trains on (steps_per_epoch)."""
 
     def __init__(self, cfg: ScheduleConfig, base_lr: float, steps_per_epoch: int):
         self.cfg = cfg
@@ -111,6 +114,8 @@ class DecaySchedule:
         if step < self.warmup:
             return base * (step + 1) / self.warmup
         t = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))  # 0 -> 1 over the decay
+        if self.cfg.kind == "cuts":
+            return _cut(base, self.cfg.factor, sum(step >= at for at in self.cfg.cut_steps))
         if self.cfg.kind == "step":
             cuts = min(self.cfg.max_cuts, math.floor(t * (self.cfg.max_cuts + 1)))
             return base * self.cfg.factor ** cuts
@@ -144,6 +149,13 @@ class DecaySchedule:
 
     def load_state_dict(self, d: dict) -> None:
         self.state = DecayState(**d)
+
+
+def _cut(lr: float, factor: float, cuts: int) -> float:
+    """`lr` divided `cuts` times, one multiplication at a time: the same floats as a plateau's cuts."""
+    for _ in range(cuts):
+        lr *= factor
+    return lr
 
 
 Schedule = PlateauSchedule | DecaySchedule

@@ -1,13 +1,15 @@
 """The last hidden layer (§6.1: 4096-d, fc7 after its ReLU) of every image of a split, computed
-once and cached beside the checkpoint, and Figure 4 right: the training images nearest to each
-query in that space (Euclidean).
+once and cached in a folder the user names and can clear (`alexnet viz ... -o OUT`: OUT/features;
+`alexnet report`: default_cache()), never beside the checkpoint, and Figure 4 right: the training
+images nearest to each query in that space (Euclidean).
 
-Cache file: <checkpoint>.features/<split>-<n>-<digest>.npy, where the digest covers the
-checkpoint's bytes (size and mtime), the store and the image indices, so a changed net or
+Cache file: CACHE/<net file name>-<split>-<n>-<digest>.npy, where the digest covers the net
+file's path and bytes (size and mtime), the store and the image indices, so a changed net or
 subset is never served stale features."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -34,18 +36,24 @@ def hidden_features(model: nn.Module, reader, mean: torch.Tensor | None, crop: i
     return torch.cat(out).numpy()
 
 
-def cache_path(checkpoint: Path, reader, store_path: Path) -> Path:
+def default_cache() -> Path:
+    """The features cache of commands without an output folder: $XDG_CACHE_HOME/alexnet/features
+    (~/.cache/alexnet/features); delete it at any time."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "alexnet" / "features"
+
+
+def cache_path(cache: Path, checkpoint: Path, reader, store_path: Path) -> Path:
     st = checkpoint.stat()
     indices = getattr(reader, "indices", np.arange(len(reader)))
     key = f"{checkpoint.resolve()}|{st.st_size}|{st.st_mtime_ns}|{store_path}|{reader.name}|{len(reader)}"
     digest = hashlib.sha256(key.encode() + np.asarray(indices, np.int64).tobytes()).hexdigest()[:16]
-    return checkpoint.parent / f"{checkpoint.name}.features" / f"{reader.name}-{len(reader)}-{digest}.npy"
+    return Path(cache) / f"{checkpoint.name}-{reader.name}-{len(reader)}-{digest}.npy"
 
 
-def cached_features(checkpoint: Path, model: nn.Module, reader, mean, crop: int, device: torch.device,
+def cached_features(cache: Path, checkpoint: Path, model: nn.Module, reader, mean, crop: int, device: torch.device,
                     store_path: Path) -> np.ndarray:
-    """hidden_features, read from the cache when this net and these images were seen before."""
-    path = cache_path(checkpoint, reader, store_path)
+    """hidden_features, read from the folder `cache` when this net and these images were seen before."""
+    path = cache_path(cache, checkpoint, reader, store_path)
     if path.is_file():
         return np.load(path)
     feats = hidden_features(model, reader, mean, crop, device)

@@ -37,14 +37,15 @@ def predictions_figure(model, cfg, store, split: str, n: int, device: torch.devi
 
 
 def neighbours_figure(checkpoint: Path, model, cfg, store, db_split: str, query_split: str, queries: int, k: int,
-                      db_per_class: int, device: torch.device):
-    """Figure 4 right: `queries` validation images and their k nearest training images in fc7 space."""
+                      db_per_class: int, device: torch.device, cache: Path):
+    """Figure 4 right: `queries` validation images and their k nearest training images in fc7 space
+    (features cached in the folder `cache`)."""
     mean = store.mean if cfg.data.mean_image else None
     db_full = store.split(db_split)
     db = SubsetReader(db_full, balanced_indices(db_full.labels, db_per_class)) if db_per_class else db_full
     q = SubsetReader(store.split(query_split), spread(len(store.split(query_split)), queries))
-    db_feats = cached_features(checkpoint, model, db, mean, cfg.data.crop, device, store.path)
-    q_feats = cached_features(checkpoint, model, q, mean, cfg.data.crop, device, store.path)
+    db_feats = cached_features(cache, checkpoint, model, db, mean, cfg.data.crop, device, store.path)
+    q_feats = cached_features(cache, checkpoint, model, q, mean, cfg.data.crop, device, store.path)
     idx, _ = nearest(db_feats, q_feats, k)  # (Q, k)
     neighbour_images = centre(db.read(idx.reshape(-1)), cfg.data.crop).reshape(*idx.shape, 3, cfg.data.crop, cfg.data.crop)
     return figure4_right(centre(q.read(np.arange(len(q))), cfg.data.crop), neighbour_images, q.labels,

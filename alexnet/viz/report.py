@@ -17,6 +17,7 @@ from ..data.store import open_store
 from ..errors import UserError
 from ..evaluate import load_model
 from .kernels import RANDOM_CHROMA, column_chroma, figure3
+from .features import default_cache
 from .panels import neighbours_figure, png, predictions_figure
 from .results import pyplot
 
@@ -72,8 +73,9 @@ def summary(rows: list[dict]) -> dict:
 
 
 def build_report(run: Path, data: Path | None, device: torch.device, queries: int = 4, k: int = 6,
-                 db_per_class: int = 50) -> str:
-    """The report's HTML. data: the store (default: the one in the run's config)."""
+                 db_per_class: int = 50, cache: Path | None = None) -> str:
+    """The report's HTML. data: the store (default: the one in the run's config); cache: the folder
+    of fc7 features (default: features.default_cache(), never the run folder)."""
     run = Path(run)
     rows = read_metrics(run)
     ckpt = next((p for p in (run / "best.pt", run / "last.pt") if p.is_file()), None)
@@ -97,7 +99,8 @@ def build_report(run: Path, data: Path | None, device: torch.device, queries: in
         parts += ["<h2>Nearest training images in fc7 space (Figure 4 right)</h2>",
                   "<p>Left out: nearest-neighbour search needs faiss (pip install 'alexnet[retrieval]').</p>"]
     elif hasattr(model, "hidden"):
-        fig = neighbours_figure(ckpt, model, cfg, store, cfg.data.train_split, val, queries, k, db_per_class, device)
+        fig = neighbours_figure(ckpt, model, cfg, store, cfg.data.train_split, val, queries, k, db_per_class, device,
+                                cache or default_cache())
         parts += ["<h2>Nearest training images in fc7 space (Figure 4 right)</h2>", _img(png(fig), "neighbours"),
                   f"<p>Database: {db_per_class or 'all'} training images per class.</p>"]
     config = run / "config.json"

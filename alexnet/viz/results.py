@@ -2,24 +2,18 @@
 that made them), a plot, and table.md (the markdown the README shows)."""
 from __future__ import annotations
 
-import datetime
 import json
-import os
-import platform
 from pathlib import Path
 
 import torch
 
 from ..fsutil import write_atomic
-from ..runtime import device_name
+from ..runtime import run_facts
 
 
 def environment(device: torch.device, command: str = "") -> dict:
-    """Command, date, device and versions, written beside every result."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"command": command or None, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "device": device_name(device), "host_cores": cores, "platform": platform.platform(),
-            "torch": torch.__version__}
+    """How the result was made (runtime.run_facts), written beside every result."""
+    return run_facts(device, command)
 
 
 def write_result(out: Path, name: str, result: dict, figure, table: str) -> Path:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..data.loader import BatchLoader
 from ..data.store import Store
 from .codes import euclidean_search, hamming_search, precision_at_k, timed, train_codec
-from .features import cached_features
+from .features import cached_features, default_cache
 from .results import pct
 from .results import pyplot
 
@@ -30,11 +30,13 @@ def pixels(reader, side: int = 32) -> np.ndarray:
 
 
 def study(checkpoint: Path, model, cfg, store: Store, db_reader, query_reader, device: torch.device,
-          bits: tuple[int, ...] = (64, 128, 256), steps: int = 2000, log=print) -> dict:
+          bits: tuple[int, ...] = (64, 128, 256), steps: int = 2000, log=print, cache: Path | None = None) -> dict:
+    """Binary codes vs exact search on fc7 features (cached in the folder `cache`, default features.default_cache())."""
+    cache = cache or default_cache()
     mean = store.mean if cfg.data.mean_image else None
     log(f"fc7 features of {len(db_reader)} training and {len(query_reader)} validation images (cached)")
-    db = cached_features(checkpoint, model, db_reader, mean, cfg.data.crop, device, store.path)
-    q = cached_features(checkpoint, model, query_reader, mean, cfg.data.crop, device, store.path)
+    db = cached_features(cache, checkpoint, model, db_reader, mean, cfg.data.crop, device, store.path)
+    q = cached_features(cache, checkpoint, model, query_reader, mean, cfg.data.crop, device, store.path)
     db_y, q_y = np.asarray(db_reader.labels), np.asarray(query_reader.labels)
     kmax = min(max(KS), len(db))
     rows = []
