@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from ..errors import UserError
@@ -18,8 +19,8 @@ def cmd_experiment(args) -> int:
     from ..experiments import EXPERIMENTS, run_experiment
     from ..experiments.common import Context
     from ..runtime import configure_torch, resolve_device
-    if args.seeds < 0 or (args.threads or 0) < 0:
-        raise UserError("--seeds and --threads must be >= 0")
+    if args.seeds < 0 or (args.threads or 0) < 0 or args.hours < 0:
+        raise UserError("--seeds, --threads and --hours must be >= 0")
     if not args.data:
         raise UserError(f"experiment {args.name} needs --data STORE (a {EXPERIMENTS[args.name][1]} store)")
     on_cuda = resolve_device(args.device, "--device").type == "cuda"
@@ -34,9 +35,12 @@ def cmd_experiment(args) -> int:
     ctx = Context(name=args.name, data=Path(args.data).resolve(), out=out,
                   work=Path(args.work) / args.name / args.size, size=args.size, device=args.device,
                   threads=threads, seeds=args.seeds, progress=not args.quiet,
-                  command=command_line())
+                  command=command_line(), deadline=time.monotonic() + 3600 * args.hours if args.hours else 0.0)
     print(f"{args.name}: {EXPERIMENTS[args.name][2]}", file=sys.stderr)
-    run_experiment(args.name, ctx)
+    if not run_experiment(args.name, ctx):
+        print(f"{args.name}: no seed complete within --hours {args.hours:g}; finished units are cached under "
+              f"{ctx.work}: rerun the same command to continue", file=sys.stderr)
+        return 0
     print((ctx.out / "table.md").read_text())
     print(f"written: {ctx.out}/result.json, {ctx.out}/{args.name}.png, {ctx.out}/table.md")
     return 0
@@ -70,7 +74,12 @@ def register(sub) -> None:
                                  "the claims table reads results/full/NAME for the full size)")
     p.add_argument("--work", default="runs/experiments",
                    help="checkpoints and finished units go to WORK/NAME/SIZE; a rerun reuses them (default: runs/experiments)")
-    p.add_argument("--seeds", type=NON_NEGATIVE, default=0, help="seeds per setting (default: the size's, at least 2 for cpu)")
+    p.add_argument("--seeds", type=NON_NEGATIVE, default=0, help="seeds per setting (default: the size's); a larger --seeds in a later session adds seeds, reusing the "
+                        "finished units")
+    p.add_argument("--hours", type=float, default=0.0,
+                   help="stop starting new units after this many hours (0: no limit); finished units stay cached and "
+                        "the same command continues, adding seeds, in a later session; the result holds the seeds "
+                        "complete so far")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=NON_NEGATIVE, default=None,
                    help="torch and decode threads; 0: torch's default and every core for decoding (default: 1 on a "

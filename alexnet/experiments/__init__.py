@@ -15,6 +15,7 @@ EXPERIMENTS = {
     "ablations": ("ablations", "Imagenette", "§3-§4, §6: the paper net vs each ablation switch, ten patches"),
     "overfitting": ("overfitting", "Imagenette", "§4.1, §4.2: training vs validation error without augmentation, without dropout"),
     "tencrop-ensemble": ("tencrop", "Imagenette", "§4.1, §6: centre vs ten patches, one net vs an ensemble"),
+    "paper-recipe": ("paper_recipe", "Imagenette", "§5: the paper's recipe at full width, beside biases 0.1 and He init"),
 }
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,18 @@ from ..data.subset import SubsetReader, balanced_indices
 from ..errors import UserError
 from ..evaluate import load_model, predict, topk_errors
 from ..fsutil import write_atomic
+from ..nets.model import build_model, init_paired
 from ..runtime import configure_torch, resolve_device
 from ..viz.results import environment, pct  # noqa: F401  pct: for the experiments' tables
 from ..viz.results import write_result as save_result
 from ..train import Drive, Trainer, build_parts
+from .verdict import failed_run
 from . import SIZES  # noqa: F401  (the sizes live beside the list, so the CLI can read them without torch)
 
+
+
+class BudgetSpent(Exception):
+    """The session's --hours are spent: the experiment writes what its finished seeds give."""
 
 
 @dataclass
@@ -43,6 +50,13 @@ class Context:
     seeds: int = 0  # 0: the size's default
     progress: bool = True
     command: str = ""  # the command line that made the result, written beside it
+    deadline: float = 0.0  # time.monotonic() after which no new unit starts (--hours); 0: none
+
+    def check_budget(self) -> None:
+        """Called before a unit starts: past the deadline, stop (finished units stay cached)."""
+        if self.deadline and time.monotonic() > self.deadline:
+            raise BudgetSpent(f"[{self.name}] --hours spent: the finished units are cached under {self.work}; "
+                              "the same command continues from them")
 
     def log(self, message: str) -> None:
         if self.progress:
@@ -115,17 +129,74 @@ def trainer_on(cfg: Config, train_per_class: int = 0, eval_reader=None) -> Train
     return Trainer(parts.cfg, parts)
 
 
+def paired_trainer(cfg: Config, train_per_class: int = 0, eval_reader=None) -> Trainer:
+    """trainer_on with the paired init: every layer's initial weights drawn from its own generator,
+    seeded by (train.seed, layer name) (nets/model.py layer_generator), so each arm of a seed starts
+    from the baseline's weights in every layer whose shape it shares. Data order, crops,
+    reflections, colour noise and dropout masks already come from train.seed alone
+    (BatchLoader's seed, train/loop.py step_generator). tests/test_experiments.py checks it."""
+    trainer = trainer_on(cfg, train_per_class, eval_reader)
+    init_paired(trainer.model, cfg.train.seed)  # before any step: the optimiser holds no state yet
+    return trainer
+
+
+def initial_net(cfg: Config) -> torch.nn.Module:
+    """The net a paired_trainer starts from (CPU, eval mode)."""
+    with torch.random.fork_rng(devices=[]):  # what build_parts draws, then the paired re-draw
+        torch.manual_seed(cfg.train.seed)
+        model = build_model(cfg.model)
+    init_paired(model, cfg.train.seed)
+    return model.eval()
+
+
 def train_phases(trainer: Trainer, phases: list[int]) -> list[float]:
     """phases[i] steps at the initial lr times schedule.factor^i (§5's cuts at fixed points: the
-    schedule kind "cuts", train/schedule.py), in one drive; returns the per-step losses. Stops
-    with an error on a non-finite step."""
+    schedule kind "cuts", train/schedule.py); returns the per-step losses. Stops with an error on
+    a non-finite step."""
+    losses, finite = drive_phases(trainer, phases)
+    if not finite:
+        raise UserError(f"training diverged (non-finite loss) at lr {trainer.schedule.lr:g}: lower optim.lr")
+    return losses
+
+
+def drive_phases(trainer: Trainer, phases: list[int]) -> tuple[list[float], bool]:
+    """The phases as one schedule of planned cuts, driven a phase at a time so that a run gone
+    non-finite stops at the end of that phase: (the per-step losses, whether all were finite)."""
     cuts = tuple(itertools.accumulate(phases[:-1]))
     if cuts:
         trainer.set_schedule(dataclasses.replace(trainer.cfg.schedule, kind="cuts", cut_steps=cuts))
-    out = trainer.fit(Drive(steps=sum(phases), losses=True))
-    if not out["finite"]:
-        raise UserError(f"training diverged (non-finite loss) at lr {trainer.schedule.lr:g}: lower optim.lr")
-    return out["losses"]
+    losses: list[float] = []
+    for steps in phases:
+        out = trainer.fit(Drive(steps=steps, losses=True))
+        losses += out["losses"]
+        if not out["finite"]:
+            return losses, False
+    return losses, True
+
+
+def completed_seeds(ctx: Context, seeds: int, per_seed: Callable[[int], dict]) -> list[dict]:
+    """per_seed(s) for s = 0, 1, ... until the budget is spent: every arm of seed s, so that the
+    experiment reads whole pairs; the seeds finished (a later session adds the rest)."""
+    done = []
+    try:
+        for s in range(seeds):
+            done.append(per_seed(s))
+    except BudgetSpent as stop:
+        ctx.log(f"{stop}; {len(done)} of {seeds} seeds complete")
+    return done
+
+
+def failed_losses(losses: list[float], classes: int) -> bool:
+    """verdict.failed_run on the mean loss of the last 20 steps (the run ended at chance, or diverged)."""
+    tail = losses[-20:]
+    return failed_run(float(np.mean(tail)) if tail else float("nan"), classes)
+
+
+def train_or_fail(trainer: Trainer, phases: list[int]) -> list[float]:
+    """train_phases, except that a diverged run is a result (a failure counted per arm, failed_losses),
+    not an error: it stops at the phase whose steps went non-finite, and its losses say so."""
+    losses, finite = drive_phases(trainer, phases)
+    return losses if finite else losses + [float("nan")]
 
 
 def save_net(trainer: Trainer, path: Path) -> None:

@@ -11,6 +11,7 @@ Caffe-style 227 input also gives 55x55.
 from __future__ import annotations
 
 import math
+import zlib
 from collections import OrderedDict
 
 import torch
@@ -200,28 +201,59 @@ class AlexNet(nn.Module):
 BIAS_ONE = ("conv2", "conv4", "conv5", "conv6", "fc6", "fc7")  # §5 (conv6 is ours: same rule as conv4/5)
 
 
-def init_kaiming(model: nn.Module) -> None:
+def layer_generator(seed: int, name: str) -> torch.Generator:
+    """The generator of one layer's initial weights in a paired init: (seed, layer name) alone decide
+    them, so nets that differ elsewhere (a layer removed or added, other widths) draw the same numbers
+    in every layer they share (experiments/common.py paired_trainer pairs its arms with it)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+
+
+def _draw(weight: torch.Tensor, fill, gen: torch.Generator | None) -> None:
+    """fill(tensor, generator) on `weight`; with a generator, drawn on the CPU in fp32 and copied, so the
+    numbers are the same on every device and memory format."""
+    if gen is None:
+        fill(weight, None)
+        return
+    with torch.no_grad():
+        weight.copy_(fill(torch.empty(weight.shape), gen))
+
+
+def init_kaiming(model: nn.Module, seed: int | None = None) -> None:
     """He-normal weights and zero biases. He init assumes unit-variance inputs: pair it with
-    model.input_scale = 1/58 (the std of mean-subtracted 0..255 photos); on raw pixels it diverges."""
-    for m in model.modules():
+    model.input_scale = 1/58 (the std of mean-subtracted 0..255 photos); on raw pixels it diverges.
+    seed: each layer from layer_generator(seed, its name) (paired); None: torch's global stream."""
+    for name, m in model.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            gen = None if seed is None else layer_generator(seed, name)
+            _draw(m.weight, lambda t, g: nn.init.kaiming_normal_(t, nonlinearity="relu", generator=g), gen)
             nn.init.zeros_(m.bias)
 
 
-def init_paper(model: nn.Module, cfg: ModelConfig) -> None:
+def init_paper(model: nn.Module, cfg: ModelConfig, seed: int | None = None) -> None:
     """§5: weights ~ N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, else 0.
     code2012: std 0.03 in conv3-5. kaiming: He-normal weights, zero biases (for short runs:
-    the paper's init sits at chance for ~1500 steps, docs/paper.md "init")."""
+    the paper's init sits at chance for ~1500 steps, docs/paper.md "init").
+    seed None: drawn from torch's global stream in layer order (what `build_model` does); an int:
+    each layer from layer_generator(seed, its name), the same distribution (the paired init)."""
     if cfg.init == "kaiming":
-        return init_kaiming(model)
-    for seq in (model.features, model.classifier):
+        return init_kaiming(model, seed)
+    for seq_name, seq in (("features", model.features), ("classifier", model.classifier)):
         for name, m in seq.named_children():
             if not isinstance(m, (nn.Conv2d, nn.Linear)):
                 continue
             std = 0.03 if (cfg.init == "code2012" and name in ("conv3", "conv4", "conv5")) else 0.01
-            nn.init.normal_(m.weight, 0.0, std)
+            gen = None if seed is None else layer_generator(seed, f"{seq_name}.{name}")
+            _draw(m.weight, lambda t, g, std=std: nn.init.normal_(t, 0.0, std, generator=g), gen)
             nn.init.constant_(m.bias, cfg.init_bias if name in BIAS_ONE else 0.0)
+
+
+def init_paired(model: nn.Module, seed: int) -> None:
+    """Re-draw the initial weights of a just-built net (any arch) layer by layer from
+    layer_generator(seed, layer name): the arms of a paired experiment share every layer's weights
+    whose shape they share. Only AlexNet's arms differ in which layers they build; the other
+    arches' arms (figure1, lrn-cifar) already draw the same numbers."""
+    if isinstance(model, AlexNet):
+        init_paper(model, model.cfg, seed)
 
 
 class AlexNetOWT(nn.Module):
