@@ -74,7 +74,8 @@ def split_photos(photos: dict[str, list[bytes]], year: str, test: bool, n_train:
     return train, truth, files
 
 
-def _tar_bytes(members: dict[str, bytes]) -> bytes:
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+    """A plain tar of `members`, in order."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
         for name, data in members.items():
@@ -115,8 +116,8 @@ def official(root: Path, photos: dict[str, list[bytes]], year: str = "2012", n_t
     root.mkdir(parents=True)
     names = {"2012": ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", "ILSVRC2012_devkit_t12"),
              "2010": ("ILSVRC2010_images_train.tar", "ILSVRC2010_images_val.tar", "devkit-1.0")}[year]
-    (root / names[0]).write_bytes(_tar_bytes({f"{w}.tar": _tar_bytes(m) for w, m in sorted(train.items())}))
-    (root / names[1]).write_bytes(_tar_bytes(files["val"]))
+    (root / names[0]).write_bytes(tar_bytes({f"{w}.tar": tar_bytes(m) for w, m in sorted(train.items())}))
+    (root / names[1]).write_bytes(tar_bytes(files["val"]))
     devkit = {f"{names[2]}/data/meta.mat": meta_mat(ids, year),
               f"{names[2]}/data/ILSVRC{year}_validation_ground_truth.txt": ground_truth(truth["val"], ids),
               f"{names[2]}/readme.txt": b"the devkit's readme\n"}
@@ -127,7 +128,7 @@ def official(root: Path, photos: dict[str, list[bytes]], year: str = "2012", n_t
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
     if test:
-        (root / "ILSVRC2010_images_test.tar").write_bytes(_tar_bytes(files["test"]))
+        (root / "ILSVRC2010_images_test.tar").write_bytes(tar_bytes(files["test"]))
         (root / "ILSVRC2010_test_ground_truth.txt").write_bytes(ground_truth(truth["test"], ids))
     return Fake(root, train, truth, files, ids)
 

@@ -43,13 +43,7 @@ def tree(photos: dict[str, list[bytes]], classes: int = 3, train: int = 4, val: 
 
 def tar_of(members: dict[str, bytes]) -> tuple[bytearray, dict[str, int]]:
     """A plain tar of `members` in order, and each member's header offset."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    data = bytearray(buf.getvalue())
+    data = bytearray(fakes.tar_bytes(members))
     with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tf:
         offsets = {m.name: m.offset for m in tf}
     return data, offsets
