@@ -115,13 +115,22 @@ def test_loader_resumes_mid_epoch_and_differs_between_epochs():
 
 
 def test_bench_model_emits_json(capsys):
-    assert main(["bench", "model", "--device", "cpu", "--batch-size", "2", "--steps", "1", "--warmup", "0", "--json"]) == 0
+    args = ["bench", "model", "--device", "cpu", "--batch-size", "2", "--steps", "1", "--warmup", "0", "--json",
+            "--width", "0.5", "--crop", "128"]
+    assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in result["rows"]] == ["torchvision", "paper-ref", "paper-fast", "paper-fast-bf16"]
+    rows = {r["name"]: r for r in result["rows"]}
+    assert list(rows) == ["torchvision", "paper-ref", "paper-fast", "paper-fast-bf16", "no-lrn", "no-lrn-bf16"]
     assert all(r["train_img_s"] > 0 and r["infer_img_s"] > 0 for r in result["rows"])
-    assert result["rows"][3]["precision"] == "bf16" and result["rows"][3]["channels_last"]  # the CPU's fast path
-    assert set(result["ratios"]) == {"fast_vs_paper_fp32_eager", "fast_vs_torchvision_examples",
-                                     "cpu_bf16_channels_last_vs_fp32", "cpu_bf16_channels_last_vs_fp32_infer"}
+    assert rows["paper-fast-bf16"]["precision"] == "bf16" and rows["paper-fast-bf16"]["channels_last"]  # the CPU's fast path
+    for fast, floor in (("paper-fast", "no-lrn"), ("paper-fast-bf16", "no-lrn-bf16")):  # same precision and layout
+        assert (rows[floor]["precision"], rows[floor]["channels_last"]) == (rows[fast]["precision"], rows[fast]["channels_last"])
+    assert result["ratios"]["fast_bf16_vs_no_lrn_bf16"] == rows["paper-fast-bf16"]["train_img_s"] / rows["no-lrn-bf16"]["train_img_s"]
+    assert set(result["ratios"]) == {"fast_vs_paper_fp32_eager", "fast_vs_torchvision_examples", "fast_vs_no_lrn",
+                                     "fast_vs_no_lrn_infer", "cpu_bf16_channels_last_vs_fp32",
+                                     "cpu_bf16_channels_last_vs_fp32_infer", "fast_bf16_vs_no_lrn_bf16",
+                                     "fast_bf16_vs_no_lrn_bf16_infer", "fast_bf16_vs_torchvision_examples"}
+    assert result["crop"] == 128 and result["width"] == 0.5 and result["command"] and result["date"]
 
 
 def test_bench_model_feeds_from_a_store(tmp_path, capsys):
