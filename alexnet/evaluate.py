@@ -6,7 +6,9 @@ With several processes (torchrun), each predicts every world-th image (data/load
 padding) and the shares are gathered back into the reader's order: every image counted once."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -22,38 +24,57 @@ from .nets.model import build_model
 from .runtime import autocast, to_device
 
 
+@dataclass(frozen=True)
+class PredictOptions:
+    """How predict() runs: the views (§4.1), the batch, where and in what precision, and this
+    process's share of the images (rank, world, group: train/distributed.py's eval_shard)."""
+    crop: int
+    views: str = "center"  # "center" or "10crop"
+    batch_size: int = 256
+    device: torch.device = torch.device("cpu")
+    precision: str = "fp32"  # autocast precision: evaluate in the one the net trained in (train.precision)
+    channels_last: bool = False  # the input in that layout (nets whose weights are channels-last)
+    progress: bool = False
+    threads: int = 0  # loader decode threads (0: one per core)
+    on_device: bool = False  # leave the result on `device` (no transfer)
+    rank: int = 0
+    world: int = 1
+    group: Any = None
+
+
 @torch.no_grad()
-def predict(models: list[nn.Module], reader, mean: torch.Tensor | None, crop: int, views: str,
-            batch_size: int, device: torch.device, precision: str = "fp32", progress: bool = False,
-            threads: int = 0, on_device: bool = False, rank: int = 0, world: int = 1, group=None) -> torch.Tensor:
+def predict(models: list[nn.Module], reader, mean: torch.Tensor | None, how: PredictOptions) -> torch.Tensor:
     """Softmax averaged over views and models: (N, C) float32 in the reader's order, on the CPU
-    (one transfer at the end, no host sync per batch), or left on `device` with on_device=True.
+    (one transfer at the end, no host sync per batch), or left on `how.device` with on_device.
     With world > 1 this process predicts images rank, rank + world, ... and the result is gathered
     from the `world` processes of `group` (a collective: every one of them calls predict)."""
     for m in models:
         m.eval()
-    loader = BatchLoader(reader, batch_size, shuffle=False, drop_last=False, device=device, threads=threads,
-                         rank=rank, world=world)
+    device = how.device
+    loader = BatchLoader(reader, how.batch_size, shuffle=False, drop_last=False, device=device, threads=how.threads,
+                         rank=how.rank, world=how.world)
     mean = None if mean is None else mean.to(device)
     out = []
     batches = loader.batches(0)
-    if progress:
+    if how.progress:
         from tqdm import tqdm
-        batches = tqdm(batches, total=len(loader), desc=f"eval {views}", leave=False)
+        batches = tqdm(batches, total=len(loader), desc=f"eval {how.views}", leave=False)
+    layout = torch.channels_last if how.channels_last else torch.contiguous_format
     for x, _ in batches:
-        v = eval_views(x, crop, mean, views)  # (V, B, 3, crop, crop)
+        v = eval_views(x, how.crop, mean, how.views)  # (V, B, 3, crop, crop)
         V, B = v.shape[:2]
+        v = v.flatten(0, 1).contiguous(memory_format=layout)  # (V*B, 3, crop, crop)
         probs = 0.0
         for m in models:
-            with autocast(device, precision):
-                logits = m(v.flatten(0, 1))  # (V*B, C)
+            with autocast(device, how.precision):
+                logits = m(v)  # (V*B, C)
             probs = probs + F.softmax(logits.float(), dim=-1).view(V, B, -1).mean(0)  # (B, C)
         out.append(probs / len(models))  # (B, C) on the device
     mine = torch.cat(out) if out else None  # None: fewer images than processes
-    if world > 1:
-        probs = gather_shards(None if mine is None else mine.cpu(), len(reader), world, group)
-        return probs.to(device) if on_device else probs
-    return mine if on_device else mine.cpu()
+    if how.world > 1:
+        probs = gather_shards(None if mine is None else mine.cpu(), len(reader), how.world, how.group)
+        return probs.to(device) if how.on_device else probs
+    return mine if how.on_device else mine.cpu()
 
 
 def gather_shards(mine: torch.Tensor | None, n: int, world: int, group=None) -> torch.Tensor:
@@ -153,8 +174,8 @@ def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str 
     views = views or loaded[0][1].eval.views
     reader = store.split(split or first.val_split)
     mean = store.mean if first.mean_image else None
-    probs = predict(models, reader, mean, first.crop, views, batch_size, device, precision, progress,
-                    rank=rank, world=world, group=group)
+    probs = predict(models, reader, mean, PredictOptions(first.crop, views, batch_size, device, precision, channels_last,
+                                                         progress, rank=rank, world=world, group=group))
     labels = torch.as_tensor(reader.labels, dtype=torch.int64)
     result = {"checkpoints": [str(p) for p in paths], "store": str(store.path), "split": reader.name, "views": views,
               "images": len(reader), **topk_errors(probs, labels), "hardest": hardest_classes(probs, labels, store.class_names)}

@@ -15,7 +15,7 @@ import alexnet
 from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import main
 from alexnet.data.store import open_store
-from alexnet.evaluate import evaluate_checkpoints, predict
+from alexnet.evaluate import PredictOptions, evaluate_checkpoints, predict
 from alexnet.ship.onnx import fold_dropout, inference_net
 
 from conftest import IMAGENETTE, tiny_overrides
@@ -129,7 +129,7 @@ def test_predict_gives_evals_top1_on_the_stores_val_images(trained, tiny_store, 
     store = open_store(tiny_store)
     reader = store.split("val")
     model, weights = alexnet.load(trained / "best.pt")
-    probs = predict([model], reader, store.mean, weights.crop, "10crop", 64, torch.device("cpu"))
+    probs = predict([model], reader, store.mean, PredictOptions(weights.crop, "10crop", 64))
     assert [got[str(f)]["top"][0]["index"] for f in files] == probs.argmax(1).tolist()  # image by image
     for f, p in zip(files, probs):
         assert got[str(f)]["top"][0]["prob"] == pytest.approx(p.max().item(), abs=1e-5)
@@ -154,7 +154,7 @@ def test_predict_prints_class_names_and_checkpoints_carry_them(trained, tiny_sto
     result = evaluate_checkpoints([str(trained / "best.pt")], store, "val", "center", torch.device("cpu"))
     model, weights = alexnet.load(trained / "best.pt")
     reader = store.split("val")
-    wrong = predict([model], reader, store.mean, weights.crop, "center", 64, torch.device("cpu")).argmax(1).numpy() != reader.labels
+    wrong = predict([model], reader, store.mean, PredictOptions(weights.crop, "center", 64)).argmax(1).numpy() != reader.labels
     errors = {store.class_names[c]: wrong[reader.labels == c].mean() for c in range(store.num_classes)}
     assert [h["top1_error"] for h in result["hardest"]] == pytest.approx(sorted(errors.values(), reverse=True)[:3])
     assert all(errors[h["class"]] == pytest.approx(h["top1_error"]) for h in result["hardest"])

@@ -25,7 +25,7 @@ from ..config import Config, to_dict
 from ..data.augment import draw, train_batch
 from ..data.store import StoreError
 from ..errors import CheckpointError, ConfigError, DivergenceError
-from ..evaluate import predict, topk_errors
+from ..evaluate import PredictOptions, predict, topk_errors
 from ..runtime import autocast, configure_torch, process_facts
 from . import distributed
 from .checkpointing import CheckpointWriter, Hook
@@ -203,9 +203,10 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         p = self.parts
         net = p.forward if p.layout.world == 1 else p.model  # not through DDP: the ranks' shares differ in size
-        probs = predict([net], p.val_reader, p.mean, self.cfg.data.crop, self.cfg.eval.val_views,
-                        self.cfg.eval.batch_size, p.device, self.cfg.train.precision, threads=self.cfg.data.threads,
-                        on_device=True, **p.layout.eval_shard())
+        how = PredictOptions(self.cfg.data.crop, self.cfg.eval.val_views, self.cfg.eval.batch_size, p.device,
+                             self.cfg.train.precision, self.cfg.train.channels_last, threads=self.cfg.data.threads,
+                             on_device=True, **p.layout.eval_shard())  # in the precision and layout it trains in
+        probs = predict([net], p.val_reader, p.mean, how)
         self.model.train()
         return topk_errors(probs, torch.as_tensor(p.val_reader.labels, dtype=torch.int64))
 
