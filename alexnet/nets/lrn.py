@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -237,3 +238,20 @@ class LocalResponseNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n={self.n}, alpha={self.alpha:g} (paper convention), beta={self.beta}, k={self.k}, impl={self.impl}"
+
+
+def warm_up_cpu_kernels(dtype: torch.dtype) -> threading.Thread | None:
+    """Compile (or load from numba's disk cache) the op's CPU kernels for channels-last `dtype`
+    input, forward and backward, in a background thread: the first compile takes seconds
+    (benchmarks/lrn-cpu.json first_call_s), which a caller can overlap with other work (the
+    quickstart: with preparing the store). None where there are no numba kernels."""
+    if not _HAS_NUMBA:
+        return None
+
+    def compile_() -> None:
+        x = torch.ones(1, 2, 2, 2, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        lrn_backward_op(x, lrn_op(x, 5, 1e-4, 0.75, 2.0), 5, 1e-4, 0.75, 2.0)
+
+    thread = threading.Thread(target=compile_, name="lrn-kernels", daemon=True)
+    thread.start()
+    return thread
