@@ -266,7 +266,10 @@ def _views(t, layout):
 
 
 def _prepare(x):
+    import numba
     import torch
+
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))  # as torch's ops
 
     if x.dtype not in (torch.float32, torch.bfloat16, torch.float64):
         x = x.float()
