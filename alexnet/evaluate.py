@@ -10,8 +10,9 @@ With several processes (torchrun), each predicts every world-th image (data/load
 padding) and the shares are gathered back into the reader's order: every image counted once."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,38 +33,57 @@ from .nets.model import build_model
 from .runtime import autocast, to_device
 
 
+@dataclass(frozen=True)
+class PredictOptions:
+    """How predict() runs: the views (§4.1), the batch, where and in what precision, and this
+    process's share of the images (rank, world, group: train/distributed.py's eval_shard)."""
+    crop: int
+    views: str = "center"  # "center" or "10crop"
+    batch_size: int = 256
+    device: torch.device = torch.device("cpu")
+    precision: str = "fp32"  # autocast precision: evaluate in the one the net trained in (train.precision)
+    channels_last: bool = False  # the input in that layout (nets whose weights are channels-last)
+    progress: bool = False
+    threads: int = 0  # loader decode threads (0: one per core)
+    on_device: bool = False  # leave the result on `device` (no transfer)
+    rank: int = 0
+    world: int = 1
+    group: Any = None
+
+
 @torch.no_grad()
-def predict(models: list[nn.Module], reader, mean: torch.Tensor | None, crop: int, views: str,
-            batch_size: int, device: torch.device, precision: str = "fp32", progress: bool = False,
-            threads: int = 0, on_device: bool = False, rank: int = 0, world: int = 1, group=None) -> torch.Tensor:
+def predict(models: list[nn.Module], reader, mean: torch.Tensor | None, how: PredictOptions) -> torch.Tensor:
     """Softmax averaged over views and models: (N, C) float32 in the reader's order, on the CPU
-    (one transfer at the end, no host sync per batch), or left on `device` with on_device=True.
+    (one transfer at the end, no host sync per batch), or left on `how.device` with on_device.
     With world > 1 this process predicts images rank, rank + world, ... and the result is gathered
     from the `world` processes of `group` (a collective: every one of them calls predict)."""
     for m in models:
         m.eval()
-    loader = BatchLoader(reader, batch_size, shuffle=False, drop_last=False, device=device, threads=threads,
-                         rank=rank, world=world)
+    device = how.device
+    loader = BatchLoader(reader, how.batch_size, shuffle=False, drop_last=False, device=device, threads=how.threads,
+                         rank=how.rank, world=how.world)
     mean = None if mean is None else mean.to(device)
     out = []
     batches = loader.batches(0)
-    if progress:
+    if how.progress:
         from tqdm import tqdm
-        batches = tqdm(batches, total=len(loader), desc=f"eval {views}", leave=False)
+        batches = tqdm(batches, total=len(loader), desc=f"eval {how.views}", leave=False)
+    layout = torch.channels_last if how.channels_last else torch.contiguous_format
     for x, _ in batches:
-        v = eval_views(x, crop, mean, views)  # (V, B, 3, crop, crop)
+        v = eval_views(x, how.crop, mean, how.views)  # (V, B, 3, crop, crop)
         V, B = v.shape[:2]
+        v = v.flatten(0, 1).contiguous(memory_format=layout)  # (V*B, 3, crop, crop)
         probs = 0.0
         for m in models:
-            with autocast(device, precision):
-                logits = m(v.flatten(0, 1))  # (V*B, C)
+            with autocast(device, how.precision):
+                logits = m(v)  # (V*B, C)
             probs = probs + F.softmax(logits.float(), dim=-1).view(V, B, -1).mean(0)  # (B, C)
         out.append(probs / len(models))  # (B, C) on the device
     mine = torch.cat(out) if out else None  # None: fewer images than processes
-    if world > 1:
-        probs = gather_shards(None if mine is None else mine.cpu(), len(reader), world, group)
-        return probs.to(device) if on_device else probs
-    return mine if on_device else mine.cpu()
+    if how.world > 1:
+        probs = gather_shards(None if mine is None else mine.cpu(), len(reader), how.world, how.group)
+        return probs.to(device) if how.on_device else probs
+    return mine if how.on_device else mine.cpu()
 
 
 def gather_shards(mine: torch.Tensor | None, n: int, world: int, group=None) -> torch.Tensor:
@@ -188,34 +208,45 @@ def match_classes(net: nn.Module, trained: list[str] | None, store, path) -> nn.
     return InStoreOrder(net, [index[c] for c in store.classes])
 
 
-def evaluate_checkpoints(paths: list[str], store, split: str | None, views: str | None, device: torch.device,
-                         batch_size: int = 256, precision: str = "fp32", progress: bool = False,
-                         rank: int = 0, world: int = 1, group=None, channels_last: bool = False) -> dict:
+def evaluate_checkpoints(paths: list[str], store, split: str | None = None, views: str | None = None,
+                         how: PredictOptions | None = None) -> dict:
     """evaluate_nets of the alexnet checkpoints at `paths` (other formats: load them with
     ship.weights.load and call evaluate_nets)."""
+    device = (how or PredictOptions(0)).device
     nets = []
     for p in paths:
         model, _, record = load_model(p, device)
         nets.append((str(p), model, complete(record)))
-    return evaluate_nets(nets, store, split, views, device, batch_size, precision, progress, rank, world, group,
-                         channels_last)
+    return evaluate_nets(nets, store, split, views, how)
 
 
-def evaluate_nets(nets: list[tuple[str, nn.Module, Record]], store, split: str | None, views: str | None,
-                  device: torch.device, batch_size: int = 256, precision: str = "fp32", progress: bool = False,
-                  rank: int = 0, world: int = 1, group=None, channels_last: bool = False) -> dict:
+def trained_options(record: Record, device: torch.device) -> PredictOptions:
+    """How a net is evaluated by default: in the precision and layout it trained in (bf16 +
+    channels-last on a CPU when the run used them; fp16 is a CUDA precision, so fp32 elsewhere)."""
+    precision = record.config.train.precision
+    if precision == "fp16" and device.type != "cuda":
+        precision = "fp32"
+    return PredictOptions(record.config.data.crop, record.config.eval.views, record.config.eval.batch_size, device,
+                          precision, record.config.train.channels_last)
+
+
+def evaluate_nets(nets: list[tuple[str, nn.Module, Record]], store, split: str | None = None,
+                  views: str | None = None, how: PredictOptions | None = None) -> dict:
     """Top-1/top-5 error of the nets' averaged softmax on `split` of `store` (default: the first
     net's validation split) over `views` (default: the first net's eval.views, §4.1). Each net
-    gets its own pixels (its record's side, crop and mean image; module docstring). Shared by
-    `world` processes as in predict. channels_last: the nets' weights in that layout (the
-    convolutions then run channels-last: faster through oneDNN on CPU, the same numbers up to rounding)."""
-    if channels_last:
+    gets its own pixels (its record's side, crop and mean image; module docstring). `how`: the
+    batch, device, precision and layout, and this process's share of the images as in predict
+    (default: trained_options of the first net, on the CPU); the crop is always the net's."""
+    first = nets[0][2]
+    how = how or trained_options(first, torch.device("cpu"))
+    how = replace(how, crop=first.config.data.crop, views=views or first.config.eval.views)
+    views = how.views
+    if how.channels_last:  # the convolutions then run channels-last: faster through oneDNN on CPU, the same up to rounding
         nets = [(p, m.to(memory_format=torch.channels_last), r) for p, m, r in nets]
     for p, _, r in nets:
         if len(r.classes) != store.num_classes:
             raise UserError(f"{p} predicts {len(r.classes)} classes but store {store.path} has "
                             f"{store.num_classes}: evaluate it on the data it was trained for")
-    first = nets[0][2]
     for p, _, r in nets[1:]:
         if (r.input.size, r.config.data.crop, r.config.data.mean_image) != \
                 (first.input.size, first.config.data.crop, first.config.data.mean_image) or \
@@ -223,14 +254,13 @@ def evaluate_nets(nets: list[tuple[str, nn.Module, Record]], store, split: str |
             raise UserError(f"{p} and {nets[0][0]} differ in their input (stored side, crop or mean image): "
                             "an ensemble needs one input format; evaluate them one by one")
     models = [match_classes(m, r.classes, store, p) for p, m, r in nets]
-    views = views or first.config.eval.views
     reader = store.split(split or first.config.data.val_split)
     pixels = net_pixels(reader, first.input)
     mean = first.input.mean if first.config.data.mean_image else None
-    probs = predict(models, pixels, mean, first.config.data.crop, views, batch_size, device, precision, progress,
-                    rank=rank, world=world, group=group)
+    probs = predict(models, pixels, mean, how)
     labels = torch.as_tensor(reader.labels, dtype=torch.int64)
     result = {"checkpoints": [p for p, _, _ in nets], "store": str(store.path), "split": reader.name, "views": views,
+              "precision": how.precision, "channels_last": how.channels_last,
               "images": len(reader), **topk_errors(probs, labels), "hardest": hardest_classes(probs, labels, store.class_names)}
     if reader.size != first.input.size:
         result["rescaled"] = f"the store's {reader.size}px images rescaled to the net's {first.input.size}px, as predict does"

@@ -53,7 +53,7 @@ class IndexNet(nn.Module):
 
 def eval_once(rank: int, world: int, port: int, results: str) -> None:
     """predict() over 1..world processes, for several split sizes (some smaller than the world)."""
-    from alexnet.evaluate import predict
+    from alexnet.evaluate import PredictOptions, predict
     init(rank, world, port)
     groups = {w: dist.new_group(list(range(w))) for w in range(2, world + 1)}  # every rank creates every group
     found = {}
@@ -62,8 +62,8 @@ def eval_once(rank: int, world: int, port: int, results: str) -> None:
             for views in ("center", "10crop"):
                 if rank < w:
                     models = [IndexNet(n), IndexNet(n, shift=1)]
-                    found[(w, n, views)] = predict(models, IndexReader(n), None, 6, views, 2, torch.device("cpu"),
-                                                   rank=rank, world=w, group=group)
+                    found[(w, n, views)] = predict(models, IndexReader(n), None, PredictOptions(
+                        6, views, 2, torch.device("cpu"), rank=rank, world=w, group=group))
     torch.save(found, Path(results) / f"rank-{rank}.pt")
     dist.destroy_process_group()
 

@@ -246,7 +246,7 @@ def test_seeds_train_an_ensemble_that_torchrun_evaluates(tiny_store, tmp_path, c
     members = [str(out / f"seed-{s}" / "last.pt") for s in (1, 2)]
     stdout, _ = _finish(_torchrun(2, [*members, "--data", str(tiny_store), "--views", "10crop", "--json"], command="eval"))
     (shared,) = [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]  # rank 0 alone prints
-    alone = evaluate_checkpoints(members, open_store(tiny_store), None, "10crop", torch.device("cpu"))
+    alone = evaluate_checkpoints(members, open_store(tiny_store), None, "10crop")
     assert shared == alone and shared["images"] == 120
 
 

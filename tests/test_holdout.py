@@ -12,7 +12,7 @@ from alexnet.checkpoint import load_checkpoint
 from alexnet.config import Config, build_config, from_dict, to_dict
 from alexnet.data.store import open_store
 from alexnet.data.subset import SubsetReader, holdout_indices
-from alexnet.evaluate import load_model, predict, topk_errors
+from alexnet.evaluate import PredictOptions, load_model, predict, topk_errors
 from alexnet.train import train
 from alexnet.train.parts import build_parts
 
@@ -72,7 +72,7 @@ def test_best_pt_is_chosen_on_the_holdout(tiny_store, tmp_path):
     store = open_store(tiny_store)
     train_split = store.split("train")
     held = SubsetReader(train_split, holdout_indices(np.asarray(train_split.labels), 0.25)[1])
-    probs = predict([model], held, store.mean, saved.data.crop, "center", 64, torch.device("cpu"))
+    probs = predict([model], held, store.mean, PredictOptions(saved.data.crop, "center", 64))
     assert topk_errors(probs, torch.as_tensor(held.labels))["top1_error"] == pytest.approx(best)
 
 

@@ -15,7 +15,7 @@ import alexnet
 from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import main
 from alexnet.data.store import open_store
-from alexnet.evaluate import evaluate_checkpoints, predict
+from alexnet.evaluate import PredictOptions, evaluate_checkpoints, predict
 from alexnet.ship.onnx import fold_dropout, inference_net
 
 from conftest import IMAGENETTE, tiny_overrides
@@ -129,12 +129,12 @@ def test_predict_gives_evals_top1_on_the_stores_val_images(trained, tiny_store, 
     store = open_store(tiny_store)
     reader = store.split("val")
     model, weights = alexnet.load(trained / "best.pt")
-    probs = predict([model], reader, store.mean, weights.crop, "10crop", 64, torch.device("cpu"))
+    probs = predict([model], reader, store.mean, PredictOptions(weights.crop, "10crop", 64))
     assert [got[str(f)]["top"][0]["index"] for f in files] == probs.argmax(1).tolist()  # image by image
     for f, p in zip(files, probs):
         assert got[str(f)]["top"][0]["prob"] == pytest.approx(p.max().item(), abs=1e-5)
     top1_error = np.mean([got[str(f)]["top"][0]["class"] != got[str(f)]["truth"] for f in files])
-    result = evaluate_checkpoints([str(trained / "best.pt")], store, "val", "10crop", torch.device("cpu"))
+    result = evaluate_checkpoints([str(trained / "best.pt")], store, "val", "10crop")
     assert top1_error == pytest.approx(result["top1_error"])
     assert {r["truth"] for r in rows} == set(store.classes)  # the folder names the class
 
@@ -151,10 +151,10 @@ def test_predict_prints_class_names_and_checkpoints_carry_them(trained, tiny_sto
     assert not any(c in line for c in store.classes)  # no wnid: names people read
     assert any(f"{n} (" in line for n in store.class_names), line
     # eval names the classes it gets most wrong; their errors, from predict's probabilities
-    result = evaluate_checkpoints([str(trained / "best.pt")], store, "val", "center", torch.device("cpu"))
+    result = evaluate_checkpoints([str(trained / "best.pt")], store, "val", "center")
     model, weights = alexnet.load(trained / "best.pt")
     reader = store.split("val")
-    wrong = predict([model], reader, store.mean, weights.crop, "center", 64, torch.device("cpu")).argmax(1).numpy() != reader.labels
+    wrong = predict([model], reader, store.mean, PredictOptions(weights.crop, "center", 64)).argmax(1).numpy() != reader.labels
     errors = {store.class_names[c]: wrong[reader.labels == c].mean() for c in range(store.num_classes)}
     assert [h["top1_error"] for h in result["hardest"]] == pytest.approx(sorted(errors.values(), reverse=True)[:3])
     assert all(errors[h["class"]] == pytest.approx(h["top1_error"]) for h in result["hardest"])
@@ -393,8 +393,7 @@ def test_eval_gives_the_net_the_pixels_predict_gives_it(trained, other_size_stor
     expect = torch.zeros(len(files), len(weights.classes))
     for row, p in zip(expect, by_predict):
         row[p.indices] = torch.tensor(p.probs)
-    got = predict([model], net_pixels(reader, weights.input), weights.mean, weights.crop, "10crop", 64,
-                  torch.device("cpu"))
+    got = predict([model], net_pixels(reader, weights.input), weights.mean, PredictOptions(weights.crop, "10crop", 64))
     torch.testing.assert_close(got, expect, rtol=1e-5, atol=1e-6)
     assert main(["eval", str(trained / "best.pt"), "--data", str(other_size_store), "--views", "10crop", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -449,3 +448,23 @@ def test_small_promises_of_the_readme(trained, val_images, tmp_path, capsys):
     assert main(["predict", str(trained / "best.pt"), str(val_images[0]), "--figure", str(tmp_path / "f.png")]) == 0
     err = capsys.readouterr().err
     assert f"the first 16 of {len(val_images[1])} images" in err
+
+
+def test_eval_runs_in_the_precision_and_layout_the_net_trained_in(trained, tiny_store, capsys):
+    """Issue 28: evaluation defaults to the run's train.precision and train.channels_last (bf16 +
+    channels-last on a CPU run of the quick preset); --precision overrides; fp16 stays on CUDA."""
+    import dataclasses
+
+    from alexnet.evaluate import read_record, trained_options
+    record = read_record(trained / "best.pt")
+    bf16 = dataclasses.replace(record, config=dataclasses.replace(record.config, train=dataclasses.replace(
+        record.config.train, precision="bf16", channels_last=True)))
+    how = trained_options(bf16, torch.device("cpu"))
+    assert (how.precision, how.channels_last, how.crop) == ("bf16", True, record.config.data.crop)
+    fp16 = dataclasses.replace(bf16, config=dataclasses.replace(bf16.config, train=dataclasses.replace(
+        bf16.config.train, precision="fp16")))
+    assert trained_options(fp16, torch.device("cpu")).precision == "fp32"
+    assert main(["eval", str(trained / "best.pt"), "--data", str(tiny_store), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == record.config.train.precision
+    assert main(["eval", str(trained / "best.pt"), "--data", str(tiny_store), "--json", "--precision", "bf16"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "bf16"

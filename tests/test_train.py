@@ -8,7 +8,7 @@ from alexnet.checkpoint import load_checkpoint
 from alexnet.cli import main
 from alexnet.config import build_config
 from alexnet.data.store import open_store
-from alexnet.evaluate import evaluate_checkpoints, load_model, predict, topk_errors
+from alexnet.evaluate import PredictOptions, evaluate_checkpoints, load_model, predict, topk_errors
 from alexnet.train import open_trainer
 
 from conftest import IMAGENETTE, tiny_overrides
@@ -56,10 +56,10 @@ def test_ensemble_averages_softmax(tiny_store, tmp_path):
         open_trainer(cfg).fit()
         paths.append(str(tmp_path / f"r{seed}" / "last.pt"))
     store = open_store(tiny_store)
-    result = evaluate_checkpoints(paths, store, "val", "center", torch.device("cpu"))
+    result = evaluate_checkpoints(paths, store, "val", "center")
     models = [load_model(p, torch.device("cpu"))[0] for p in paths]
     reader = store.split("val")
-    single = [predict([m], reader, store.mean, 64, "center", 64, torch.device("cpu")) for m in models]
+    single = [predict([m], reader, store.mean, PredictOptions(64, "center", 64)) for m in models]
     expect = topk_errors((single[0] + single[1]) / 2, torch.as_tensor(reader.labels))
     assert result["top1_error"] == pytest.approx(expect["top1_error"])
 

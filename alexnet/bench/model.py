@@ -12,6 +12,11 @@ Rows:
   paper-fast-bf16 (CPU only) the fast path with bf16 autocast + channels-last through oneDNN
                (AVX-512 BF16 / AMX where the CPU has them); the ratio cpu_bf16_channels_last_vs_fp32
                says whether it pays on this CPU (the quick preset uses it)
+  no-lrn, no-lrn-bf16  the floor: the first fast row's net and the bf16 row's with model.lrn=false, in
+               the same precision and layout; fast_vs_no_lrn (and _bf16) is what the LRN leaves
+               of the net's speed (1.0: the LRN is free)
+The training steps of all rows are timed in turns (one step of each row per round), and so are
+the inference passes, so that a loaded host slows every row alike; each row keeps its median.
 
 With a store (--data STORE), also the whole training step fed two ways, paper-fast each time:
   synthetic    one random uint8 batch already on the device, augmented every step (§4.1)
@@ -20,6 +25,9 @@ and their ratio: how close end-to-end training from disk comes to the model's ow
 """
 from __future__ import annotations
 
+import datetime
+import statistics
+import time
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +39,7 @@ from ..data.augment import eval_views, store_augmenter
 from ..data.loader import BatchLoader
 from ..errors import UserError
 from ..nets.model import AlexNet
-from ..runtime import autocast, device_name
+from ..runtime import autocast, device_name, process_facts, sync
 from ..train.optim import build_optimizer
 from .timing import timed
 
@@ -61,11 +69,35 @@ def _setups(device: torch.device, compile_: bool, compile_mode: str = "default",
         name = "paper-fast" if len(lrn_impls) == 1 else f"paper-fast-{impl}"
         forward = torch.compile(fast, mode=compile_mode) if compile_ else fast
         setups.append(Setup(name, forward, build_optimizer(fast, OptimConfig()), "bf16" if cuda else "fp32", cuda))
+    floors = [("no-lrn", "bf16" if cuda else "fp32", cuda)]
     if not cuda:  # the CPU's own fast path: bf16 autocast + channels-last through oneDNN (AVX-512 BF16 / AMX)
-        cpu = AlexNet(ModelConfig(lrn_impl=lrn_impls[0])).to(device).to(memory_format=torch.channels_last)
+        cpu = AlexNet(ModelConfig(lrn_impl=lrn_impls[0], width=width)).to(device).to(memory_format=torch.channels_last)
         forward = torch.compile(cpu, mode=compile_mode) if compile_ else cpu
         setups.append(Setup("paper-fast-bf16", forward, build_optimizer(cpu, OptimConfig()), "bf16", True))
+        floors.append(("no-lrn-bf16", "bf16", True))
+    for name, precision, channels_last in floors:  # the same nets without §3.3's LRN: the floor
+        bare = AlexNet(ModelConfig(lrn=False, width=width)).to(device)
+        bare = bare.to(memory_format=torch.channels_last) if channels_last else bare
+        forward = torch.compile(bare, mode=compile_mode) if compile_ else bare
+        setups.append(Setup(name, forward, build_optimizer(bare, OptimConfig()), precision, channels_last))
     return setups
+
+
+def _in_turns(fns: list, steps: int, warmup: int, device: torch.device) -> list[float]:
+    """Median seconds per call of each fn, timed in turns: `warmup` untimed rounds, then `steps`
+    rounds that call each fn once (synchronised), so that a loaded host slows them alike."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    sync(device)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(steps):
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]
 
 
 def _train_fn(s: Setup, x: torch.Tensor, y: torch.Tensor, device: torch.device):
@@ -98,35 +130,44 @@ def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compi
     setups = _setups(device, compile_, compile_mode, tuple(lrn_impls), width)
     x = torch.randn(batch, 3, crop, crop, device=device) * 50  # mean-subtracted 0..255 pixels
     y = torch.randint(0, 1000, (batch,), device=device)
-    rows = []
+    peak = None
+    if device.type == "cuda":  # the peak of all rows together: rows run in turns
+        torch.cuda.reset_peak_memory_stats(device)
     for s in setups:
         s.model.train()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        sec = timed(_train_fn(s, x, y, device), steps, warmup, device).median
-        peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    train = _in_turns([_train_fn(s, x, y, device) for s in setups], steps, warmup, device)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    for s in setups:
         s.model.eval()
-        inf = timed(_infer_fn(s, x, device), steps, warmup, device).median
-        rows.append({"name": s.name, "precision": s.precision, "channels_last": s.channels_last,
-                     "train_img_s": batch / sec, "train_ms_step": 1000 * sec, "peak_mib": peak,
-                     "infer_img_s": batch / inf})
+    infer = _in_turns([_infer_fn(s, x, device) for s in setups], steps, warmup, device)
+    rows = [{"name": s.name, "precision": s.precision, "channels_last": s.channels_last,
+             "train_img_s": batch / sec, "train_ms_step": 1000 * sec, "peak_mib": peak, "infer_img_s": batch / inf}
+            for s, sec, inf in zip(setups, train, infer)]
     by = {r["name"]: r for r in rows}
     ratios = {}
-    for s in setups[2:]:  # the fast rows
+    fast_rows = [s for s in setups[2:] if not s.name.startswith("no-lrn")]
+    for s in fast_rows:
         by[s.name]["tencrop_img_s"] = _tencrop_rate(s, batch, crop, steps, warmup, device)
-    fast = [s for s in setups[2:] if s.name != "paper-fast-bf16"]
+    fast = [s for s in fast_rows if s.name != "paper-fast-bf16"]
     for s in fast:
         tag = "" if s.name == "paper-fast" else s.name.removeprefix("paper-fast") + "_"
         ratios[f"fast_{tag}vs_paper_fp32_eager"] = by[s.name]["train_img_s"] / by["paper-ref"]["train_img_s"]
         ratios[f"fast_{tag}vs_torchvision_examples"] = by[s.name]["train_img_s"] / by["torchvision"]["train_img_s"]
+    ratios["fast_vs_no_lrn"] = by[fast[0].name]["train_img_s"] / by["no-lrn"]["train_img_s"]
+    ratios["fast_vs_no_lrn_infer"] = by[fast[0].name]["infer_img_s"] / by["no-lrn"]["infer_img_s"]
     if "paper-fast-bf16" in by and "paper-fast" in by:
         ratios["cpu_bf16_channels_last_vs_fp32"] = by["paper-fast-bf16"]["train_img_s"] / by["paper-fast"]["train_img_s"]
         ratios["cpu_bf16_channels_last_vs_fp32_infer"] = by["paper-fast-bf16"]["infer_img_s"] / by["paper-fast"]["infer_img_s"]
+        ratios["fast_bf16_vs_no_lrn_bf16"] = by["paper-fast-bf16"]["train_img_s"] / by["no-lrn-bf16"]["train_img_s"]
+        ratios["fast_bf16_vs_no_lrn_bf16_infer"] = by["paper-fast-bf16"]["infer_img_s"] / by["no-lrn-bf16"]["infer_img_s"]
+        ratios["fast_bf16_vs_torchvision_examples"] = by["paper-fast-bf16"]["train_img_s"] / by["torchvision"]["train_img_s"]
     feed = None if store is None else bench_feed(fast[-1], store, device, batch, steps, warmup, threads, decode,
                                                  **(loader_kw or {}))
     if feed:
         ratios["store_vs_synthetic"] = feed["store_vs_synthetic"]
-    return {"device": device_name(device), "torch": torch.__version__, "batch": batch, "crop": crop, "width": width,
+    return {**process_facts(device), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "device": device_name(device), "torch": torch.__version__, "batch": batch, "crop": crop, "width": width,
             "steps": steps, "compile": compile_, "compile_mode": compile_mode if compile_ else None,
             "lrn_impls": list(lrn_impls), "rows": rows, "ratios": ratios, "feed": feed}
 
@@ -187,7 +228,8 @@ def format_model(result: dict) -> str:
         lines.append(f"{r['name']:<16} {r['precision']:<9} {r['train_img_s']:>12.1f} {r['train_ms_step']:>9.1f} "
                      f"{peak:>9} {r['infer_img_s']:>12.1f}")
     for fast in result["rows"][2:]:
-        lines.append(f"{fast['name']} 10-patch eval: {fast['tencrop_img_s']:.1f} img/s")
+        if "tencrop_img_s" in fast:
+            lines.append(f"{fast['name']} 10-patch eval: {fast['tencrop_img_s']:.1f} img/s")
     if f := result.get("feed"):
         lines.append(f"paper-fast training step fed from {f['store']} ({f['format']}, {f['size']}px -> {f['crop']}px, "
                      f"{f['threads']} threads, decode {f['decode']}): {f['store_img_s']:.1f} img/s vs "

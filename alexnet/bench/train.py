@@ -26,7 +26,7 @@ import torch
 from ..config import build_config, to_dict
 from ..data.store import open_store
 from ..errors import UserError
-from ..evaluate import evaluate_checkpoints
+from ..evaluate import PredictOptions, evaluate_checkpoints
 from ..runtime import resolve_device, run_facts
 from ..train import Drive, open_trainer
 from ..train.phases import PhaseTimer
@@ -99,7 +99,8 @@ def _final_eval(checkpoint: Path, store: str, views: str, device: torch.device, 
     """Top-1/top-5 error of `checkpoint` on its validation split; `batch` views per forward pass."""
     start = time.perf_counter()
     images = max(1, batch // 10) if views == "10crop" else batch
-    result = evaluate_checkpoints([str(checkpoint)], open_store(store), None, views, device, images)
+    result = evaluate_checkpoints([str(checkpoint)], open_store(store), None, views,
+                                  PredictOptions(0, batch_size=images, device=device))
     return {**result, "seconds": time.perf_counter() - start}
 
 

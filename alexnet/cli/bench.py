@@ -22,7 +22,7 @@ def cmd_bench_model(args) -> int:
                          threads=args.data_threads, decode=args.decode, compile_mode=args.compile_mode,
                          loader_kw={"cpu_decoder": args.cpu_decoder, "device_share": args.device_share,
                                     "backend": args.backend},
-                         lrn_impls=tuple(args.lrn_impl), width=args.width)
+                         lrn_impls=tuple(args.lrn_impl), width=args.width, crop=args.crop)
     print(json.dumps(result) if args.json else format_model(result))
     return 0
 
@@ -76,7 +76,9 @@ def register(sub) -> None:
     p.add_argument("--compile-mode", choices=choices("train.compile_mode"), default="default",
                    help="torch.compile mode of the fast path (reduce-overhead: CUDA graphs)")
     p.add_argument("--lrn-impl", nargs="+", choices=choices("model.lrn_impl"), default=["auto"],
-                   help="LRN implementation(s) of the fast path, one row each (auto: the Triton op on CUDA, fast on CPU)")
+                   help="LRN implementation(s) of the fast path, one row each (auto: the op alexnet::lrn, Triton on "
+                   "CUDA, numba on the CPU)")
+    p.add_argument("--crop", type=POSITIVE, default=224, help="input side in pixels (the quick preset's net: 128)")
     p.add_argument("--width", type=Number(float, 0.01, 1.0), default=1.0,
                    help="model.width of the paper nets (default 1: the paper's; smaller for smoke tests on a CPU)")
     p.add_argument("--data", default=None, metavar="STORE",

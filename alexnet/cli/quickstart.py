@@ -27,9 +27,12 @@ from .args import given_keys
 
 
 def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[str], results_dir: Path | None = None) -> dict:
+    import torch
+
     from ..data.prepare import prepare
     from ..data.store import open_store
-    from ..evaluate import evaluate_checkpoints
+    from ..evaluate import PredictOptions, evaluate_checkpoints
+    from ..nets.lrn import warm_up_cpu_kernels
     from ..runtime import resolve_device
     from ..train import train
     from ..viz.tensorboard import epoch_images
@@ -41,6 +44,8 @@ def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[st
     store_dir = work / "stores" / f"imagenette-{size}"
     run = work / "runs" / f"quickstart-{preset}"
     reused = {"store": (store_dir / "store.json").exists(), "run": (run / "last.pt").exists()}
+    if resolve_device(cfg.train.device).type == "cpu":  # the LRN's numba kernels compile while the store is made
+        warm_up_cpu_kernels(torch.bfloat16 if cfg.train.precision == "bf16" else torch.float32)
     print(f"[1/3] store {store_dir} from {archive}")
     print(prepare(archive, store_dir, size=size, progress=cfg.train.progress).line())
     seconds = {"prepare": time.perf_counter() - start}
@@ -56,9 +61,10 @@ def quickstart(data_dir: str | None, work: Path, preset: str, overrides: list[st
     chosen = chosen_on(cfg)
     print(f"[3/3] evaluate best.pt ({chosen}) on the {cfg.data.val_split} split")
     store, device = open_store(store_dir), resolve_device(cfg.train.device)
-    results = {views: evaluate_checkpoints([str(run / "best.pt")], store, cfg.data.val_split, views, device,
-                                           cfg.eval.batch_size, cfg.train.precision, channels_last=cfg.train.channels_last)
-               for views in dict.fromkeys(("center", cfg.eval.views))}  # the precision and layout it trained in
+    how = PredictOptions(cfg.data.crop, batch_size=cfg.eval.batch_size, device=device, precision=cfg.train.precision,
+                         channels_last=cfg.train.channels_last)  # the precision and layout it trained in
+    results = {views: evaluate_checkpoints([str(run / "best.pt")], store, cfg.data.val_split, views, how)
+               for views in dict.fromkeys(("center", cfg.eval.views))}
     (run / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     seconds["evaluate"] = time.perf_counter() - start - seconds["prepare"] - seconds["train"]
     seconds["total"] = time.perf_counter() - start

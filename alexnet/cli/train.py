@@ -1,6 +1,7 @@
 """`alexnet train`, `alexnet eval` and `alexnet quickstart`: the jobs of the paper (§5, §6)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def _train_seeds(args) -> int:
 
 def cmd_eval(args) -> int:
     from ..data.store import open_store
-    from ..evaluate import evaluate_nets
+    from ..evaluate import evaluate_nets, trained_options
     from ..runtime import resolve_device
     from ..ship.weights import load
     from ..train import distributed
@@ -105,8 +106,10 @@ def cmd_eval(args) -> int:
     for path in args.checkpoints:  # every format a net is written in
         model, weights = load(path, device)
         nets.append((weights.source, model, weights.record))  # a run folder: its best.pt
-    result = evaluate_nets(nets, store, args.split, args.views, device, args.batch_size, args.precision,
-                           progress=not args.json and layout.is_main, **layout.eval_shard())
+    how = trained_options(nets[0][2], device)  # the precision and layout the net trained in, unless --precision says
+    how = dataclasses.replace(how, batch_size=args.batch_size, precision=args.precision or how.precision,
+                              progress=not args.json and layout.is_main, **layout.eval_shard())
+    result = evaluate_nets(nets, store, args.split, args.views, how)
     layout.close()
     if not layout.is_main:
         return 0
@@ -166,6 +169,7 @@ def register(sub) -> None:
                         "eval.views of the first checkpoint's config (10crop, the paper's, unless its run set it)")
     p.add_argument("--batch-size", type=POSITIVE, default=256, help="images per batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=choices("train.precision"), default="fp32", help="autocast precision")
+    p.add_argument("--precision", choices=choices("train.precision"),
+                   help="autocast precision (default: the one the first net trained in, train.precision)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_eval)

@@ -20,7 +20,7 @@ from ..config import Config, build_config
 from ..data.store import open_store
 from ..data.subset import SubsetReader, balanced_indices
 from ..errors import UserError
-from ..evaluate import load_model, predict, topk_errors
+from ..evaluate import PredictOptions, load_model, predict, topk_errors
 from ..fsutil import write_atomic
 from ..nets.model import build_model, init_paired
 from ..runtime import configure_torch, resolve_device
@@ -209,7 +209,8 @@ def evaluate_nets(paths: list[Path], reader, views: str, device: str = "auto", b
     loaded = [load_model(p, dev)[:2] for p in paths]
     cfg = loaded[0][1]
     mean = open_store(cfg.data.store).mean if cfg.data.mean_image else None
-    probs = predict([m for m, _ in loaded], reader, mean, cfg.data.crop, views, batch_size, dev, threads=1)
+    how = PredictOptions(cfg.data.crop, views, batch_size, dev, threads=1)
+    probs = predict([m for m, _ in loaded], reader, mean, how)
     return topk_errors(probs, torch.as_tensor(np.asarray(reader.labels), dtype=torch.int64))
 
 

@@ -7,18 +7,23 @@ The 2012 code and Caffe also divide by n but pass 1e-4: that is `alpha_per_n=Tru
 
 Three implementations compute the same function (model.lrn_impl):
 - "reference": torch.nn.functional.local_response_norm (autograd through avg_pool3d).
-- "fast": one autograd.Function with the analytic backward (saves only its input and the
-  denominator). It is also more accurate: in fp32 its conv1 weight gradient is 9e-7 from
-  float64, the reference's 1e-3 (tests/test_fastpath.py).
+- "fast": one autograd.Function in torch with the analytic backward (saves only its input and
+  the denominator). It is also more accurate: in fp32 its conv1 weight gradient is 9e-7 from
+  float64, the reference's 1e-3 (tests/test_fastpath.py). No compiled code: the fallback.
 - "triton": the custom op `alexnet::lrn` (torch.library), one node that torch.compile traces
-  without a graph break (fake implementation and autograd registered below). Its CUDA kernel is
-  alexnet/nets/kernels/lrn_triton.py (one read of the input forward, of input and gradient
-  backward); its CPU kernel is the analytic formula in torch, or the Triton kernels under
-  Triton's interpreter (TRITON_INTERPRET=1, tests/test_lrn_triton.py).
-"auto" (the default) is "triton" on CUDA and "fast" elsewhere. Measured on one H200
+  without a graph break (fake implementation and autograd registered below); it saves only its
+  input, and the backward recomputes the denominators. Kernels:
+  CUDA: alexnet/nets/kernels/lrn_triton.py (one read of the input forward, of input and gradient
+  backward). CPU: alexnet/nets/kernels/lrn_numba.py, the same single pass in numba, in the
+  input's dtype (bf16 under autocast, fp32 arithmetic inside) and layout (channels-last rows or
+  NCHW planes); the Triton kernels under Triton's interpreter (TRITON_INTERPRET=1,
+  tests/test_lrn_triton.py); the formula in torch where numba is missing.
+"auto" (the default) is the op where it has a compiled kernel (Triton on CUDA, numba on the
+CPU), else "fast". Measured on one H200
 (../shared/gpu/README.md, 2026-11-26, the whole eager training step of the paper net, batch 256,
 bf16 + channels-last): Triton 22,815 img/s, fast 12,451, reference 9,186; LRN forward+backward of
-256x96x55x55 bf16 NHWC: Triton 0.59 ms, fast 6.16 ms, torch 8.17 ms.
+256x96x55x55 bf16 NHWC: Triton 0.59 ms, fast 6.16 ms, torch 8.17 ms. On the 2-core CPU host:
+benchmarks/lrn-cpu.json (`python benchmarks/lrn_cpu_bench.py`).
 All compute in float32 whatever the input dtype: the sum of squares overflows fp16
 and loses the small alpha*sum term in bf16.
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +90,17 @@ class _FastLRN(torch.autograd.Function):
 
 # -- the custom op alexnet::lrn ----------------------------------------------------------------
 _HAS_TRITON = importlib.util.find_spec("triton") is not None  # without importing it (see _triton_kernels)
+_HAS_NUMBA = importlib.util.find_spec("numba") is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_kernels():
+    """alexnet/nets/kernels/lrn_numba.py (the op's CPU kernels), or None where numba is missing."""
+    try:
+        from .kernels import lrn_numba
+    except ImportError:
+        return None
+    return lrn_numba
 
 
 @functools.lru_cache(maxsize=1)
@@ -98,8 +115,11 @@ def _triton_kernels():
 
 
 def _kernels_on_cpu():
-    """The Triton kernels when Triton's CPU interpreter is on (tests), else None (the torch formula)."""
-    return _triton_kernels() if os.environ.get("TRITON_INTERPRET") == "1" else None
+    """The Triton kernels when Triton's CPU interpreter is on (tests), else the numba kernels,
+    else None (the torch formula)."""
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return _triton_kernels()
+    return _numba_kernels()
 
 
 def _out_format(x: torch.Tensor) -> torch.memory_format:
@@ -173,11 +193,12 @@ lrn_op.register_autograd(_lrn_grad, setup_context=_lrn_setup)
 
 
 def resolve_impl(impl: str, device: torch.device) -> str:
-    """model.lrn_impl=auto: the Triton op on CUDA (where triton is installed), the fused
-    autograd LRN elsewhere (measured: see the module docstring)."""
+    """model.lrn_impl=auto: the op alexnet::lrn where it has a compiled kernel (Triton on CUDA,
+    numba on the CPU), else the fused autograd LRN in torch (measured: see the module docstring)."""
     if impl != "auto":
         return impl
-    return "triton" if device.type == "cuda" and _HAS_TRITON else "fast"
+    compiled = _HAS_TRITON if device.type == "cuda" else device.type == "cpu" and _HAS_NUMBA
+    return "triton" if compiled else "fast"
 
 
 def local_response_norm(
@@ -217,3 +238,20 @@ class LocalResponseNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n={self.n}, alpha={self.alpha:g} (paper convention), beta={self.beta}, k={self.k}, impl={self.impl}"
+
+
+def warm_up_cpu_kernels(dtype: torch.dtype) -> threading.Thread | None:
+    """Compile (or load from numba's disk cache) the op's CPU kernels for channels-last `dtype`
+    input, forward and backward, in a background thread: the first compile takes seconds
+    (benchmarks/lrn-cpu.json first_call_s), which a caller can overlap with other work (the
+    quickstart: with preparing the store). None where there are no numba kernels."""
+    if not _HAS_NUMBA:
+        return None
+
+    def compile_() -> None:
+        x = torch.ones(1, 2, 2, 2, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        lrn_backward_op(x, lrn_op(x, 5, 1e-4, 0.75, 2.0), 5, 1e-4, 0.75, 2.0)
+
+    thread = threading.Thread(target=compile_, name="lrn-kernels", daemon=True)
+    thread.start()
+    return thread

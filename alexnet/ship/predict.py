@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from ..data.convert import IMAGE_FORMATS, open_image
-from ..evaluate import predict
+from ..evaluate import PredictOptions, predict
 from .weights import Weights, stored_pixels
 
 
@@ -104,8 +104,8 @@ class ImagesReader:
 def predict_images(model: nn.Module, weights: Weights, images: torch.Tensor, views: str = "center",
                    batch_size: int = 64, device: torch.device | str = "cpu") -> torch.Tensor:
     """(N, 3, S, S) uint8 stored-size images -> (N, num_classes) softmax averaged over views."""
-    return predict([model], ImagesReader(images), weights.input_mean, weights.crop, views, batch_size,
-                   torch.device(device), threads=1)
+    how = PredictOptions(weights.crop, views, batch_size, torch.device(device), threads=1)
+    return predict([model], ImagesReader(images), weights.input_mean, how)
 
 
 def predict_files(model: nn.Module, weights: Weights, files: list[Path], topk: int = 5, views: str = "center",

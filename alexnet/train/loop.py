@@ -25,7 +25,7 @@ from .. import checkpoint as ckpt
 from ..config import Config, ScheduleConfig
 from ..data.store import StoreError
 from ..errors import CheckpointError, ConfigError, DivergenceError
-from ..evaluate import predict, topk_errors
+from ..evaluate import PredictOptions, predict, topk_errors
 from ..nets.model import build_model
 from ..runtime import autocast, configure_torch, run_facts
 from . import distributed
@@ -255,9 +255,10 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         p = self.parts
         net = p.forward if p.layout.world == 1 else p.model  # not through DDP: the ranks' shares differ in size
-        probs = predict([net], p.val_reader, p.augment.mean, self.cfg.data.crop, self.cfg.eval.val_views,
-                        self.cfg.eval.batch_size, p.device, self.cfg.train.precision, threads=self.cfg.loader.threads,
-                        on_device=True, **p.layout.eval_shard())
+        how = PredictOptions(self.cfg.data.crop, self.cfg.eval.val_views, self.cfg.eval.batch_size, p.device,
+                             self.cfg.train.precision, self.cfg.train.channels_last, threads=self.cfg.loader.threads,
+                             on_device=True, **p.layout.eval_shard())  # in the precision and layout it trains in
+        probs = predict([net], p.val_reader, p.augment.mean, how)
         self.model.train()
         return topk_errors(probs, torch.as_tensor(p.val_reader.labels, dtype=torch.int64))
 

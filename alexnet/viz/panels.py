@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..data.subset import SubsetReader, balanced_indices
-from ..evaluate import predict
+from ..evaluate import PredictOptions, predict
 from .features import cached_features, figure4_right, nearest
 from .predictions import figure4_left
 from .results import pyplot
@@ -31,7 +31,7 @@ def predictions_figure(model, cfg, store, split: str, n: int, device: torch.devi
     """Figure 4 left for n validation images spread over the split."""
     reader = SubsetReader(store.split(split), spread(len(store.split(split)), n))
     mean = store.mean if cfg.data.mean_image else None
-    probs = predict([model], reader, mean, cfg.data.crop, "center", 64, device, threads=1)
+    probs = predict([model], reader, mean, PredictOptions(cfg.data.crop, "center", 64, device, threads=1))
     images = centre(reader.read(np.arange(len(reader))), cfg.data.crop)
     return figure4_left(images, probs, store.class_names, reader.labels)
 
