@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alexnet.nets import lrn as L  # noqa: E402
-from alexnet.runtime import process_facts  # noqa: E402
+from alexnet.runtime import run_facts  # noqa: E402
 
 N, ALPHA, BETA, K = 5, 1e-4, 0.75, 2.0  # §3.3, paper convention
 
@@ -117,7 +117,7 @@ def main() -> None:
                     "first_call_s": first, "op_numba_speedup": {k: v / med["op-numba"] for k, v in med.items()}}
             cases.append(case)
             print(json.dumps({k: case[k] for k in ("shape", "dtype", "median_ms")}), flush=True)
-    record = {"what": __doc__.split("\n")[0], **process_facts(torch.device("cpu")),
+    record = {"what": __doc__.split("\n")[0], **run_facts(torch.device("cpu")),
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "threads": torch.get_num_threads(), "rounds": args.rounds, "cases": cases,
               "host_note": "shared 2-core host: other sessions were running (load average above 2)"}

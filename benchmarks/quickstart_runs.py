@@ -29,11 +29,14 @@ sys.path.insert(0, str(REPO))
 from alexnet.runtime import command_line, source_commit  # noqa: E402
 
 
-def one_run(data_dir: str | None, preset: str) -> dict:
+def one_run(data_dir: str | None, preset: str, results: Path | None = None) -> dict:
+    """One fresh quickstart; with `results`, its result record (result.json, table.md, as
+    `alexnet quickstart --results DIR` writes them) is kept there."""
     with tempfile.TemporaryDirectory(prefix="quickstart-") as work:
         env = {**os.environ, "NUMBA_CACHE_DIR": str(Path(work) / "numba-cache")}
         cmd = [sys.executable, "-m", "alexnet", "quickstart", "--work", work, "--preset", preset]
         cmd += ["--data-dir", data_dir] if data_dir else []
+        cmd += ["--results", str(results.resolve())] if results else []
         load = os.getloadavg()[0]
         start = time.perf_counter()
         subprocess.run(cmd, check=True, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
@@ -56,10 +59,12 @@ def main() -> None:
     p.add_argument("--preset", default="quick")
     p.add_argument("--data-dir", default=None, help="folder holding imagenette-224.tar.gz (default: as quickstart)")
     p.add_argument("--out", default="benchmarks/quickstart-runs.json")
+    p.add_argument("--results", type=Path, default=None,
+                   help="keep the last run's result record here (the README's headline: results/quickstart)")
     args = p.parse_args()
     runs = []
     for i in range(args.runs):
-        runs.append(one_run(args.data_dir, args.preset))
+        runs.append(one_run(args.data_dir, args.preset, args.results if i == args.runs - 1 else None))
         print(json.dumps({"run": i + 1, **runs[-1]}), flush=True)
     phases = sorted({k for r in runs for k in r["seconds"]})
     record = {

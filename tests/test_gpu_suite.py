@@ -372,7 +372,8 @@ def test_dry_run_of_the_speed_part(tiny_pack, tmp_path):
     model = by["model-eager"]["result"]
     assert [r["name"] for r in model["rows"]] == ["torchvision", "paper-ref", "paper-fast-reference",
                                                   "paper-fast-fast", "paper-fast-triton",
-                                                  "paper-fast-bf16"]  # the CPU's own row: a dry run has it, a GPU none
+                                                  "paper-fast-bf16",  # the CPU's own row: a dry run has it, a GPU none
+                                                  "no-lrn", "no-lrn-bf16"]  # the floor: the same nets without LRN
     assert by["prepare-raw"]["result"]["fresh"] and by["prepare-jpeg"]["result"]["format"] == "jpeg"
     checks = by["gpu-checks"]["result"]
     assert {c["name"] for c in checks["checks"]} == {"loader-raw", "loader-jpeg", "pixels-nvjpeg", "pixels-mixed",

@@ -39,7 +39,7 @@ from ..data.augment import eval_views, store_augmenter
 from ..data.loader import BatchLoader
 from ..errors import UserError
 from ..nets.model import AlexNet
-from ..runtime import autocast, device_name, process_facts, sync
+from ..runtime import autocast, device_name, run_facts, sync
 from ..train.optim import build_optimizer
 from .timing import timed
 
@@ -166,7 +166,7 @@ def bench_model(device: torch.device, batch: int, steps: int, warmup: int, compi
                                                  **(loader_kw or {}))
     if feed:
         ratios["store_vs_synthetic"] = feed["store_vs_synthetic"]
-    return {**process_facts(device), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    return {**run_facts(device), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "device": device_name(device), "torch": torch.__version__, "batch": batch, "crop": crop, "width": width,
             "steps": steps, "compile": compile_, "compile_mode": compile_mode if compile_ else None,
             "lrn_impls": list(lrn_impls), "rows": rows, "ratios": ratios, "feed": feed}
