@@ -41,10 +41,16 @@ def figure4(predictions: list[Prediction], path: str | Path, size: int = 256) ->
 
 
 def _bars(ax, p: Prediction) -> None:
-    y = range(len(p.classes))
-    colours = [TRUE if name == p.truth else OTHER for name in p.classes]
-    ax.barh(y, p.probs, color=colours, height=0.8)
-    for i, name in zip(y, p.names or p.classes):
+    draw_bars(ax, p.probs, p.names or p.classes, [c == p.truth for c in p.classes])
+
+
+def draw_bars(ax, probs, names: list[str], true: list[bool]) -> None:
+    """One panel's bars (Figure 4 left, §6.1): the k most probable classes, most probable on top,
+    each named on its bar; the correct class red (`true`), the others blue. viz/predictions.py
+    draws its panels with it too."""
+    y = range(len(probs))
+    ax.barh(y, probs, color=[TRUE if t else OTHER for t in true], height=0.8)
+    for i, name in zip(y, names):
         ax.text(0.01, i, name[:28], va="center", fontsize=7)
     ax.set_xlim(0, 1)
     ax.invert_yaxis()  # most probable on top

@@ -1,12 +1,15 @@
 """Figure 4 left (§6.1): images with the net's five most probable labels as bars; the correct
-label's bar in red (as in the paper), the others blue. Written so that `predict` (ship/) can
-draw its panel with `figure4_left` from any probabilities."""
+label's bar in red (as in the paper), the others blue. The bars are ship/figure.py's
+`draw_bars`, the same as `alexnet predict --figure` draws."""
 from __future__ import annotations
 
 import numpy as np
 import torch
+
 from ..data.names import display_names
+from ..ship.figure import draw_bars
 from .results import pyplot
+
 
 def readable(classes: list[str]) -> list[str]:
     """Class names for display: known Imagenette wnids become words; other names stay (a store's
@@ -40,13 +43,7 @@ def figure4_left(images: np.ndarray, probs, classes: list[str], labels=None, per
         img_ax.imshow(images[i].transpose(1, 2, 0))
         if labels is not None:
             img_ax.set_title(names[labels[i]], fontsize=8)
-        colours = ["red" if labels is not None and j == labels[i] else "C0" for j in idx[i]]
-        y = np.arange(len(idx[i]))
-        bar_ax.barh(y, val[i], color=colours)
-        bar_ax.set_yticks(y, [names[j][:18] for j in idx[i]], fontsize=7)
-        bar_ax.invert_yaxis()
-        bar_ax.set_xlim(0, 1)
-        bar_ax.tick_params(axis="x", labelsize=6)
+        draw_bars(bar_ax, val[i], [names[j] for j in idx[i]], [labels is not None and j == labels[i] for j in idx[i]])
     fig.suptitle("Figure 4 left: five most probable labels (red: the correct one)", fontsize=9)
     fig.tight_layout()
     return fig
