@@ -62,6 +62,7 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=None,
                    help="keep the last run's result record here (the README's headline: results/quickstart)")
     args = p.parse_args()
+    commit = source_commit()  # before the runs: the last one writes --results into the checkout
     runs = []
     for i in range(args.runs):
         runs.append(one_run(args.data_dir, args.preset, args.results if i == args.runs - 1 else None))
@@ -70,7 +71,7 @@ def main() -> None:
     record = {
         "what": "alexnet quickstart from a fresh store and an empty numba cache, run in turn; "
                 "ten-patch accuracy on Imagenette's val split (3,925 images) and seconds per phase",
-        "command": command_line(sys.argv), "commit": source_commit(), "host": platform.node(),
+        "command": command_line(sys.argv), "commit": commit, "host": platform.node(),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": runs,
