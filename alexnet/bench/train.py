@@ -107,7 +107,8 @@ def _final_eval(checkpoint: Path, store: str, views: str, device: torch.device, 
 def format_train(r: dict) -> str:
     lines = [f"bench train on {r['device']}, torch {r['torch']}, {r['date']}: preset {r['preset']} "
              f"{' '.join(r['overrides'])}",
-             f"{r['epochs']} epochs, {r['steps']} steps of {r['batch']} ({r['status']}), run {r['run']}",
+             f"{r['epochs']} epochs, {r['steps']} steps of {r['batch']} ({r['status']}), "
+             + (f"run {r['run']}" if r["run"] else "in a temporary run folder, removed (keep it with --out)"),
              f"end to end: {r['img_s']:.1f} img/s over {r['wall_s']:.2f} s (first batch to the last checkpoint on disk); "
              f"the model's step on a device batch: {r['synthetic_img_s']:.1f} img/s; "
              f"ratio {r['end_to_end_vs_synthetic']:.2f}",
