@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
-from .args import NON_NEGATIVE, check_output
+from .args import NON_NEGATIVE, Number, check_output
 
 
 def cmd_experiment(args) -> int:
@@ -76,7 +76,7 @@ def register(sub) -> None:
                    help="checkpoints and finished units go to WORK/NAME/SIZE; a rerun reuses them (default: runs/experiments)")
     p.add_argument("--seeds", type=NON_NEGATIVE, default=0, help="seeds per setting (default: the size's); a larger --seeds in a later session adds seeds, reusing the "
                         "finished units")
-    p.add_argument("--hours", type=float, default=0.0,
+    p.add_argument("--hours", type=Number(float, 0.0), default=0.0,
                    help="stop starting new units after this many hours (0: no limit); finished units stay cached and "
                         "the same command continues, adding seeds, in a later session; the result holds the seeds "
                         "complete so far")
