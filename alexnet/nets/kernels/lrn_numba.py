@@ -93,15 +93,22 @@ def _pow_neg(d, dp, beta, m):  # dp[:m] = d[:m] ** -beta
 
 
 @njit(inline="always", **_OPTS)
+def _window_sum(padded, d, C, half):
+    """d[i] = padded[i] + ... + padded[i + 2*half], i < C: §3.3's sum over n adjacent channels of a
+    zero-padded row, added in the same order everywhere (forward and backward agree bit for bit)."""
+    for i in range(C):
+        d[i] = padded[i]
+    for s in range(1, 2 * half + 1):
+        for i in range(C):
+            d[i] += padded[s + i]
+
+
+@njit(inline="always", **_OPTS)
 def _denominators(a, sq, d, C, half, alpha, k):
     """d[:C] = k + alpha * window_sum(a^2); sq is a zero-padded scratch row of C + 2*half."""
     for i in range(C):
         sq[half + i] = a[i] * a[i]
-    for i in range(C):
-        d[i] = sq[i]
-    for s in range(1, 2 * half + 1):
-        for i in range(C):
-            d[i] += sq[s + i]
+    _window_sum(sq, d, C, half)
     for i in range(C):
         d[i] = k + alpha * d[i]
 
@@ -147,14 +154,21 @@ def backward_rows(x, g, grad, proto, n, alpha, beta, k):
             _pow_neg(d, dp, beta, C)
             for i in range(C):
                 tp[half + i] = gr[i] * a[i] * dp[i] / d[i]
-            for i in range(C):
-                d[i] = tp[i]
-            for s in range(1, 2 * half + 1):
-                for i in range(C):
-                    d[i] += tp[s + i]
+            _window_sum(tp, d, C, half)
             for i in range(C):
                 dp[i] = gr[i] * dp[i] - c2 * a[i] * d[i]
             _store(dp, grad[r])
+
+
+@njit(inline="always", **_OPTS)
+def _tile_window_sum(padded, d, C, m, half):
+    """NCHW tile: d[c, :m] = padded[c, :m] + ... + padded[c + 2*half, :m] (_window_sum per position)."""
+    for c in range(C):
+        for p in range(m):
+            d[c, p] = padded[c, p]
+        for s in range(1, 2 * half + 1):
+            for p in range(m):
+                d[c, p] += padded[c + s, p]
 
 
 @njit(inline="always", **_OPTS)
@@ -163,12 +177,8 @@ def _tile_denominators(a, sq, d, C, m, half, alpha, k):
     for c in range(C):
         for p in range(m):
             sq[half + c, p] = a[c, p] * a[c, p]
+    _tile_window_sum(sq, d, C, m, half)
     for c in range(C):
-        for p in range(m):
-            d[c, p] = sq[c, p]
-        for s in range(1, 2 * half + 1):
-            for p in range(m):
-                d[c, p] += sq[c + s, p]
         for p in range(m):
             d[c, p] = k + alpha * d[c, p]
 
@@ -222,12 +232,8 @@ def backward_planes(x, g, grad, proto, n, alpha, beta, k):
             _pow_neg(d[c], dp[c], beta, m)
             for p in range(m):
                 tp[half + c, p] = gr[c, p] * a[c, p] * dp[c, p] / d[c, p]
+        _tile_window_sum(tp, d, C, m, half)
         for c in range(C):
-            for p in range(m):
-                d[c, p] = tp[c, p]
-            for s in range(1, 2 * half + 1):
-                for p in range(m):
-                    d[c, p] += tp[c + s, p]
             for p in range(m):
                 dp[c, p] = gr[c, p] * dp[c, p] - c2 * a[c, p] * d[c, p]
             _store(dp[c, :m], grad[b, c, p0:p0 + m])
